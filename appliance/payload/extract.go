@@ -1,0 +1,219 @@
+package payload
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+)
+
+// Dir is where the payload with the given hash is extracted under a data dir.
+func Dir(dataDir, sha string) string { return filepath.Join(dataDir, "bin", sha) }
+
+// Extract unpacks the payload into <dataDir>/bin/<sha256>/ and points
+// <dataDir>/bin/current at it (the previous target stays as bin/previous, so
+// a failed upgrade can go back). It writes into a temporary directory,
+// verifies every file's SHA-256 and the data's, and renames the directory
+// into place, so the final directory is either complete or absent. A payload
+// already extracted is not written again. Concurrent callers are serialised
+// by a lock file.
+func (p *Payload) Extract(ctx context.Context, dataDir string) (string, error) {
+	if !filepath.IsAbs(dataDir) {
+		return "", fmt.Errorf("extract payload: data dir %q is not an absolute path", dataDir)
+	}
+	binDir := filepath.Join(dataDir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return "", fmt.Errorf("extract payload: %w", err)
+	}
+	unlock, err := lock(filepath.Join(binDir, ".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+
+	dir := Dir(dataDir, p.Manifest.SHA256)
+	if err := p.check(dir); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			// Damaged since it was extracted: extract it again.
+			if err := os.RemoveAll(dir); err != nil {
+				return "", fmt.Errorf("extract payload: remove damaged %s: %w", dir, err)
+			}
+		}
+		if err := p.extractFresh(ctx, binDir, dir); err != nil {
+			return "", fmt.Errorf("extract payload: %w", err)
+		}
+	}
+	if err := link(binDir, p.Manifest.SHA256); err != nil {
+		return "", fmt.Errorf("extract payload: %w", err)
+	}
+	return dir, nil
+}
+
+// check tells whether dir holds every file of the manifest with its size. It
+// is the cheap test that lets a restart skip extraction; the full hash check
+// happens when the files are written.
+func (p *Payload) check(dir string) error {
+	for _, f := range p.Manifest.Files {
+		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		if err != nil {
+			return err
+		}
+		if f.Link == "" && fi.Size() != f.Size {
+			return fmt.Errorf("%s: size %d, want %d", f.Path, fi.Size(), f.Size)
+		}
+	}
+	return nil
+}
+
+func (p *Payload) extractFresh(ctx context.Context, binDir, dir string) error {
+	// Leftovers of an extraction that was killed half-way.
+	stale, _ := filepath.Glob(filepath.Join(binDir, ".extract-*"))
+	for _, s := range stale {
+		os.RemoveAll(s)
+	}
+	tmp, err := os.MkdirTemp(binDir, ".extract-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+
+	want := map[string]File{}
+	for _, f := range p.Manifest.Files {
+		want[f.Path] = f
+	}
+	h := sha256.New()
+	zr, err := zstd.NewReader(io.TeeReader(p.data(), h))
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read payload data: %w", err)
+		}
+		f, ok := want[hdr.Name]
+		if !ok {
+			return fmt.Errorf("payload data holds %q, which its manifest does not list", hdr.Name)
+		}
+		delete(want, hdr.Name)
+		if err := writeEntry(tmp, f, tr); err != nil {
+			return fmt.Errorf("write %s: %w", f.Path, err)
+		}
+	}
+	// Drain what the tar reader left so the hash covers all the data.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return fmt.Errorf("read payload data: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != p.Manifest.SHA256 {
+		return fmt.Errorf("payload data checksum mismatch: got %s, want %s (the binary is damaged)", got, p.Manifest.SHA256)
+	}
+	for name := range want {
+		return fmt.Errorf("payload data lacks %s", name)
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dir)
+}
+
+func writeEntry(root string, f File, r io.Reader) error {
+	if !fs.ValidPath(f.Path) || strings.Contains(f.Path, "\\") {
+		return fmt.Errorf("invalid path")
+	}
+	dst := filepath.Join(root, filepath.FromSlash(f.Path))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if f.Link != "" {
+		if path.IsAbs(f.Link) || strings.HasPrefix(path.Clean(path.Join(path.Dir(f.Path), f.Link)), "..") {
+			return fmt.Errorf("symlink to %q leaves the payload", f.Link)
+		}
+		return os.Symlink(f.Link, dst)
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, f.Mode.Perm())
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(out, h), r)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
+		return fmt.Errorf("checksum mismatch: got %s, want %s", got, f.SHA256)
+	}
+	return nil
+}
+
+// link points bin/current at sha, keeping the former target as bin/previous.
+func link(binDir, sha string) error {
+	cur := filepath.Join(binDir, "current")
+	if old, err := os.Readlink(cur); err == nil {
+		if old == sha {
+			return nil
+		}
+		if err := replaceSymlink(old, filepath.Join(binDir, "previous")); err != nil {
+			return err
+		}
+	}
+	return replaceSymlink(sha, cur)
+}
+
+// replaceSymlink makes name a symlink to target atomically.
+func replaceSymlink(target, name string) error {
+	tmp := name + ".tmp"
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
+
+func lock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
