@@ -2,9 +2,11 @@ package images
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -135,3 +137,51 @@ func writeEntry(tw *tar.Writer, name string, b []byte) error {
 }
 
 func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
+
+// ArchiveInfo describes the image in an archive written by WriteArchive.
+type ArchiveInfo struct {
+	Ref    string
+	Digest v1.Hash
+	Config *v1.ConfigFile
+}
+
+// ReadArchive reads the name, digest and config of the image in the OCI
+// archive at path without unpacking it.
+func ReadArchive(path string) (ArchiveInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ArchiveInfo{}, fmt.Errorf("read image archive: %w", err)
+	}
+	defer f.Close()
+	files := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return ArchiveInfo{}, fmt.Errorf("read image archive %s: %w", path, err)
+		}
+		// Manifests and configs are small; layers are skipped unread.
+		if hdr.Typeflag == tar.TypeReg && hdr.Size < 1<<20 {
+			if files[hdr.Name], err = io.ReadAll(tr); err != nil {
+				return ArchiveInfo{}, fmt.Errorf("read image archive %s: %w", path, err)
+			}
+		}
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(files["index.json"], &idx); err != nil || len(idx.Manifests) != 1 {
+		return ArchiveInfo{}, fmt.Errorf("%s: not a single-image OCI archive", path)
+	}
+	desc := idx.Manifests[0]
+	m, err := v1.ParseManifest(bytes.NewReader(files[blobPath(desc.Digest)]))
+	if err != nil {
+		return ArchiveInfo{}, fmt.Errorf("%s: read manifest: %w", path, err)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(files[blobPath(m.Config.Digest)]))
+	if err != nil {
+		return ArchiveInfo{}, fmt.Errorf("%s: read config: %w", path, err)
+	}
+	return ArchiveInfo{Ref: desc.Annotations[annotationContainerdName], Digest: desc.Digest, Config: cfg}, nil
+}

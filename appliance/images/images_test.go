@@ -177,3 +177,22 @@ func untar(t *testing.T, b []byte, dst string) {
 		}
 	}
 }
+
+func TestReadArchive(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, time.Now())
+	digest, ar := buildArchive(t, src)
+	p := filepath.Join(t.TempDir(), "img.tar")
+	os.WriteFile(p, ar, 0o644)
+	info, err := ReadArchive(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Ref != "cameleer.local/test:1" || info.Digest.String() != digest || info.Config.Config.Entrypoint[0] != "/bin/app" {
+		t.Fatalf("info = %+v", info)
+	}
+	os.WriteFile(p, []byte("not a tar"), 0o644)
+	if _, err := ReadArchive(p); err == nil {
+		t.Fatal("garbage read as an archive")
+	}
+}

@@ -1,0 +1,93 @@
+# Builds bin/cameleer (the appliance, with the engine payload appended) and
+# bin/cameleer-controlplane. Every engine part is built from the pinned
+# sources in embed/ (versions in embed/versions) into build/; a part is
+# rebuilt only when its module, its build script or the pins change, and Go's
+# build cache makes the rest of a rebuild cheap.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DELETE_ON_ERROR:
+
+BUILD   := build
+PAYLOAD := $(BUILD)/payload
+STAMP   := $(BUILD)/stamp
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export GONOSUMDB := github.com/k3s-io/*,github.com/flannel-io/flannel
+
+# Inputs of one engine part: its nested module and its build script.
+part_deps = $(shell find embed/$(1) -type f) scripts/build-$(2).sh scripts/gobuild.sh embed/versions
+
+GO_LDFLAGS := -s -w -X github.com/cameleer/cameleer/version.Version=$(VERSION) -X github.com/cameleer/cameleer/version.Commit=$(COMMIT)
+
+.PHONY: all
+all: bin/cameleer
+
+# Host binaries of the engine.
+$(STAMP)/kubernetes: $(call part_deps,kubernetes,kubernetes)
+	scripts/build-kubernetes.sh $(PAYLOAD)/bin && mkdir -p $(@D) && touch $@
+$(STAMP)/kine: $(call part_deps,kine,kine)
+	scripts/build-kine.sh $(PAYLOAD)/bin && mkdir -p $(@D) && touch $@
+$(STAMP)/containerd: $(call part_deps,containerd,containerd)
+	scripts/build-containerd.sh $(PAYLOAD)/bin && mkdir -p $(@D) && touch $@
+$(STAMP)/runc: $(call part_deps,runc,runc)
+	scripts/build-runc.sh $(PAYLOAD)/bin && mkdir -p $(@D) && touch $@
+$(STAMP)/network: $(call part_deps,network,network)
+	scripts/build-network.sh $(PAYLOAD)/bin && mkdir -p $(@D) && touch $@
+$(STAMP)/cni: $(call part_deps,cni,cni)
+	scripts/build-cni.sh $(PAYLOAD)/cni && mkdir -p $(@D) && touch $@
+
+# Binaries that only go into images.
+$(STAMP)/coredns: $(call part_deps,coredns,coredns)
+	scripts/build-coredns.sh $(BUILD)/imgbin && mkdir -p $(@D) && touch $@
+$(STAMP)/traefik: $(call part_deps,traefik,traefik) $(wildcard scripts/traefik/*)
+	scripts/build-traefik.sh $(BUILD)/imgbin && mkdir -p $(@D) && touch $@
+$(STAMP)/local-path-provisioner: $(call part_deps,local-path-provisioner,local-path-provisioner)
+	scripts/build-local-path-provisioner.sh $(BUILD)/imgbin && mkdir -p $(@D) && touch $@
+$(STAMP)/pause: scripts/build-pause.sh embed/versions
+	scripts/build-pause.sh $(BUILD)/imgbin && mkdir -p $(@D) && touch $@
+
+IMAGE_BINS := coredns traefik local-path-provisioner pause
+$(STAMP)/images: $(addprefix $(STAMP)/,$(IMAGE_BINS)) $(BUILD)/tools/mkimage scripts/build-images.sh
+	scripts/build-images.sh $(BUILD) && touch $@
+
+ENGINE := kubernetes kine containerd runc network cni images
+
+# Build tools and cameleer itself, from the main module. go build is cheap
+# when nothing changed; the copy keeps the old timestamp then, so the payload
+# is not packed again.
+.PHONY: FORCE
+$(BUILD)/tools/%: FORCE
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 go build -trimpath -o $@.new ./scripts/$*
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(BUILD)/cameleer: FORCE
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $@.new ./cmd/cameleer
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+bin/cameleer: $(BUILD)/cameleer $(addprefix $(STAMP)/,$(ENGINE)) $(BUILD)/tools/mkpayload
+	@mkdir -p $(@D)
+	$(BUILD)/tools/mkpayload -versions embed/versions -root $(PAYLOAD) -exe $(BUILD)/cameleer \
+		-o $@ -sbom bin/cameleer.spdx.json -created $(SOURCE_DATE_EPOCH)
+
+.PHONY: sbom
+sbom: bin/cameleer
+
+# Unit tests: fast, no root, no engine.
+.PHONY: test-unit
+test-unit:
+	go test ./...
+
+# Everything: unit tests, then the tests that need the built payload.
+.PHONY: test
+test: bin/cameleer
+	go test ./...
+	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) go test -tags payload -count=1 ./test/payload/...
+
+.PHONY: clean
+clean:
+	rm -rf $(BUILD) bin
