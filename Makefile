@@ -49,11 +49,15 @@ $(STAMP)/local-path-provisioner: $(call part_deps,local-path-provisioner,local-p
 $(STAMP)/pause: scripts/build-pause.sh embed/versions
 	scripts/build-pause.sh $(BUILD)/imgbin && mkdir -p $(@D) && touch $@
 
+# Kubernetes objects that come with a part's source (Traefik's CRDs).
+$(STAMP)/manifests: scripts/build-manifests.sh embed/traefik/go.mod embed/versions
+	scripts/build-manifests.sh $(PAYLOAD)/manifests && mkdir -p $(@D) && touch $@
+
 IMAGE_BINS := coredns traefik local-path-provisioner pause
 $(STAMP)/images: $(addprefix $(STAMP)/,$(IMAGE_BINS)) $(BUILD)/tools/mkimage scripts/build-images.sh
 	scripts/build-images.sh $(BUILD) && touch $@
 
-ENGINE := kubernetes kine containerd runc network cni images
+ENGINE := kubernetes kine containerd runc network cni manifests images
 
 # Build tools and cameleer itself, from the main module. go build is cheap
 # when nothing changed; the copy keeps the old timestamp then, so the payload

@@ -41,6 +41,14 @@ var binaryParts = []struct {
 	{"cni-plugins", "CNI_PLUGINS_VERSION", []string{"cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap", "cni/flannel"}},
 }
 
+// manifestParts are Kubernetes objects copied from a part's pinned module.
+var manifestParts = []struct {
+	name, versionVar string
+	files            []string
+}{
+	{"traefik-crds", "TRAEFIK_VERSION", []string{"manifests/traefik-crds.yaml"}},
+}
+
 // libraryParts are compiled into cameleer itself.
 var libraryParts = []struct{ name, module string }{
 	{"registry", "github.com/distribution/distribution/v3"},
@@ -97,7 +105,7 @@ func run() error {
 	}
 
 	for i, p := range m.Parts {
-		if p.Kind == payload.KindBinary {
+		if p.Kind == payload.KindBinary || p.Kind == payload.KindManifest {
 			bill[i].SHA256 = strings.TrimPrefix(p.Digest, "sha256:")
 		}
 	}
@@ -129,6 +137,15 @@ func describe(root, exe string, versions map[string]string) ([]payload.Part, []s
 			pkg.Contains = append(pkg.Contains, mods...)
 		}
 		bill = append(bill, pkg)
+	}
+
+	for _, mp := range manifestParts {
+		v, ok := versions[mp.versionVar]
+		if !ok {
+			return nil, nil, fmt.Errorf("embed/versions has no %s", mp.versionVar)
+		}
+		parts = append(parts, payload.Part{Name: mp.name, Version: v, Kind: payload.KindManifest, Files: mp.files})
+		bill = append(bill, sbom.Package{Name: mp.name, Version: v})
 	}
 
 	archives, err := filepath.Glob(filepath.Join(root, "images", "*.tar"))

@@ -1,0 +1,178 @@
+// Package config is what `cameleer install` records about a node and every
+// other command reads back: the data dir's layout, addresses, ports and the
+// cluster's networks. It lives in <data-dir>/config.json.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cameleer/cameleer/internal/atomicfile"
+)
+
+// Defaults of a node's settings; the networks are K3s'.
+const (
+	DefaultDataDir      = "/var/lib/cameleer"
+	DefaultHTTPPort     = 80
+	DefaultHTTPSPort    = 443
+	DefaultAPIPort      = 6443
+	DefaultRegistryPort = 5000
+	DefaultClusterCIDR  = "10.42.0.0/16"
+	DefaultServiceCIDR  = "10.43.0.0/16"
+	DefaultClusterDNS   = "10.43.0.10"
+	DefaultDomain       = "cluster.local"
+	// RegistryHost is the name pods use for images in the node's registry.
+	RegistryHost = "cameleer.local"
+)
+
+// Config is one node's settings.
+type Config struct {
+	DataDir  string `json:"dataDir"`
+	NodeName string `json:"nodeName"`
+	NodeIP   string `json:"nodeIP"`
+	// AppsDomain is the DNS suffix apps are routed under (APP.ENV.DOMAIN).
+	AppsDomain   string `json:"appsDomain,omitempty"`
+	HTTPPort     int    `json:"httpPort"`
+	HTTPSPort    int    `json:"httpsPort"`
+	APIPort      int    `json:"apiPort"`
+	RegistryPort int    `json:"registryPort"`
+	ClusterCIDR  string `json:"clusterCIDR"`
+	ServiceCIDR  string `json:"serviceCIDR"`
+	ClusterDNS   string `json:"clusterDNS"`
+}
+
+// ErrNotInstalled means the data dir has no config: install has not run.
+var ErrNotInstalled = errors.New("not installed")
+
+// Default is the configuration of a node with the given data dir, named after
+// the host, on the address of its default route.
+func Default(dataDir string) (Config, error) {
+	c := Config{
+		DataDir:      dataDir,
+		HTTPPort:     DefaultHTTPPort,
+		HTTPSPort:    DefaultHTTPSPort,
+		APIPort:      DefaultAPIPort,
+		RegistryPort: DefaultRegistryPort,
+		ClusterCIDR:  DefaultClusterCIDR,
+		ServiceCIDR:  DefaultServiceCIDR,
+		ClusterDNS:   DefaultClusterDNS,
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return c, fmt.Errorf("host name: %w", err)
+	}
+	c.NodeName = strings.ToLower(host)
+	return c, nil
+}
+
+// Validate checks what a user can get wrong.
+func (c Config) Validate() error {
+	if !filepath.IsAbs(c.DataDir) {
+		return fmt.Errorf("data dir %q is not an absolute path", c.DataDir)
+	}
+	ip := net.ParseIP(c.NodeIP)
+	if ip == nil || ip.To4() == nil {
+		return fmt.Errorf("node IP %q is not an IPv4 address", c.NodeIP)
+	}
+	for name, p := range map[string]int{"http port": c.HTTPPort, "https port": c.HTTPSPort, "API port": c.APIPort, "registry port": c.RegistryPort} {
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("%s %d is out of range", name, p)
+		}
+	}
+	if c.HTTPPort == c.HTTPSPort {
+		return fmt.Errorf("http and https ports are both %d", c.HTTPPort)
+	}
+	if c.NodeName == "" || strings.ToLower(c.NodeName) != c.NodeName {
+		return fmt.Errorf("node name %q must be lower case and not empty", c.NodeName)
+	}
+	return nil
+}
+
+// Path is a path inside the data dir.
+func (c Config) Path(elem ...string) string {
+	return filepath.Join(append([]string{c.DataDir}, elem...)...)
+}
+
+// Paths every command agrees on.
+func (c Config) ConfigFile() string     { return c.Path("config.json") }
+func (c Config) AdminKubeconfig() string { return c.Path("kubeconfig.yaml") }
+func (c Config) PKIDir() string          { return c.Path("pki") }
+func (c Config) EtcDir() string          { return c.Path("etc") }
+func (c Config) RunDir() string          { return c.Path("run") }
+func (c Config) LogDir() string          { return c.Path("logs") }
+func (c Config) KubeletDir() string      { return c.Path("kubelet") }
+func (c Config) ContainerdSocket() string {
+	return c.Path("run", "containerd", "containerd.sock")
+}
+
+// StatusSocket is where a running `cameleer run` answers status queries.
+func (c Config) StatusSocket() string { return c.Path("run", "cameleer.sock") }
+
+// APIServerURL is the address components use to reach kube-apiserver.
+func (c Config) APIServerURL() string { return fmt.Sprintf("https://127.0.0.1:%d", c.APIPort) }
+
+// RegistryAddr is where the node's registry listens.
+func (c Config) RegistryAddr() string { return fmt.Sprintf("127.0.0.1:%d", c.RegistryPort) }
+
+// Save writes the config into its data dir.
+func (c Config) Save() error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := atomicfile.WriteFile(c.ConfigFile(), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	return nil
+}
+
+// Load reads the config of the node installed in dataDir.
+func Load(dataDir string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(filepath.Join(dataDir, "config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return c, fmt.Errorf("%s: %w (run `cameleer install` first)", dataDir, ErrNotInstalled)
+	}
+	if err != nil {
+		return c, fmt.Errorf("load config: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("load config %s: %w", filepath.Join(dataDir, "config.json"), err)
+	}
+	c.DataDir = dataDir
+	return c, c.Validate()
+}
+
+// DefaultRouteIP is the first IPv4 address of the interface that holds the
+// default route.
+func DefaultRouteIP() (string, error) {
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return "", fmt.Errorf("read routes: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[1] != "00000000" {
+			continue
+		}
+		iface, err := net.InterfaceByName(f[0])
+		if err != nil {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String(), nil
+			}
+		}
+	}
+	return "", errors.New("no IPv4 default route: pass --node-ip")
+}

@@ -1,0 +1,255 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cameleer/cameleer/appliance/kube"
+	"github.com/cameleer/cameleer/appliance/supervisor"
+)
+
+// Component is one part of the engine. A component is a supervised process
+// (Process), something that runs inside cameleer (Run), or a one-shot task
+// (only Init). It starts once every component it Needs is ready.
+type Component struct {
+	Name  string
+	Needs []string
+	// Init runs before the component starts, and again after a failure.
+	Init    func(ctx context.Context) error
+	Process *supervisor.Process
+	// Run runs in-process until ctx is done; an early return is a crash.
+	Run func(ctx context.Context) error
+	// Ready reports nil once the component serves.
+	Ready func(ctx context.Context) error
+}
+
+// processEnv is the environment of every engine process: the payload's
+// binaries first, then the host's for iptables, ipset and mount.
+func (p Paths) processEnv() []string {
+	return []string{"PATH=" + strings.Join([]string{p.Payload + "/bin", p.Payload + "/cni",
+		"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}, ":")}
+}
+
+func (p Paths) process(name, bin string, args ...string) *supervisor.Process {
+	return &supervisor.Process{
+		Name:   name,
+		Path:   p.bin(bin),
+		Args:   args,
+		Env:    p.processEnv(),
+		Dir:    p.DataDir,
+		RunDir: p.RunDir(),
+		LogDir: p.LogDir(),
+	}
+}
+
+// ProcessComponents are the engine's supervised processes, in dependency
+// order.
+func (p Paths) ProcessComponents(admin *kube.Client) []*Component {
+	apiReady := func(ctx context.Context) error { return admin.Get(ctx, "/readyz", nil) }
+	return []*Component{
+		{
+			Name: "kine",
+			Process: p.process("kine", "kine",
+				"--endpoint", "sqlite://"+p.Path("db", "state.db")+"?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate",
+				"--listen-address", "unix://"+p.kineSocket(),
+				"--metrics-bind-address", "0"),
+			Ready: dialReady("unix", p.kineSocket()),
+		},
+		{
+			Name: "containerd",
+			Init: func(context.Context) error {
+				// A socket left by a killed containerd makes the dial check
+				// pass before the new one listens.
+				return removeIfExists(p.ContainerdSocket())
+			},
+			Process: p.process("containerd", "containerd", "--config", p.containerdConfig()),
+			Ready:   dialReady("unix", p.ContainerdSocket()),
+		},
+		{
+			Name:  "kube-apiserver",
+			Needs: []string{"kine"},
+			Process: p.process("kube-apiserver", "kube-apiserver",
+				"--etcd-servers=unix://"+p.kineSocket(),
+				"--storage-media-type=application/json",
+				"--advertise-address="+p.NodeIP,
+				"--bind-address=0.0.0.0",
+				fmt.Sprintf("--secure-port=%d", p.APIPort),
+				"--service-cluster-ip-range="+p.ServiceCIDR,
+				"--service-node-port-range=30000-32767",
+				"--allow-privileged=true",
+				"--anonymous-auth=false",
+				"--authorization-mode=Node,RBAC",
+				"--enable-admission-plugins=NodeRestriction",
+				"--client-ca-file="+p.pki("ca.crt"),
+				"--tls-cert-file="+p.pki("apiserver.crt"),
+				"--tls-private-key-file="+p.pki("apiserver.key"),
+				"--kubelet-certificate-authority="+p.pki("ca.crt"),
+				"--kubelet-client-certificate="+p.pki("apiserver-kubelet-client.crt"),
+				"--kubelet-client-key="+p.pki("apiserver-kubelet-client.key"),
+				"--kubelet-preferred-address-types=InternalIP,Hostname",
+				"--service-account-issuer=https://kubernetes.default.svc."+p.Domain(),
+				"--service-account-key-file="+p.pki("sa.pub"),
+				"--service-account-signing-key-file="+p.pki("sa.key"),
+				"--api-audiences=https://kubernetes.default.svc."+p.Domain(),
+				"--requestheader-client-ca-file="+p.pki("front-proxy-ca.crt"),
+				"--requestheader-allowed-names=front-proxy-client",
+				"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+				"--requestheader-group-headers=X-Remote-Group",
+				"--requestheader-username-headers=X-Remote-User",
+				"--proxy-client-cert-file="+p.pki("front-proxy-client.crt"),
+				"--proxy-client-key-file="+p.pki("front-proxy-client.key"),
+				"--enable-aggregator-routing=true",
+				"--profiling=false",
+			),
+			Ready: apiReady,
+		},
+		{
+			Name:  "kube-controller-manager",
+			Needs: []string{"kube-apiserver"},
+			Process: p.process("kube-controller-manager", "kube-controller-manager",
+				"--kubeconfig="+p.kubeconfig("controller-manager"),
+				"--authentication-kubeconfig="+p.kubeconfig("controller-manager"),
+				"--authorization-kubeconfig="+p.kubeconfig("controller-manager"),
+				"--bind-address=127.0.0.1",
+				"--secure-port=10257",
+				"--leader-elect=false",
+				"--use-service-account-credentials=true",
+				"--allocate-node-cidrs=true",
+				"--cluster-cidr="+p.ClusterCIDR,
+				"--service-cluster-ip-range="+p.ServiceCIDR,
+				"--node-cidr-mask-size=24",
+				"--configure-cloud-routes=false",
+				"--cluster-signing-cert-file="+p.pki("ca.crt"),
+				"--cluster-signing-key-file="+p.pki("ca.key"),
+				"--root-ca-file="+p.pki("ca.crt"),
+				"--service-account-private-key-file="+p.pki("sa.key"),
+				"--controllers=*,tokencleaner",
+				"--profiling=false",
+			),
+			Ready: httpReady("https://127.0.0.1:10257/healthz"),
+		},
+		{
+			Name:  "kube-scheduler",
+			Needs: []string{"kube-apiserver"},
+			Process: p.process("kube-scheduler", "kube-scheduler",
+				"--kubeconfig="+p.kubeconfig("scheduler"),
+				"--authentication-kubeconfig="+p.kubeconfig("scheduler"),
+				"--authorization-kubeconfig="+p.kubeconfig("scheduler"),
+				"--bind-address=127.0.0.1",
+				"--secure-port=10259",
+				"--leader-elect=false",
+				"--profiling=false",
+			),
+			Ready: httpReady("https://127.0.0.1:10259/healthz"),
+		},
+		{
+			Name:  "kubelet",
+			Needs: []string{"kube-apiserver", "containerd"},
+			Process: p.process("kubelet", "kubelet",
+				"--config="+p.kubeletConfig(),
+				"--kubeconfig="+p.kubeconfig("kubelet"),
+				"--root-dir="+p.KubeletDir(),
+				"--cert-dir="+p.Path("kubelet", "pki"),
+				"--node-ip="+p.NodeIP,
+				"--hostname-override="+p.NodeName,
+				"--node-labels=cameleer.io/node=true",
+			),
+			Ready: httpReady("http://127.0.0.1:10248/healthz"),
+		},
+		{
+			Name:  "kube-proxy",
+			Needs: []string{"kube-apiserver"},
+			Process: p.process("kube-proxy", "kube-proxy",
+				"--kubeconfig="+p.kubeconfig("kube-proxy"),
+				"--hostname-override="+p.NodeName,
+				"--cluster-cidr="+p.ClusterCIDR,
+				"--proxy-mode=iptables",
+				"--healthz-bind-address=127.0.0.1:10256",
+				"--metrics-bind-address=127.0.0.1:10249",
+				"--conntrack-max-per-core=0",
+			),
+			Ready: httpReady("http://127.0.0.1:10256/livez"),
+		},
+		{
+			Name:  "flannel",
+			Needs: []string{"kube-apiserver", "rbac"},
+			Init: func(context.Context) error {
+				return removeIfExists(p.subnetFile())
+			},
+			Process: p.process("flannel", "cameleer-net", "flannel",
+				"--kubeconfig="+p.kubeconfig("network"),
+				"--node-name="+p.NodeName,
+				"--cluster-cidr="+p.ClusterCIDR,
+				"--iface="+p.NodeIP,
+				"--subnet-file="+p.subnetFile(),
+			),
+			Ready: func(context.Context) error {
+				_, err := os.Stat(p.subnetFile())
+				return err
+			},
+		},
+		{
+			Name:  "network-policy",
+			Needs: []string{"kube-apiserver", "rbac"},
+			Process: p.process("network-policy", "cameleer-net", "netpol",
+				"--kubeconfig="+p.kubeconfig("network"),
+				"--node-name="+p.NodeName,
+				"--cluster-cidr="+p.ClusterCIDR,
+				"--service-cidr="+p.ServiceCIDR,
+			),
+		},
+	}
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func dialReady(network, addr string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+}
+
+var probeClient = &http.Client{
+	Timeout: 5 * time.Second,
+	Transport: &http.Transport{
+		// The controller-manager and scheduler serve their health on
+		// loopback with self-signed certificates they make at start.
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // loopback health check only
+		DisableKeepAlives: true,
+	},
+}
+
+func httpReady(url string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := probeClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/images"
+	"github.com/cameleer/cameleer/appliance/kube"
+	"github.com/cameleer/cameleer/appliance/registry"
+	"github.com/cameleer/cameleer/manifests"
+)
+
+// Components is the whole engine in start order: the supervised processes,
+// the registry inside cameleer, the system images pushed into it, and the
+// manifests applied to the cluster.
+func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []string) []*Component {
+	procs := p.ProcessComponents(admin)
+	byName := map[string]*Component{}
+	for _, c := range procs {
+		byName[c.Name] = c
+	}
+	regURL := "http://" + p.RegistryAddr() + "/v2/"
+	return []*Component{
+		byName["kine"],
+		byName["containerd"],
+		{
+			Name:  "registry",
+			Run:   p.runRegistry,
+			Ready: httpReady(regURL),
+		},
+		{
+			Name:  "system-images",
+			Needs: []string{"registry"},
+			Init: func(ctx context.Context) error {
+				return p.pushImages(ctx, log, imageArchives)
+			},
+		},
+		byName["kube-apiserver"],
+		{
+			Name:  "rbac",
+			Needs: []string{"kube-apiserver"},
+			Init: func(ctx context.Context) error {
+				return p.apply(ctx, manifests.Bootstrap...)
+			},
+		},
+		byName["kube-controller-manager"],
+		byName["kube-scheduler"],
+		byName["kubelet"],
+		byName["kube-proxy"],
+		byName["flannel"],
+		byName["network-policy"],
+		{
+			Name:  "add-ons",
+			Needs: []string{"rbac", "system-images", "kubelet", "flannel", "kube-proxy", "kube-controller-manager", "kube-scheduler"},
+			Init: func(ctx context.Context) error {
+				return p.applyAddOns(ctx)
+			},
+			Ready: func(ctx context.Context) error {
+				for _, d := range SystemDeployments {
+					dep, err := admin.Deployment(ctx, "kube-system", d)
+					if err != nil {
+						return err
+					}
+					if !dep.Available() {
+						return fmt.Errorf("deployment %s is not available yet", d)
+					}
+				}
+				return nil
+			},
+		},
+	}
+}
+
+// SystemDeployments are the add-ons' deployments in kube-system.
+var SystemDeployments = []string{"coredns", "local-path-provisioner", "traefik"}
+
+func (p Paths) runRegistry(ctx context.Context) error {
+	reg, err := registry.New(ctx, p.Path("registry"))
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", p.RegistryAddr())
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return reg.Serve(ctx, l)
+}
+
+// pushImages copies the payload's system images into the node's registry,
+// under the names the manifests use. Blobs already there are skipped, so
+// this is cheap after the first start.
+func (p Paths) pushImages(ctx context.Context, log *slog.Logger, archives []string) error {
+	for _, a := range archives {
+		img, info, err := images.OpenArchive(a)
+		if err != nil {
+			return err
+		}
+		ref, err := name.ParseReference(strings.Replace(info.Ref, config.RegistryHost, p.RegistryAddr(), 1), name.Insecure)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", info.Ref, err)
+		}
+		if desc, err := remote.Head(ref, remote.WithContext(ctx)); err == nil && desc.Digest == info.Digest {
+			continue
+		} else if err != nil {
+			var terr *transport.Error
+			if !errors.As(err, &terr) || terr.StatusCode != http.StatusNotFound {
+				return fmt.Errorf("image %s: %w", info.Ref, err)
+			}
+		}
+		if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
+			return fmt.Errorf("push %s: %w", info.Ref, err)
+		}
+		log.Info("pushed system image", "image", info.Ref, "digest", info.Digest)
+	}
+	return nil
+}
+
+func (p Paths) values() manifests.Values {
+	return manifests.Values{
+		Images:      p.Images,
+		ClusterDNS:  p.ClusterDNS,
+		Domain:      p.Domain(),
+		HTTPPort:    p.HTTPPort,
+		HTTPSPort:   p.HTTPSPort,
+		StoragePath: p.Path("storage"),
+	}
+}
+
+// apply server-side applies the named manifests, as field manager cameleer.
+func (p Paths) apply(ctx context.Context, names ...string) error {
+	var docs [][]byte
+	for _, n := range names {
+		b, err := manifests.Render(n, p.values())
+		if err != nil {
+			return err
+		}
+		docs = append(docs, b)
+	}
+	return p.kubectlApply(ctx, bytes.Join(docs, []byte("\n---\n")))
+}
+
+// applyAddOns applies the CRDs that come with the payload, then the add-ons.
+func (p Paths) applyAddOns(ctx context.Context) error {
+	crds, err := filepath.Glob(filepath.Join(p.Payload, "manifests", "*.yaml"))
+	if err != nil {
+		return err
+	}
+	for _, f := range crds {
+		if err := p.kubectl(ctx, nil, "apply", "--server-side", "--force-conflicts", "--field-manager=cameleer", "-f", f); err != nil {
+			return err
+		}
+	}
+	return p.apply(ctx, manifests.AddOns...)
+}
+
+func (p Paths) kubectlApply(ctx context.Context, doc []byte) error {
+	return p.kubectl(ctx, doc, "apply", "--server-side", "--force-conflicts", "--field-manager=cameleer", "-f", "-")
+}
+
+// kubectl runs the payload's kubectl as cluster admin.
+func (p Paths) kubectl(ctx context.Context, stdin []byte, args ...string) error {
+	cmd := exec.CommandContext(ctx, p.bin("kubectl"), append([]string{"--kubeconfig", p.AdminKubeconfig()}, args...)...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("kubectl %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+// Package install sets a node up on this host: preflight checks, the payload
+// extracted, PKI and configs written, the node started (systemd where it
+// runs, else a detached `cameleer run`), then progress shown until the node
+// is Ready. Running it again is harmless; after an install killed half-way it
+// converges.
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/node"
+	"github.com/cameleer/cameleer/appliance/preflight"
+)
+
+// Options are install's flags. Zero values keep what an earlier install
+// recorded, or the defaults.
+type Options struct {
+	DataDir    string
+	NodeIP     string
+	HTTPPort   int
+	HTTPSPort  int
+	AppsDomain string
+	NoStart    bool
+	// Timeout bounds the wait for the node to be Ready.
+	Timeout time.Duration
+}
+
+// Install runs the steps, printing progress to out.
+func Install(ctx context.Context, out io.Writer, opts Options) error {
+	c, err := configure(opts)
+	if err != nil {
+		return err
+	}
+	step := func(format string, a ...any) { fmt.Fprintf(out, "==> "+format+"\n", a...) }
+
+	running := node.RunningPID(c)
+	step("Checking the host")
+	results := preflight.Run(preflight.Options{Config: c, SkipPorts: running != 0})
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(out, "    FAIL %s: %v\n", r.Name, r.Err)
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d preflight check(s) failed; fix them and run install again", failed)
+	}
+	fmt.Fprintf(out, "    %d checks passed\n", len(results))
+
+	if err := c.Save(); err != nil {
+		return err
+	}
+	step("Extracting the engine and writing its configuration into %s", c.DataDir)
+	if _, _, err := node.Prepare(ctx, c); err != nil {
+		return err
+	}
+	if opts.NoStart {
+		step("Installed; not started (--no-start). Start it with: cameleer run --data-dir %s", c.DataDir)
+		return nil
+	}
+	switch {
+	case running != 0:
+		step("The node is already running (pid %d)", running)
+	case systemdRunning():
+		step("Starting the cameleer systemd unit")
+		if err := installUnit(ctx, c); err != nil {
+			return err
+		}
+	default:
+		pid, err := startDetached(c)
+		if err != nil {
+			return err
+		}
+		step("Started `cameleer run` in the background (pid %d, log %s); this host has no systemd,", pid, c.Path("logs", "cameleer.log"))
+		fmt.Fprintf(out, "    so after a reboot start the node again with: cameleer run --data-dir %s\n", c.DataDir)
+	}
+	step("Waiting for the node to be Ready")
+	if err := wait(ctx, out, c, opts.Timeout); err != nil {
+		return err
+	}
+	step("The node %s is Ready.", c.NodeName)
+	fmt.Fprintf(out, `
+Next:
+  cameleer status                     components, their state and restarts
+  cameleer kubectl get pods -A        the cluster (admin kubeconfig: %s)
+  http://%s:%d/                       Traefik, routing Ingresses by Host header
+`, c.AdminKubeconfig(), c.NodeIP, c.HTTPPort)
+	return nil
+}
+
+// configure merges the flags into what an earlier install recorded.
+func configure(opts Options) (config.Config, error) {
+	c, err := config.Load(opts.DataDir)
+	if errors.Is(err, config.ErrNotInstalled) {
+		c, err = config.Default(opts.DataDir)
+	}
+	if err != nil {
+		return c, err
+	}
+	if opts.NodeIP != "" {
+		c.NodeIP = opts.NodeIP
+	}
+	if c.NodeIP == "" {
+		if c.NodeIP, err = config.DefaultRouteIP(); err != nil {
+			return c, err
+		}
+	}
+	if opts.HTTPPort != 0 {
+		c.HTTPPort = opts.HTTPPort
+	}
+	if opts.HTTPSPort != 0 {
+		c.HTTPSPort = opts.HTTPSPort
+	}
+	if opts.AppsDomain != "" {
+		c.AppsDomain = opts.AppsDomain
+	}
+	return c, c.Validate()
+}
+
+func systemdRunning() bool {
+	fi, err := os.Stat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
+
+const unitPath = "/etc/systemd/system/cameleer.service"
+
+func installUnit(ctx context.Context, c config.Config) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	unit := fmt.Sprintf(`[Unit]
+Description=Cameleer node
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+ExecStart=%s run --data-dir %s
+KillMode=process
+Delegate=yes
+LimitNOFILE=1048576
+TasksMax=infinity
+Restart=always
+RestartSec=5s
+TimeoutStopSec=60s
+
+[Install]
+WantedBy=multi-user.target
+`, exe, c.DataDir)
+	if err := os.WriteFile(unitPath, []byte(unit), 0o644); err != nil {
+		return fmt.Errorf("write systemd unit: %w", err)
+	}
+	for _, args := range [][]string{{"daemon-reload"}, {"enable", "--now", "cameleer.service"}} {
+		if out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("systemctl %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// startDetached starts `cameleer run` in its own session, so it outlives
+// install and the terminal.
+func startDetached(c config.Config) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(c.LogDir(), 0o700); err != nil {
+		return 0, err
+	}
+	logf, err := os.OpenFile(c.Path("logs", "cameleer.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "run", "--data-dir", c.DataDir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start cameleer run: %w", err)
+	}
+	pid := cmd.Process.Pid
+	return pid, cmd.Process.Release()
+}
+
+// wait prints each component as it gets ready, until the whole node is.
+func wait(ctx context.Context, out io.Writer, c config.Config, timeout time.Duration) error {
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	var seen []string
+	var last node.Status
+	for {
+		st, err := node.QueryStatus(ctx, c)
+		if err == nil {
+			last = st
+			for _, cs := range st.Components {
+				if cs.Ready && !slices.Contains(seen, cs.Name) {
+					seen = append(seen, cs.Name)
+					fmt.Fprintf(out, "    %-24s ready  (%.1fs)\n", cs.Name, time.Since(start).Seconds())
+				}
+			}
+			if st.Ready {
+				fmt.Fprintf(out, "    %-24s Ready  (%.1fs)\n", "node "+c.NodeName, time.Since(start).Seconds())
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the node is not Ready after %s: %s (see `cameleer status` and %s)", timeout, pending(last), c.LogDir())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func pending(st node.Status) string {
+	var names []string
+	for _, cs := range st.Components {
+		if !cs.Ready {
+			s := cs.Name
+			if cs.Message != "" {
+				s += " (" + cs.Message + ")"
+			}
+			names = append(names, s)
+		}
+	}
+	if len(names) == 0 {
+		return "waiting for the node's Ready condition"
+	}
+	return "waiting for " + strings.Join(names, ", ")
+}

@@ -1,0 +1,160 @@
+package kube
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Client is a JSON client of one apiserver.
+type Client struct {
+	server string
+	http   *http.Client
+}
+
+// NewClient makes a client that authenticates with creds' certificate.
+func NewClient(creds Credentials) (*Client, error) {
+	ca, err := os.ReadFile(creds.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("kube client: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("kube client: %s holds no certificate", creds.CAFile)
+	}
+	cert, err := tls.LoadX509KeyPair(creds.CertFile, creds.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("kube client: %w", err)
+	}
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		// Every poll would otherwise leave a connection behind when the
+		// apiserver restarts.
+		IdleConnTimeout: 30 * time.Second,
+	}
+	return &Client{server: strings.TrimSuffix(creds.Server, "/"), http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
+}
+
+// StatusError is a non-2xx answer.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("apiserver: %d %s", e.Code, e.Message) }
+
+// IsNotFound tells whether err is a 404 from the apiserver.
+func IsNotFound(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == http.StatusNotFound
+}
+
+// Get fetches path and decodes the JSON answer into v (nil: discard it).
+func (c *Client) Get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.server+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var st struct {
+			Message string `json:"message"`
+		}
+		msg := strings.TrimSpace(string(body))
+		if json.Unmarshal(body, &st) == nil && st.Message != "" {
+			msg = st.Message
+		}
+		return &StatusError{Code: resp.StatusCode, Message: msg}
+	}
+	if v == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("decode %s: %w", path, err)
+	}
+	return nil
+}
+
+// Condition is a status condition of a Kubernetes object.
+type Condition struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Node is the part of a Node the appliance reads.
+type Node struct {
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Spec struct {
+		PodCIDR string `json:"podCIDR"`
+	} `json:"spec"`
+	Status struct {
+		Conditions []Condition `json:"conditions"`
+	} `json:"status"`
+}
+
+// Ready is the node's Ready condition, zero if it has none yet.
+func (n Node) Ready() Condition {
+	for _, c := range n.Status.Conditions {
+		if c.Type == "Ready" {
+			return c
+		}
+	}
+	return Condition{Type: "Ready", Status: "Unknown", Reason: "NotReported"}
+}
+
+// Node fetches a node.
+func (c *Client) Node(ctx context.Context, name string) (Node, error) {
+	var n Node
+	err := c.Get(ctx, "/api/v1/nodes/"+name, &n)
+	return n, err
+}
+
+// Deployment is the part of a Deployment the appliance reads.
+type Deployment struct {
+	Spec struct {
+		Replicas *int `json:"replicas"`
+	} `json:"spec"`
+	Status struct {
+		ObservedGeneration int `json:"observedGeneration"`
+		ReadyReplicas      int `json:"readyReplicas"`
+		AvailableReplicas  int `json:"availableReplicas"`
+		UpdatedReplicas    int `json:"updatedReplicas"`
+	} `json:"status"`
+}
+
+// Available tells whether every wanted replica is up to date and available.
+func (d Deployment) Available() bool {
+	want := 1
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	return d.Status.AvailableReplicas >= want && d.Status.UpdatedReplicas >= want
+}
+
+// Deployment fetches a deployment.
+func (c *Client) Deployment(ctx context.Context, namespace, name string) (Deployment, error) {
+	var d Deployment
+	err := c.Get(ctx, "/apis/apps/v1/namespaces/"+namespace+"/deployments/"+name, &d)
+	return d, err
+}

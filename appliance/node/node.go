@@ -1,0 +1,205 @@
+// Package node runs a node: `cameleer run` (Run) brings the engine up from
+// the payload and answers status queries on a unix socket until it is told
+// to stop; Status is the client side of that socket.
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/engine"
+	"github.com/cameleer/cameleer/appliance/kube"
+	"github.com/cameleer/cameleer/appliance/payload"
+)
+
+// Status is what a running node reports.
+type Status struct {
+	PID        int                      `json:"pid"`
+	Since      time.Time                `json:"since"`
+	Ready      bool                     `json:"ready"`
+	Node       *kube.Condition          `json:"node,omitempty"`
+	Components []engine.ComponentStatus `json:"components"`
+}
+
+// PIDFile holds the pid of the running `cameleer run` of a data dir.
+func PIDFile(c config.Config) string { return c.Path("run", "cameleer.pid") }
+
+// Prepare extracts the payload of the running executable and writes the
+// engine's PKI and configs. Install calls it too, so a node is complete on
+// disk before it first starts.
+func Prepare(ctx context.Context, c config.Config) (engine.Paths, []string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return engine.Paths{}, nil, err
+	}
+	pl, err := payload.Open(exe)
+	if errors.Is(err, payload.ErrNoPayload) {
+		return engine.Paths{}, nil, fmt.Errorf("%s has no engine payload: use the bin/cameleer that `make` builds", exe)
+	}
+	if err != nil {
+		return engine.Paths{}, nil, err
+	}
+	defer pl.Close()
+	dir, err := pl.Extract(ctx, c.DataDir)
+	if err != nil {
+		return engine.Paths{}, nil, err
+	}
+	p := engine.Paths{Config: c, Payload: dir, Images: map[string]string{}}
+	var archives []string
+	for _, part := range pl.Manifest.Parts {
+		if part.Kind == payload.KindImage {
+			p.Images[part.Name] = part.Image
+			archives = append(archives, filepath.Join(dir, part.Files[0]))
+		}
+	}
+	if err := engine.Prepare(p); err != nil {
+		return p, nil, err
+	}
+	return p, archives, nil
+}
+
+// Run runs the node until ctx is done, then stops every component.
+func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
+	if err := os.MkdirAll(c.RunDir(), 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockRun(c)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	p, archives, err := Prepare(ctx, c)
+	if err != nil {
+		return err
+	}
+	admin, err := kube.NewClient(p.AdminCredentials())
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(log, p.Components(log, admin, archives))
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	srv, err := serveStatus(c, func(ctx context.Context) Status {
+		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status()}
+		if n, err := admin.Node(ctx, c.NodeName); err == nil {
+			cond := n.Ready()
+			st.Node = &cond
+		}
+		st.Ready = st.Node != nil && st.Node.Status == "True"
+		for _, cs := range st.Components {
+			st.Ready = st.Ready && cs.Ready
+		}
+		return st
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	log.Info("starting engine", "dataDir", c.DataDir, "payload", p.Payload)
+	go func() {
+		if eng.AllReady(ctx) == nil {
+			log.Info("engine ready", "after", time.Since(started).Round(time.Millisecond))
+		}
+	}()
+	return eng.Run(ctx)
+}
+
+// lockRun makes sure one `cameleer run` serves a data dir, and records its
+// pid for install and reset.
+func lockRun(c config.Config) (func(), error) {
+	f, err := os.OpenFile(c.Path("run", "cameleer.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another `cameleer run` serves %s (pid %d)", c.DataDir, RunningPID(c))
+	}
+	if err := os.WriteFile(PIDFile(c), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		os.Remove(PIDFile(c))
+		f.Close()
+	}, nil
+}
+
+// RunningPID is the pid of the `cameleer run` serving the data dir, or 0.
+func RunningPID(c config.Config) int {
+	b, err := os.ReadFile(PIDFile(c))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || unix.Kill(pid, 0) != nil {
+		return 0
+	}
+	return pid
+}
+
+func serveStatus(c config.Config, status func(context.Context) Status) (*http.Server, error) {
+	sock := c.StatusSocket()
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("status socket: %w", err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(status(r.Context()))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(l)
+	return srv, nil
+}
+
+// ErrNotRunning means no `cameleer run` answers for the data dir.
+var ErrNotRunning = errors.New("the node is not running (start it with `cameleer run`)")
+
+// QueryStatus asks the running node of c for its status.
+func QueryStatus(ctx context.Context, c config.Config) (Status, error) {
+	var st Status
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.StatusSocket())
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://cameleer/v1/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return st, ErrNotRunning
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("read status: %w", err)
+	}
+	return st, nil
+}

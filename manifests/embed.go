@@ -1,0 +1,44 @@
+// Package manifests holds the Kubernetes objects the appliance applies to its
+// own cluster, as templates. Bootstrap objects are applied as soon as the
+// apiserver answers; add-ons once the node can run pods.
+package manifests
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"text/template"
+)
+
+//go:embed *.yaml
+var files embed.FS
+
+// Values fill the templates.
+type Values struct {
+	// Images maps a system image's name to its reference.
+	Images      map[string]string
+	ClusterDNS  string
+	Domain      string
+	HTTPPort    int
+	HTTPSPort   int
+	StoragePath string
+}
+
+// Bootstrap are applied first: what the node's own components need.
+var Bootstrap = []string{"rbac.yaml"}
+
+// AddOns are the cluster's system services.
+var AddOns = []string{"coredns.yaml", "local-path-provisioner.yaml", "traefik.yaml"}
+
+// Render fills the named template.
+func Render(name string, v Values) ([]byte, error) {
+	t, err := template.New(name).Option("missingkey=error").ParseFS(files, name)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, v); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
