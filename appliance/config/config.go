@@ -99,7 +99,7 @@ func (c Config) Path(elem ...string) string {
 }
 
 // Paths every command agrees on.
-func (c Config) ConfigFile() string     { return c.Path("config.json") }
+func (c Config) ConfigFile() string      { return c.Path("config.json") }
 func (c Config) AdminKubeconfig() string { return c.Path("kubeconfig.yaml") }
 func (c Config) PKIDir() string          { return c.Path("pki") }
 func (c Config) EtcDir() string          { return c.Path("etc") }

@@ -43,7 +43,7 @@ type archiveImage struct {
 	config   []byte
 }
 
-func (a *archiveImage) RawManifest() ([]byte, error)  { return a.manifest, nil }
+func (a *archiveImage) RawManifest() ([]byte, error)   { return a.manifest, nil }
 func (a *archiveImage) RawConfigFile() ([]byte, error) { return a.config, nil }
 func (a *archiveImage) MediaType() (types.MediaType, error) {
 	return a.parsed.MediaType, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the only storage driver we use
+	"github.com/sirupsen/logrus"
 )
 
 // Registry is a running registry.
@@ -36,6 +37,9 @@ func New(ctx context.Context, rootDir string) (*Registry, error) {
 	}
 	cfg.Log.AccessLog.Disabled = true
 	cfg.Log.Level = "warn"
+	// The library logs every request through logrus' standard logger, which
+	// only its own command configures; the registry is its only user here.
+	logrus.SetLevel(logrus.WarnLevel)
 	app, err := newApp(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)

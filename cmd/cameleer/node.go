@@ -18,6 +18,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/config"
 	"github.com/cameleer/cameleer/appliance/install"
 	"github.com/cameleer/cameleer/appliance/node"
+	"github.com/cameleer/cameleer/appliance/reset"
 )
 
 func dataDirFlag(cmd *cobra.Command) *string {
@@ -137,10 +138,11 @@ func newKubectlCommand() *cobra.Command {
 
 func newCtrCommand() *cobra.Command {
 	return newToolCommand("ctr", "Run containerd's ctr against this node's containerd, namespace k8s.io (data dir: $CAMELEER_DATA_DIR)",
-		func(c config.Config) []string { return []string{"--address", c.ContainerdSocket(), "--namespace", "k8s.io"} },
+		func(c config.Config) []string {
+			return []string{"--address", c.ContainerdSocket(), "--namespace", "k8s.io"}
+		},
 		func(config.Config) []string { return nil })
 }
-
 
 func newInstallCommand() *cobra.Command {
 	var opts install.Options
@@ -160,5 +162,23 @@ func newInstallCommand() *cobra.Command {
 	f.StringVar(&opts.AppsDomain, "apps-domain", "", "DNS suffix apps are routed under")
 	f.BoolVar(&opts.NoStart, "no-start", false, "install only; start later with `cameleer run`")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the node to be Ready")
+	return cmd
+}
+
+func newResetCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "reset",
+		Short: "Remove the node from this host: processes, mounts, iptables chains, links, cgroups and the data dir",
+		Args:  cobra.NoArgs,
+	}
+	dataDir := dataDirFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if err := reset.Reset(cmd.Context(), log, *dataDir); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Removed the node of %s.\n", *dataDir)
+		return nil
+	}
 	return cmd
 }
