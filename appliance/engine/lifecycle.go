@@ -115,8 +115,10 @@ func (e *Engine) AllReady(ctx context.Context) error {
 	return nil
 }
 
-// Status reports every component, in start order.
-func (e *Engine) Status() []ComponentStatus {
+// Status reports every component, in start order. Readiness is checked
+// afresh, so a component killed a moment ago does not show as ready.
+func (e *Engine) Status(ctx context.Context) []ComponentStatus {
+	e.refresh(ctx)
 	out := make([]ComponentStatus, 0, len(e.components))
 	for _, c := range e.components {
 		en := e.byName[c.Name]
@@ -133,6 +135,35 @@ func (e *Engine) Status() []ComponentStatus {
 		out = append(out, s)
 	}
 	return out
+}
+
+// refresh probes every started component that has a readiness check.
+func (e *Engine) refresh(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range e.components {
+		en := e.byName[c.Name]
+		en.mu.Lock()
+		started := en.state != StateWaiting && en.state != StateFailed && en.state != "starting"
+		en.mu.Unlock()
+		if c.Ready == nil || !started {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.Ready(ctx)
+			en.mu.Lock()
+			defer en.mu.Unlock()
+			en.isReady = err == nil
+			en.message = ""
+			if err != nil {
+				en.message = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (en *entry) set(state string, ready bool, msg string) {
@@ -211,7 +242,8 @@ func (e *Engine) start(ctx context.Context, en *entry) error {
 // runInProcess keeps an in-process component running until ctx is done.
 func (e *Engine) runInProcess(ctx context.Context, en *entry) {
 	for attempt := 0; ; attempt++ {
-		en.set(supervisor.StateRunning, false, "")
+		// Without a readiness check, running is ready.
+		en.set(supervisor.StateRunning, en.c.Ready == nil, "")
 		err := en.c.Run(ctx)
 		if ctx.Err() != nil {
 			en.set(supervisor.StateStopped, false, "")

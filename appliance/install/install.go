@@ -206,6 +206,7 @@ func wait(ctx context.Context, out io.Writer, c config.Config, timeout time.Dura
 	start := time.Now()
 	var seen []string
 	var last node.Status
+	nodeReady := false
 	for {
 		st, err := node.QueryStatus(ctx, c)
 		if err == nil {
@@ -216,8 +217,12 @@ func wait(ctx context.Context, out io.Writer, c config.Config, timeout time.Dura
 					fmt.Fprintf(out, "    %-24s ready  (%.1fs)\n", cs.Name, time.Since(start).Seconds())
 				}
 			}
+			if !nodeReady && st.Node != nil && st.Node.Status == "True" {
+				nodeReady = true
+				fmt.Fprintf(out, "    %-24s Ready  (%.1fs)\n", "node condition", time.Since(start).Seconds())
+			}
 			if st.Ready {
-				fmt.Fprintf(out, "    %-24s Ready  (%.1fs)\n", "node "+c.NodeName, time.Since(start).Seconds())
+				fmt.Fprintf(out, "    %-24s ready  (%.1fs)\n", "all components", time.Since(start).Seconds())
 				return nil
 			}
 		}

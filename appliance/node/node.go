@@ -96,7 +96,7 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 	}
 	started := time.Now()
 	srv, err := serveStatus(c, func(ctx context.Context) Status {
-		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status()}
+		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status(ctx)}
 		if n, err := admin.Node(ctx, c.NodeName); err == nil {
 			cond := n.Ready()
 			st.Node = &cond
