@@ -86,11 +86,19 @@ sbom: bin/cameleer
 test-unit:
 	go test ./...
 
-# Everything: unit tests, then the tests that need the built payload.
+# Everything: unit tests, the tests of the built payload, then a real node
+# brought up on this host and removed again (root; ports 80, 443, 5000, 6443
+# and 10248-10259 free).
 .PHONY: test
 test: bin/cameleer
 	go test ./...
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) go test -tags payload -count=1 ./test/payload/...
+	CAMELEER_BIN=$(CURDIR)/bin/cameleer go test -tags node -count=1 -timeout 30m -v ./test/node/...
+
+# Only the node test, with the payload built.
+.PHONY: test-node
+test-node: bin/cameleer
+	CAMELEER_BIN=$(CURDIR)/bin/cameleer go test -tags node -count=1 -timeout 30m -v ./test/node/...
 
 .PHONY: clean
 clean:

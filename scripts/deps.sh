@@ -3,7 +3,9 @@
 # are missing. Go comes from /usr/local/go; the Go modules come from the
 # module proxy during the build.
 set -euo pipefail
-pkgs=(build-essential file git libseccomp-dev busybox-static openjdk-17-jdk-headless)
+# iptables, ipset and iproute2 are what the node itself needs on the host
+# (kube-proxy, flannel and the network-policy controller call them).
+pkgs=(build-essential file git libseccomp-dev busybox-static openjdk-17-jdk-headless iptables ipset iproute2 util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

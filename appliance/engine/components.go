@@ -75,7 +75,7 @@ func (p Paths) ProcessComponents(admin *kube.Client) []*Component {
 		{
 			Name:  "kube-apiserver",
 			Needs: []string{"kine"},
-			Process: p.process("kube-apiserver", "kube-apiserver",
+			Process: withEnv(apiserverGOGC, p.process("kube-apiserver", "kube-apiserver",
 				"--etcd-servers=unix://"+p.kineSocket(),
 				"--storage-media-type=application/json",
 				"--advertise-address="+p.NodeIP,
@@ -107,7 +107,7 @@ func (p Paths) ProcessComponents(admin *kube.Client) []*Component {
 				"--proxy-client-key-file="+p.pki("front-proxy-client.key"),
 				"--enable-aggregator-routing=true",
 				"--profiling=false",
-			),
+			)),
 			Ready: apiReady,
 		},
 		{
@@ -131,6 +131,11 @@ func (p Paths) ProcessComponents(admin *kube.Client) []*Component {
 				"--root-ca-file="+p.pki("ca.crt"),
 				"--service-account-private-key-file="+p.pki("sa.key"),
 				"--controllers=*,tokencleaner",
+				// At the default 20 requests/s, starting its 40 controllers
+				// takes the controller-manager 5 s, and pod CIDRs (so
+				// flannel, so every pod) wait for the last one.
+				"--kube-api-qps=200",
+				"--kube-api-burst=400",
 				"--profiling=false",
 			),
 			Ready: httpReady("https://127.0.0.1:10257/healthz"),
@@ -206,6 +211,16 @@ func (p Paths) ProcessComponents(admin *kube.Client) []*Component {
 			),
 		},
 	}
+}
+
+// apiserverGOGC: the apiserver holds the most heap by far (caches of every
+// object); collecting at 50% growth instead of 100% keeps its idle memory
+// near K3s' single process at a small CPU cost. See docs/benchmarks.md.
+const apiserverGOGC = "GOGC=50"
+
+func withEnv(env string, p *supervisor.Process) *supervisor.Process {
+	p.Env = append(p.Env, env)
+	return p
 }
 
 func removeIfExists(path string) error {

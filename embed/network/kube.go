@@ -21,7 +21,7 @@ import (
 )
 
 const (
-	pollInterval   = 2 * time.Second
+	pollInterval   = 250 * time.Millisecond
 	requestTimeout = 10 * time.Second
 	// uninitializedTaint is set by the kubelet with --cloud-provider=external
 	// until a cloud controller has filled in the node's addresses.
