@@ -113,13 +113,7 @@ func (p Paths) ProcessComponents(admin *kube.Client) []*Component {
 		{
 			Name:  "kube-controller-manager",
 			Needs: []string{"kube-apiserver"},
-			Process: p.process("kube-controller-manager", "kube-controller-manager",
-				"--kubeconfig="+p.kubeconfig("controller-manager"),
-				"--authentication-kubeconfig="+p.kubeconfig("controller-manager"),
-				"--authorization-kubeconfig="+p.kubeconfig("controller-manager"),
-				"--bind-address=127.0.0.1",
-				"--secure-port=10257",
-				"--leader-elect=false",
+			Process: p.process("kube-controller-manager", "kube-controller-manager", append(p.controlPlaneFlags("controller-manager", 10257),
 				"--use-service-account-credentials=true",
 				"--allocate-node-cidrs=true",
 				"--cluster-cidr="+p.ClusterCIDR,
@@ -136,23 +130,14 @@ func (p Paths) ProcessComponents(admin *kube.Client) []*Component {
 				// flannel, so every pod) wait for the last one.
 				"--kube-api-qps=200",
 				"--kube-api-burst=400",
-				"--profiling=false",
-			),
+			)...),
 			Ready: httpReady("https://127.0.0.1:10257/healthz"),
 		},
 		{
-			Name:  "kube-scheduler",
-			Needs: []string{"kube-apiserver"},
-			Process: p.process("kube-scheduler", "kube-scheduler",
-				"--kubeconfig="+p.kubeconfig("scheduler"),
-				"--authentication-kubeconfig="+p.kubeconfig("scheduler"),
-				"--authorization-kubeconfig="+p.kubeconfig("scheduler"),
-				"--bind-address=127.0.0.1",
-				"--secure-port=10259",
-				"--leader-elect=false",
-				"--profiling=false",
-			),
-			Ready: httpReady("https://127.0.0.1:10259/healthz"),
+			Name:    "kube-scheduler",
+			Needs:   []string{"kube-apiserver"},
+			Process: p.process("kube-scheduler", "kube-scheduler", p.controlPlaneFlags("scheduler", 10259)...),
+			Ready:   httpReady("https://127.0.0.1:10259/healthz"),
 		},
 		{
 			Name:  "kubelet",
@@ -221,6 +206,22 @@ const apiserverGOGC = "GOGC=50"
 func withEnv(env string, p *supervisor.Process) *supervisor.Process {
 	p.Env = append(p.Env, env)
 	return p
+}
+
+// controlPlaneFlags are what the controller-manager and the scheduler share:
+// their kubeconfig for everything, health on loopback, no leader election
+// (one node).
+func (p Paths) controlPlaneFlags(kubeconfig string, port int) []string {
+	kc := p.kubeconfig(kubeconfig)
+	return []string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc,
+		"--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1",
+		fmt.Sprintf("--secure-port=%d", port),
+		"--leader-elect=false",
+		"--profiling=false",
+	}
 }
 
 func removeIfExists(path string) error {

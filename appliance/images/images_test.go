@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 func writeTree(t *testing.T, dir string, mtime time.Time) {
@@ -194,5 +195,38 @@ func TestReadArchive(t *testing.T) {
 	os.WriteFile(p, []byte("not a tar"), 0o644)
 	if _, err := ReadArchive(p); err == nil {
 		t.Fatal("garbage read as an archive")
+	}
+}
+
+// An archive opened with OpenArchive is the image that was written: same
+// digest, same layers, and it pushes to a registry whole.
+func TestOpenArchive(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, time.Now())
+	digest, b := buildArchive(t, dir)
+	path := filepath.Join(t.TempDir(), "img.tar")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, info, err := OpenArchive(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil || d.String() != digest || info.Digest.String() != digest {
+		t.Fatalf("digest %v (%v), info %v, want %s", d, err, info.Digest, digest)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Fatalf("opened image does not validate: %v", err)
+	}
+	if _, _, err := OpenArchive(filepath.Join(t.TempDir(), "missing.tar")); err == nil {
+		t.Error("a missing archive opened")
+	}
+	trunc := filepath.Join(t.TempDir(), "trunc.tar")
+	if err := os.WriteFile(trunc, b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenArchive(trunc); err == nil {
+		t.Error("a truncated archive opened")
 	}
 }
