@@ -7,7 +7,7 @@
 #    (payload extraction included), each line of install's progress stamped
 #    with the seconds since install started;
 # 2. a new pod -> Running, RUNS times (image already on the node);
-# 3. idle RSS of every engine process after a minute of idling.
+# 3. idle memory (RSS and PSS) of every engine process after a minute idle.
 # The node is reset at the end. Needs root and the node's ports free.
 set -euo pipefail
 bin=$(realpath "${CAMELEER_BIN:-bin/cameleer}")
@@ -37,15 +37,15 @@ for i in $(seq "$runs"); do
 done
 kubectl delete pod warm $(seq -f 'bench-%g' "$runs") --wait=false >/dev/null
 
-echo "== idle RSS after 60 s"
+echo "== idle memory after 60 s (RSS counts the shared kube binary's pages in every process; PSS shares them out)"
 sleep 60
-rss() { awk '/^VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status"; }
-total=0
+mem() { awk -v k="$2:" '$1 == k {printf "%d", $2/1024}' "/proc/$1/smaps_rollup"; }
+rss_total=0 pss_total=0
+printf '%-26s %8s %8s\n' process RSS PSS
 while read -r name pid; do
-	[ "$pid" = 0 ] && continue
-	m=$(rss "$pid")
-	total=$((total + m))
-	printf '%-26s %5d MB\n' "$name" "$m"
+	r=$(mem "$pid" Rss) p=$(mem "$pid" Pss)
+	rss_total=$((rss_total + r)) pss_total=$((pss_total + p))
+	printf '%-26s %5d MB %5d MB\n' "$name" "$r" "$p"
 done < <("$bin" status --data-dir "$dir" -o json | python3 -c '
 import json, sys
 st = json.load(sys.stdin)
@@ -53,7 +53,7 @@ print("cameleer-run", st["pid"])
 for c in st["components"]:
     if c.get("pid"):
         print(c["name"], c["pid"])')
-printf '%-26s %5d MB\n' "engine total" "$total"
-shims=0
-for p in $(pgrep -f containerd-shim-runc-v2 || true); do shims=$((shims + $(rss "$p"))); done
-printf '%-26s %5d MB (%d shims)\n' "containerd shims" "$shims" "$(pgrep -fc containerd-shim-runc-v2 || true)"
+printf '%-26s %5d MB %5d MB\n' "engine total" "$rss_total" "$pss_total"
+shims=0 n=0
+for p in $(pgrep -f containerd-shim-runc-v2 || true); do shims=$((shims + $(mem "$p" Pss))) n=$((n + 1)); done
+printf '%-26s %14d MB PSS (%d shims)\n' "containerd shims" "$shims" "$n"
