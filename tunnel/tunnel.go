@@ -1,0 +1,236 @@
+// Package tunnel is the wire protocol runners and the control plane share:
+// one TLS 1.3 connection, chosen on the control plane's port by ALPN,
+// multiplexed with yamux. Every stream starts with a 4-byte header naming
+// its kind; HTTP/1.1 runs over the streams in both directions (the control
+// plane calls the runner's local API, the runner posts heartbeats).
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// ALPN selects the tunnel on the control plane's TLS port.
+const ALPN = "cameleer-tunnel/1"
+
+// Keepalive timing: a peer that stops answering is detected within
+// KeepAliveInterval + KeepAliveTimeout (12 s).
+const (
+	KeepAliveInterval = 5 * time.Second
+	KeepAliveTimeout  = 7 * time.Second
+	// StreamWindow is yamux's per-stream receive window. The default
+	// (256 KiB) caps one stream at window/RTT; 16 MiB lets one stream fill
+	// the link on any sensible RTT.
+	StreamWindow = 16 << 20
+)
+
+// Config is the yamux configuration both sides use.
+func Config(log *slog.Logger) *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.KeepAliveInterval = KeepAliveInterval
+	c.ConnectionWriteTimeout = KeepAliveTimeout
+	c.MaxStreamWindowSize = StreamWindow
+	c.StreamOpenTimeout = 30 * time.Second
+	c.LogOutput = nil
+	c.Logger = slogLogger{log}
+	return c
+}
+
+// slogLogger routes yamux's log lines to slog.
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Print(v ...any)                 { s.l.Warn(fmt.Sprint(v...)) }
+func (s slogLogger) Printf(format string, v ...any) { s.l.Warn(fmt.Sprintf(format, v...)) }
+func (s slogLogger) Println(v ...any)               { s.l.Warn(fmt.Sprint(v...)) }
+
+var _ yamux.Logger = slogLogger{}
+
+// Kind is what a stream carries.
+type Kind byte
+
+// Stream kinds.
+const (
+	// KindHTTP carries HTTP/1.1: the opener is the client.
+	KindHTTP Kind = 1
+)
+
+// Version of the stream header.
+const Version = 1
+
+var magic = [2]byte{'C', 'T'}
+
+// HeaderSize is the length of a stream header.
+const HeaderSize = 4
+
+// ErrBadHeader is a stream that does not start with a valid header.
+var ErrBadHeader = errors.New("tunnel: bad stream header")
+
+// AppendHeader appends the header of a stream of kind k.
+func AppendHeader(b []byte, k Kind) []byte {
+	return append(b, magic[0], magic[1], Version, byte(k))
+}
+
+// ParseHeader reads a stream header.
+func ParseHeader(b []byte) (Kind, error) {
+	if len(b) != HeaderSize || b[0] != magic[0] || b[1] != magic[1] {
+		return 0, ErrBadHeader
+	}
+	if b[2] != Version {
+		return 0, fmt.Errorf("%w: version %d, want %d", ErrBadHeader, b[2], Version)
+	}
+	k := Kind(b[3])
+	if k != KindHTTP {
+		return 0, fmt.Errorf("%w: unknown kind %d", ErrBadHeader, b[3])
+	}
+	return k, nil
+}
+
+// Session is one side of a tunnel.
+type Session struct {
+	mux  *yamux.Session
+	http chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+// Server starts the control plane's side of a tunnel over conn.
+func Server(conn net.Conn, log *slog.Logger) (*Session, error) {
+	mux, err := yamux.Server(conn, Config(log))
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: %w", err)
+	}
+	return start(mux, log), nil
+}
+
+// Client starts the runner's side of a tunnel over conn.
+func Client(conn net.Conn, log *slog.Logger) (*Session, error) {
+	mux, err := yamux.Client(conn, Config(log))
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: %w", err)
+	}
+	return start(mux, log), nil
+}
+
+func start(mux *yamux.Session, log *slog.Logger) *Session {
+	s := &Session{mux: mux, http: make(chan net.Conn), done: make(chan struct{})}
+	go s.accept(log)
+	return s
+}
+
+// accept reads each new stream's header and hands it to the listener of its
+// kind. Headers are read in their own goroutine, so a peer that opens a
+// stream and says nothing holds up nothing.
+func (s *Session) accept(log *slog.Logger) {
+	defer s.Close()
+	for {
+		c, err := s.mux.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var h [HeaderSize]byte
+			if _, err := io.ReadFull(c, h[:]); err != nil {
+				c.Close()
+				return
+			}
+			if _, err := ParseHeader(h[:]); err != nil {
+				log.Warn("tunnel stream refused", "err", err)
+				c.Close()
+				return
+			}
+			c.SetReadDeadline(time.Time{})
+			select {
+			case s.http <- c:
+			case <-s.done:
+				c.Close()
+			}
+		}()
+	}
+}
+
+// Open opens a stream of kind k to the peer.
+func (s *Session) Open(ctx context.Context, k Kind) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := s.mux.Open()
+		if err == nil {
+			if _, err = c.Write(AppendHeader(nil, k)); err != nil {
+				c.Close()
+			}
+		}
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("tunnel: open stream: %w", r.err)
+		}
+		return r.c, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// Listener is the HTTP streams the peer opens, for an http.Server. Closing
+// it stops its Accept, not the session.
+func (s *Session) Listener() net.Listener { return &listener{s: s, closed: make(chan struct{})} }
+
+// Ping measures the round trip to the peer.
+func (s *Session) Ping() (time.Duration, error) { return s.mux.Ping() }
+
+// NumStreams is how many streams are open.
+func (s *Session) NumStreams() int { return s.mux.NumStreams() }
+
+// Done is closed when the session ends.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Close ends the session and its connection.
+func (s *Session) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return s.mux.Close()
+}
+
+// RemoteAddr is the peer's address.
+func (s *Session) RemoteAddr() net.Addr { return s.mux.RemoteAddr() }
+
+type listener struct {
+	s      *Session
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.s.http:
+		return c, nil
+	case <-l.s.done:
+		return nil, net.ErrClosed
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *listener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *listener) Addr() net.Addr { return l.s.mux.LocalAddr() }
