@@ -6,7 +6,8 @@ set -euo pipefail
 out=${1:?usage: build-manifests.sh OUTDIR}
 cd "$(dirname "$0")/.."
 . embed/versions
-dir=$(cd embed/traefik && go list -m -f '{{.Dir}}' github.com/traefik/traefik/v3)
+# go mod download fetches the module on a cold cache and prints where it is.
+dir=$(cd embed/traefik && go mod download -json github.com/traefik/traefik/v3 | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 [ -n "$dir" ] || { echo "build-manifests: traefik module not found" >&2; exit 1; }
 mkdir -p "$out"
 install -m 0644 "$dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" "$out/traefik-crds.yaml"
