@@ -1,0 +1,204 @@
+// Package ca is the control plane's certificate authority: it serves the
+// control plane's TLS port and signs runners' client certificates. The CA
+// is made on first start in the data dir and never leaves it; runners pin
+// it by its SHA-256.
+package ca
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Lifetimes.
+const (
+	caLifetime      = 10 * 365 * 24 * time.Hour
+	servingLifetime = 365 * 24 * time.Hour
+	// RunnerLifetime is short: runners renew over the tunnel, and a
+	// certificate that leaks is worthless soon.
+	RunnerLifetime = 7 * 24 * time.Hour
+)
+
+// CA signs certificates.
+type CA struct {
+	Cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// LoadOrCreate reads ca.crt and ca.key from dir, making them first if
+// absent.
+func LoadOrCreate(dir string) (*CA, error) {
+	certPath, keyPath := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	cert, key, err := load(certPath, keyPath)
+	if err == nil {
+		return &CA{cert, key}, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("load CA: %w", err)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: "cameleer-controlplane-ca"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(caLifetime),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	c := &CA{key: k}
+	if c.Cert, err = c.sign(tmpl, k.Public(), tmpl); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := writeKey(keyPath, k); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(certPath, c.PEM(), 0o644); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Hash is the SHA-256 of the CA certificate: what tokens carry.
+func (c *CA) Hash() [sha256.Size]byte { return sha256.Sum256(c.Cert.Raw) }
+
+// PEM is the CA certificate.
+func (c *CA) PEM() []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw}) }
+
+// Pool holds just this CA.
+func (c *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c.Cert)
+	return p
+}
+
+// ServingCert returns the control plane's TLS certificate for names, from
+// dir if one is there that names them all and is not near expiry, else a
+// new one.
+func (c *CA) ServingCert(dir string, names []string) (tls.Certificate, error) {
+	certPath, keyPath := filepath.Join(dir, "serving.crt"), filepath.Join(dir, "serving.key")
+	var dns []string
+	var ips []net.IP
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
+	if cert, key, err := load(certPath, keyPath); err == nil && cert.CheckSignatureFrom(c.Cert) == nil &&
+		time.Until(cert.NotAfter) > 30*24*time.Hour && covers(cert, dns, ips) {
+		return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := time.Now()
+	cert, err := c.sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "cameleer-controlplane"},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(servingLifetime),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    dns,
+		IPAddresses: ips,
+	}, k.Public(), c.Cert)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := writeKey(keyPath, k); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: k, Leaf: cert}, nil
+}
+
+func covers(cert *x509.Certificate, dns []string, ips []net.IP) bool {
+	for _, d := range dns {
+		if !slices.Contains(cert.DNSNames, d) {
+			return false
+		}
+	}
+	for _, ip := range ips {
+		if !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	return true
+}
+
+// SignRunner issues a runner's client certificate: CN is the runner's id,
+// O its tenant.
+func (c *CA) SignRunner(pub crypto.PublicKey, runnerID, tenant string, now time.Time) (*x509.Certificate, error) {
+	return c.sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: runnerID, Organization: []string{tenant}},
+		NotBefore:   now.Add(-5 * time.Minute),
+		NotAfter:    now.Add(RunnerLifetime),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, pub, c.Cert)
+}
+
+func (c *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, parent *x509.Certificate) (*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl.SerialNumber = serial
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, c.key)
+	if err != nil {
+		return nil, fmt.Errorf("sign certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+func load(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
+	cb, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	pair, err := tls.X509KeyPair(cb, kb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", certPath, err)
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: key cannot sign", keyPath)
+	}
+	return pair.Leaf, signer, nil
+}
+
+func writeKey(path string, k *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+}

@@ -1,0 +1,290 @@
+// Package store keeps the control plane's state in a bbolt file in its data
+// dir: tenants, API tokens, one-time runner tokens and runners. Secrets are
+// stored only as SHA-256 hashes. Every change is one bbolt transaction, so a
+// killed control plane loses nothing it acknowledged.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Errors callers tell apart.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrExists       = errors.New("already exists")
+	ErrTokenUnknown = errors.New("unknown one-time token")
+	ErrTokenUsed    = errors.New("one-time token already used")
+	ErrTokenExpired = errors.New("one-time token expired")
+)
+
+var (
+	bTenants      = []byte("tenants")
+	bAPITokens    = []byte("api-tokens")
+	bRunnerTokens = []byte("runner-tokens")
+	bRunners      = []byte("runners")
+	bMeta         = []byte("meta")
+)
+
+// Tenant is a customer.
+type Tenant struct {
+	Name    string    `json:"name"`
+	Tier    string    `json:"tier"`
+	Created time.Time `json:"created"`
+}
+
+// APIToken authenticates API calls; Tenant "" is the bootstrap admin.
+type APIToken struct {
+	Hash    string    `json:"hash"`
+	Tenant  string    `json:"tenant,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// RunnerToken is a one-time registration token.
+type RunnerToken struct {
+	Hash    string    `json:"hash"`
+	Tenant  string    `json:"tenant"`
+	Expires time.Time `json:"expires"`
+	Used    time.Time `json:"used,omitzero"`
+	// Runner is the id of the runner it registered.
+	Runner string `json:"runner,omitempty"`
+}
+
+// Runner is a registered runner.
+type Runner struct {
+	ID      string    `json:"id"`
+	Tenant  string    `json:"tenant"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	// Serial and NotAfter are the current client certificate's.
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"notAfter"`
+	Revoked  bool      `json:"revoked,omitempty"`
+	LastSeen time.Time `json:"lastSeen,omitzero"`
+	Version  string    `json:"version,omitempty"`
+}
+
+// Store is an open state file.
+type Store struct{ db *bolt.DB }
+
+// Open opens (creating) the bbolt file at path.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: another control plane has it open", path)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bTenants, bAPITokens, bRunnerTokens, bRunners, bMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &Store{db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func get[T any](b *bolt.Bucket, key string) (T, error) {
+	var v T
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return v, ErrNotFound
+	}
+	return v, json.Unmarshal(raw, &v)
+}
+
+func put(b *bolt.Bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), raw)
+}
+
+// CreateTenant adds a tenant; ErrExists if the name is taken.
+func (s *Store) CreateTenant(t Tenant) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bTenants)
+		if b.Get([]byte(t.Name)) != nil {
+			return ErrExists
+		}
+		return put(b, t.Name, t)
+	})
+}
+
+// Tenant reads a tenant.
+func (s *Store) Tenant(name string) (t Tenant, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		t, err = get[Tenant](tx.Bucket(bTenants), name)
+		return err
+	})
+	return t, err
+}
+
+// Tenants lists every tenant by name.
+func (s *Store) Tenants() ([]Tenant, error) {
+	var out []Tenant
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bTenants).ForEach(func(_, v []byte) error {
+			var t Tenant
+			if err := json.Unmarshal(v, &t); err != nil {
+				return err
+			}
+			out = append(out, t)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Meta reads a control-plane setting; "" if unset.
+func (s *Store) Meta(key string) (string, error) {
+	var v string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = string(tx.Bucket(bMeta).Get([]byte(key)))
+		return nil
+	})
+	return v, err
+}
+
+// SetMeta writes a control-plane setting.
+func (s *Store) SetMeta(key, value string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put([]byte(key), []byte(value)) })
+}
+
+// CreateAPIToken stores a token's hash.
+func (s *Store) CreateAPIToken(t APIToken) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if t.Tenant != "" && tx.Bucket(bTenants).Get([]byte(t.Tenant)) == nil {
+			return ErrNotFound
+		}
+		return put(tx.Bucket(bAPITokens), t.Hash, t)
+	})
+}
+
+// APIToken finds a token by its hash.
+func (s *Store) APIToken(hash string) (t APIToken, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		t, err = get[APIToken](tx.Bucket(bAPITokens), hash)
+		return err
+	})
+	return t, err
+}
+
+// CreateRunnerToken stores a one-time token's hash.
+func (s *Store) CreateRunnerToken(t RunnerToken) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bTenants).Get([]byte(t.Tenant)) == nil {
+			return ErrNotFound
+		}
+		return put(tx.Bucket(bRunnerTokens), t.Hash, t)
+	})
+}
+
+// Redeem uses up the one-time token with hash and registers the runner that
+// newRunner makes for its tenant, in one transaction: a token registers at
+// most one runner, however many redeem it at once.
+func (s *Store) Redeem(hash string, now time.Time, newRunner func(tenant string) (Runner, error)) (Runner, error) {
+	var r Runner
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		tokens := tx.Bucket(bRunnerTokens)
+		t, err := get[RunnerToken](tokens, hash)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return ErrTokenUnknown
+		case err != nil:
+			return err
+		case !t.Used.IsZero():
+			return ErrTokenUsed
+		case now.After(t.Expires):
+			return ErrTokenExpired
+		}
+		if r, err = newRunner(t.Tenant); err != nil {
+			return err
+		}
+		runners := tx.Bucket(bRunners)
+		if runners.Get([]byte(r.ID)) != nil {
+			return ErrExists
+		}
+		if err := runnerNameFree(runners, r.Tenant, r.Name); err != nil {
+			return err
+		}
+		t.Used, t.Runner = now, r.ID
+		if err := put(tokens, hash, t); err != nil {
+			return err
+		}
+		return put(runners, r.ID, r)
+	})
+	return r, err
+}
+
+func runnerNameFree(b *bolt.Bucket, tenant, name string) error {
+	return b.ForEach(func(_, v []byte) error {
+		var r Runner
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		if r.Tenant == tenant && r.Name == name && !r.Revoked {
+			return fmt.Errorf("a runner named %q: %w", name, ErrExists)
+		}
+		return nil
+	})
+}
+
+// Runner reads a runner.
+func (s *Store) Runner(id string) (r Runner, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		r, err = get[Runner](tx.Bucket(bRunners), id)
+		return err
+	})
+	return r, err
+}
+
+// Runners lists a tenant's runners.
+func (s *Store) Runners(tenant string) ([]Runner, error) {
+	var out []Runner
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bRunners).ForEach(func(_, v []byte) error {
+			var r Runner
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.Tenant == tenant {
+				out = append(out, r)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// UpdateRunner changes a runner in one transaction.
+func (s *Store) UpdateRunner(id string, change func(*Runner) error) (Runner, error) {
+	var r Runner
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bRunners)
+		var err error
+		if r, err = get[Runner](b, id); err != nil {
+			return err
+		}
+		if err := change(&r); err != nil {
+			return err
+		}
+		return put(b, id, r)
+	})
+	return r, err
+}
