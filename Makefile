@@ -23,7 +23,7 @@ part_deps = $(shell find embed/$(1) -type f) scripts/build-$(2).sh scripts/gobui
 GO_LDFLAGS := -s -w -X github.com/cameleer/cameleer/version.Version=$(VERSION) -X github.com/cameleer/cameleer/version.Commit=$(COMMIT)
 
 .PHONY: all
-all: bin/cameleer
+all: bin/cameleer bin/cameleer-controlplane
 
 # Host binaries of the engine.
 $(STAMP)/kubernetes: $(call part_deps,kubernetes,kubernetes)
@@ -71,6 +71,11 @@ $(BUILD)/tools/%: FORCE
 $(BUILD)/cameleer: FORCE
 	@mkdir -p $(@D)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $@.new ./cmd/cameleer
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+bin/cameleer-controlplane: FORCE
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $@.new ./cmd/cameleer-controlplane
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 bin/cameleer: $(BUILD)/cameleer $(addprefix $(STAMP)/,$(ENGINE)) $(BUILD)/tools/mkpayload

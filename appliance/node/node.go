@@ -95,7 +95,7 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 		return err
 	}
 	started := time.Now()
-	srv, err := serveStatus(c, func(ctx context.Context) Status {
+	status := func(ctx context.Context) Status {
 		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status(ctx)}
 		if n, err := admin.Node(ctx, c.NodeName); err == nil {
 			cond := n.Ready()
@@ -106,12 +106,18 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 			st.Ready = st.Ready && cs.Ready
 		}
 		return st
-	})
+	}
+	srv, err := serveStatus(c, status)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	log.Info("starting engine", "dataDir", c.DataDir, "payload", p.Payload)
+	go func() {
+		if err := runTunnel(ctx, log, c.DataDir, status); err != nil {
+			log.Info("no tunnel to a control plane", "reason", err)
+		}
+	}()
 	go func() {
 		if eng.AllReady(ctx) == nil {
 			log.Info("engine ready", "after", time.Since(started).Round(time.Millisecond))

@@ -19,6 +19,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/install"
 	"github.com/cameleer/cameleer/appliance/node"
 	"github.com/cameleer/cameleer/appliance/reset"
+	"github.com/cameleer/cameleer/appliance/tunnelclient"
 )
 
 func dataDirFlag(cmd *cobra.Command) *string {
@@ -32,14 +33,18 @@ func newRunCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	dataDir := dataDirFlag(cmd)
+	noEngine := cmd.Flags().Bool("no-engine", false, "run only the tunnel to the control plane and the local API, no Kubernetes")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+		if *noEngine {
+			return node.RunNoEngine(ctx, log, *dataDir)
+		}
 		c, err := config.Load(*dataDir)
 		if err != nil {
 			return err
 		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
-		defer stop()
-		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 		return node.Run(ctx, log, c)
 	}
 	return cmd
@@ -180,5 +185,30 @@ func newResetCommand() *cobra.Command {
 		fmt.Fprintf(cmd.OutOrStdout(), "Removed the node of %s.\n", *dataDir)
 		return nil
 	}
+	return cmd
+}
+
+func newTokenCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Register this runner with a control plane"}
+	redeem := &cobra.Command{
+		Use:   "redeem TOKEN",
+		Short: "Redeem a one-time token: pin the control plane's CA, make a key here, get a client certificate",
+		Args:  cobra.ExactArgs(1),
+	}
+	dataDir := dataDirFlag(redeem)
+	cp := redeem.Flags().String("control-plane", "", "https://HOST:PORT of the control plane (default: the URL in the token)")
+	name := redeem.Flags().String("name", "", "name of this runner (default: chosen by the control plane)")
+	redeem.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+		defer cancel()
+		id, err := tunnelclient.Redeem(ctx, *dataDir, args[0], *cp, *name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Registered as runner %s (%s) of tenant %s with %s.\nStart it with: cameleer run --data-dir %s (or --no-engine for the tunnel only)\n",
+			id.Name, id.RunnerID, id.Tenant, id.URL, *dataDir)
+		return nil
+	}
+	cmd.AddCommand(redeem)
 	return cmd
 }

@@ -83,7 +83,9 @@ func LoadOrCreate(dir string) (*CA, error) {
 func (c *CA) Hash() [sha256.Size]byte { return sha256.Sum256(c.Cert.Raw) }
 
 // PEM is the CA certificate.
-func (c *CA) PEM() []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw}) }
+func (c *CA) PEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})
+}
 
 // Pool holds just this CA.
 func (c *CA) Pool() *x509.CertPool {
@@ -108,7 +110,7 @@ func (c *CA) ServingCert(dir string, names []string) (tls.Certificate, error) {
 	}
 	if cert, key, err := load(certPath, keyPath); err == nil && cert.CheckSignatureFrom(c.Cert) == nil &&
 		time.Until(cert.NotAfter) > 30*24*time.Hour && covers(cert, dns, ips) {
-		return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+		return tls.Certificate{Certificate: [][]byte{cert.Raw, c.Cert.Raw}, PrivateKey: key, Leaf: cert}, nil
 	}
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -133,7 +135,9 @@ func (c *CA) ServingCert(dir string, names []string) (tls.Certificate, error) {
 	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: k, Leaf: cert}, nil
+	// The chain carries the CA, so a runner holding only its hash (from a
+	// one-time token) can verify the server.
+	return tls.Certificate{Certificate: [][]byte{cert.Raw, c.Cert.Raw}, PrivateKey: k, Leaf: cert}, nil
 }
 
 func covers(cert *x509.Certificate, dns []string, ips []net.IP) bool {

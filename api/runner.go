@@ -1,0 +1,30 @@
+package api
+
+import "time"
+
+// Heartbeat is what a runner posts through its tunnel every few seconds.
+type Heartbeat struct {
+	Version  string    `json:"version"`
+	Hostname string    `json:"hostname"`
+	Kernel   string    `json:"kernel,omitempty"`
+	CPUs     int       `json:"cpus"`
+	MemoryMB int       `json:"memoryMB"`
+	Engine   bool      `json:"engine"`
+	Time     time.Time `json:"time"`
+}
+
+// StatusPath is the runner's local API status endpoint.
+const StatusPath = "/status"
+
+// RunnerStatus is what the runner's local API answers on /status.
+type RunnerStatus struct {
+	RunnerID string    `json:"runnerId"`
+	Name     string    `json:"name"`
+	Tenant   string    `json:"tenant"`
+	Version  string    `json:"version"`
+	Hostname string    `json:"hostname"`
+	Engine   bool      `json:"engine"`
+	Since    time.Time `json:"since"`
+	// Node is the engine's status when the engine runs.
+	Node any `json:"node,omitempty"`
+}

@@ -1,0 +1,302 @@
+package tunnelclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/tunnel"
+	"github.com/cameleer/cameleer/version"
+)
+
+// Reconnect backoff and heartbeat timing.
+const (
+	minBackoff        = 500 * time.Millisecond
+	maxBackoff        = 30 * time.Second
+	heartbeatInterval = 10 * time.Second
+)
+
+// Client keeps the runner's tunnel open.
+type Client struct {
+	Identity Identity
+	// LocalAPI answers the control plane's requests through the tunnel.
+	LocalAPI http.Handler
+	// Engine says whether this runner runs the engine (for heartbeats).
+	Engine bool
+	Log    *slog.Logger
+
+	connected chan struct{} // signalled on each new connection (tests)
+}
+
+// Run connects, and reconnects with jittered exponential backoff, until ctx
+// is done.
+func (c *Client) Run(ctx context.Context) error {
+	for attempt := 0; ; {
+		start := time.Now()
+		err := c.connectOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > maxBackoff {
+			attempt = 0 // it was up for a while: start over
+		}
+		d := min(minBackoff<<min(attempt, 10), maxBackoff)
+		d = d/2 + mrand.N(d/2+1)
+		c.Log.Warn("tunnel down; reconnecting", "err", err, "in", d.Round(time.Millisecond))
+		attempt++
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+	}
+}
+
+// connectOnce dials, serves the tunnel until it ends, and says why.
+func (c *Client) connectOnce(ctx context.Context) error {
+	u, err := url.Parse(c.Identity.URL)
+	if err != nil {
+		return err
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	cfg, err := c.Identity.tlsConfig(u.Hostname())
+	if err != nil {
+		return err
+	}
+	cfg.NextProtos = []string{tunnel.ALPN}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	raw, err := dial(dctx, host)
+	if err != nil {
+		return err
+	}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(dctx); err != nil {
+		raw.Close()
+		return fmt.Errorf("handshake with %s: %w", host, err)
+	}
+	if conn.ConnectionState().NegotiatedProtocol != tunnel.ALPN {
+		conn.Close()
+		return fmt.Errorf("%s does not speak %s", host, tunnel.ALPN)
+	}
+	rec := &recordingConn{Conn: conn}
+	sess, err := tunnel.Client(rec, c.Log)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	defer sess.Close()
+	// With TLS 1.3 the server judges the client certificate after the
+	// client's handshake is done: a ping shows whether it was accepted.
+	if _, err := sess.Ping(); err != nil {
+		if rerr := rec.readErr(); rerr != nil && strings.Contains(rerr.Error(), "certificate") {
+			return fmt.Errorf("the control plane refused this runner's certificate (revoked or replaced?): %w", rerr)
+		}
+		return fmt.Errorf("tunnel to %s: %w", host, err)
+	}
+	c.Log.Info("tunnel up", "controlPlane", host, "runner", c.Identity.RunnerID)
+	if c.connected != nil {
+		select {
+		case c.connected <- struct{}{}:
+		default:
+		}
+	}
+	srv := &http.Server{Handler: c.LocalAPI, ReadHeaderTimeout: 30 * time.Second}
+	go srv.Serve(sess.Listener())
+	defer srv.Close()
+	cp := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return sess.Open(ctx, tunnel.KindHTTP) },
+	}}
+	go c.heartbeats(ctx, sess, cp)
+	select {
+	case <-sess.Done():
+		return fmt.Errorf("tunnel to %s closed", host)
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// recordingConn keeps the first read error, which says why a control plane
+// closed the tunnel (a TLS alert).
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	err error
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (c *recordingConn) readErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// dial connects to host directly or, if HTTPS_PROXY (or https_proxy) says
+// so, through an HTTP proxy with CONNECT.
+func dial(ctx context.Context, host string) (net.Conn, error) {
+	req := &http.Request{URL: &url.URL{Scheme: "https", Host: host}}
+	proxy, err := http.ProxyFromEnvironment(req)
+	if err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	if proxy == nil {
+		return d.DialContext(ctx, "tcp", host)
+	}
+	paddr := proxy.Host
+	if proxy.Port() == "" {
+		paddr = net.JoinHostPort(proxy.Hostname(), "80")
+	}
+	c, err := d.DialContext(ctx, "tcp", paddr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", paddr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	connect := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: host}, Host: host, Header: http.Header{}}
+	if u := proxy.User; u != nil {
+		p, _ := u.Password()
+		connect.SetBasicAuth(u.Username(), p)
+		connect.Header.Set("Proxy-Authorization", connect.Header.Get("Authorization"))
+		connect.Header.Del("Authorization")
+	}
+	if err := connect.Write(c); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("proxy %s: %w", paddr, err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, connect)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("proxy %s: %w", paddr, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		c.Close()
+		return nil, fmt.Errorf("proxy %s refused CONNECT %s: %s", paddr, host, resp.Status)
+	}
+	c.SetDeadline(time.Time{})
+	if br.Buffered() > 0 {
+		return nil, fmt.Errorf("proxy %s sent data before the tunnel", paddr)
+	}
+	return c, nil
+}
+
+// heartbeats posts a heartbeat now and every heartbeatInterval, and renews
+// the certificate once less than half its lifetime is left.
+func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.Client) {
+	host, _ := os.Hostname()
+	for {
+		hb := api.Heartbeat{Version: version.Version, Hostname: host, CPUs: runtime.NumCPU(), Engine: c.Engine, Time: time.Now().UTC()}
+		if err := post(ctx, cp, api.HeartbeatPath, hb, nil); err != nil {
+			c.Log.Debug("heartbeat", "err", err)
+		}
+		if err := c.renewIfDue(ctx, cp); err != nil {
+			c.Log.Warn("certificate renewal failed", "err", err)
+		}
+		select {
+		case <-sess.Done():
+			return
+		case <-ctx.Done():
+			return
+		case <-time.After(heartbeatInterval):
+		}
+	}
+}
+
+func post(ctx context.Context, cp *http.Client, path string, body any, out any) error {
+	var b []byte
+	switch v := body.(type) {
+	case []byte:
+		b = v
+	default:
+		b, _ = json.Marshal(v)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://controlplane"+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	resp, err := cp.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %s %s", path, resp.Status, bytes.TrimSpace(raw))
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// renewIfDue asks for a new certificate, for a new key, through the tunnel
+// once less than half the current one's lifetime is left.
+func (c *Client) renewIfDue(ctx context.Context, cp *http.Client) error {
+	pair, err := tls.LoadX509KeyPair(c.Identity.path("client.crt"), c.Identity.path("client.key"))
+	if err != nil {
+		return err
+	}
+	leaf := pair.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return err
+		}
+	}
+	half := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	if time.Now().Before(half) {
+		return nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	csr, err := newCSR(key)
+	if err != nil {
+		return err
+	}
+	var er api.EnrollResponse
+	if err := post(ctx, cp, api.RenewPath, csr, &er); err != nil {
+		return err
+	}
+	if err := c.Identity.store(key, er); err != nil {
+		return err
+	}
+	c.Log.Info("certificate renewed", "notAfter", er.NotAfter)
+	return nil
+}

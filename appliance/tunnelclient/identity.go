@@ -1,0 +1,254 @@
+// Package tunnelclient is the runner's side of the control plane: it
+// redeems a one-time token for a client certificate (Redeem), then keeps a
+// tunnel to the control plane open (Client.Run), serving the runner's local
+// API through it, posting heartbeats and renewing its certificate.
+package tunnelclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/internal/atomicfile"
+)
+
+// Identity is a registered runner's credentials, in DIR (the data dir's
+// controlplane/): client.key (0600, made here, never sent), client.crt,
+// ca.crt and runner.json.
+type Identity struct {
+	Dir      string `json:"-"`
+	RunnerID string `json:"runnerId"`
+	Tenant   string `json:"tenant"`
+	Name     string `json:"name"`
+	URL      string `json:"url"`
+}
+
+// ErrNotRegistered means no token was redeemed on this host.
+var ErrNotRegistered = errors.New("this runner is not registered (run `cameleer token redeem`)")
+
+// IdentityDir is where a data dir keeps the runner's identity.
+func IdentityDir(dataDir string) string { return filepath.Join(dataDir, "controlplane") }
+
+// LoadIdentity reads the identity in dir.
+func LoadIdentity(dir string) (Identity, error) {
+	id := Identity{Dir: dir}
+	b, err := os.ReadFile(filepath.Join(dir, "runner.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return id, ErrNotRegistered
+	}
+	if err != nil {
+		return id, err
+	}
+	if err := json.Unmarshal(b, &id); err != nil {
+		return id, fmt.Errorf("read %s: %w", filepath.Join(dir, "runner.json"), err)
+	}
+	return id, nil
+}
+
+func (id Identity) path(name string) string { return filepath.Join(id.Dir, name) }
+
+// tlsConfig is the tunnel's TLS: TLS 1.3, the control plane's CA only, and
+// the current client certificate, read at every handshake (renewals).
+func (id Identity) tlsConfig(serverName string) (*tls.Config, error) {
+	caPEM, err := os.ReadFile(id.path("ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s holds no certificate", id.path("ca.crt"))
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		RootCAs:    pool,
+		ServerName: serverName,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c, err := tls.LoadX509KeyPair(id.path("client.crt"), id.path("client.key"))
+			return &c, err
+		},
+	}, nil
+}
+
+// Redeem registers this host with the control plane: it pins the CA named
+// in the token, makes a key, sends a CSR with the token, and stores the
+// signed certificate. controlPlane overrides the URL in the token; name
+// names the runner (empty: the control plane picks).
+func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Identity, error) {
+	id := Identity{Dir: IdentityDir(dataDir)}
+	tok, err := api.ParseToken(token)
+	if err != nil {
+		return id, err
+	}
+	if name != "" {
+		if err := api.ValidName(name); err != nil {
+			return id, err
+		}
+	}
+	cp := controlPlane
+	if cp == "" {
+		cp = tok.URL
+	}
+	if cp == "" {
+		return id, errors.New("the token names no control plane: pass --control-plane https://HOST:PORT")
+	}
+	u, err := url.Parse(cp)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return id, fmt.Errorf("control plane %q is not https://HOST[:PORT]", cp)
+	}
+	if old, err := LoadIdentity(id.Dir); err == nil {
+		return id, fmt.Errorf("this host is already registered as runner %s of tenant %s (remove %s to register again)", old.RunnerID, old.Tenant, id.Dir)
+	}
+	if err := os.MkdirAll(id.Dir, 0o700); err != nil {
+		return id, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return id, err
+	}
+	csrPEM, err := newCSR(key)
+	if err != nil {
+		return id, err
+	}
+	body, _ := json.Marshal(api.EnrollRequest{Token: strings.TrimSpace(token), Name: name, CSR: string(csrPEM)})
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		Proxy:           http.ProxyFromEnvironment,
+		TLSClientConfig: pinnedTLS(tok.CAHash),
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(cp, "/")+api.EnrollPath, bytes.NewReader(body))
+	if err != nil {
+		return id, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return id, fmt.Errorf("redeem: %w", unwrap(err))
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated {
+		var e struct{ Error string }
+		json.Unmarshal(raw, &e)
+		if e.Error == "" {
+			e.Error = resp.Status
+		}
+		return id, fmt.Errorf("the control plane refused the token: %s", e.Error)
+	}
+	var er api.EnrollResponse
+	if err := json.Unmarshal(raw, &er); err != nil {
+		return id, fmt.Errorf("redeem: %w", err)
+	}
+	if sha256.Sum256(pemDER(er.CA)) != tok.CAHash {
+		return id, errors.New("the control plane sent a CA that does not match the token")
+	}
+	id.RunnerID, id.Tenant, id.Name, id.URL = er.RunnerID, er.Tenant, er.Name, cp
+	if err := id.store(key, er); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// store writes the identity; runner.json last, so a crash in between leaves
+// an unregistered host, not a broken one.
+func (id Identity) store(key *ecdsa.PrivateKey, er api.EnrollResponse) error {
+	if key != nil {
+		der, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return err
+		}
+		if _, err := atomicfile.WriteFile(id.path("client.key.new"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return err
+		}
+	}
+	if _, err := atomicfile.WriteFile(id.path("ca.crt"), []byte(er.CA), 0o644); err != nil {
+		return err
+	}
+	// The key and its certificate must change together: the key is moved
+	// into place right before the certificate.
+	if key != nil {
+		if err := os.Rename(id.path("client.key.new"), id.path("client.key")); err != nil {
+			return err
+		}
+	}
+	if _, err := atomicfile.WriteFile(id.path("client.crt"), []byte(er.Certificate), 0o644); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(id, "", "  ")
+	_, err := atomicfile.WriteFile(id.path("runner.json"), append(b, '\n'), 0o600)
+	return err
+}
+
+func newCSR(key *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cameleer-runner"}}, key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+func pemDER(s string) []byte {
+	b, _ := pem.Decode([]byte(s))
+	if b == nil {
+		return nil
+	}
+	return b.Bytes
+}
+
+// pinnedTLS trusts exactly the CA with the given SHA-256: the server's chain
+// must verify against a CA certificate it presents with that hash, or the
+// certificate it presents must itself have that hash. Nothing is sent
+// before this holds.
+func pinnedTLS(pin [sha256.Size]byte) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // replaced by the pin check below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			certs := cs.PeerCertificates
+			if len(certs) == 0 {
+				return errors.New("the control plane sent no certificate")
+			}
+			for _, c := range certs {
+				if sha256.Sum256(c.Raw) != pin {
+					continue
+				}
+				pool := x509.NewCertPool()
+				pool.AddCert(c)
+				if c == certs[0] {
+					return nil
+				}
+				inter := x509.NewCertPool()
+				for _, ic := range certs[1:] {
+					inter.AddCert(ic)
+				}
+				_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: cs.ServerName})
+				return err
+			}
+			return errors.New("the control plane's CA does not match the one pinned in the token")
+		},
+	}
+}
+
+func unwrap(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,85 @@
+// Command cameleer-controlplane is the Cameleer control plane: tenants,
+// runners and their tunnels, behind one TLS port. This package only wires
+// commands; the work is done in the controlplane packages.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cameleer/cameleer/controlplane/server"
+	"github.com/cameleer/cameleer/version"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "cameleer-controlplane:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cameleer-controlplane",
+		Short:         "The Cameleer control plane: tenants, runners, tunnels",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand(), &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "cameleer-controlplane %s (commit %s, %s)\n", version.Version, version.Commit, version.GoVersion())
+		},
+	})
+	return root
+}
+
+func newServeCommand() *cobra.Command {
+	var opts server.Options
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the API and runners' tunnels on one TLS port",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (opts.TLSCert == "") != (opts.TLSKey == "") {
+				return fmt.Errorf("--tls-cert and --tls-key go together")
+			}
+			opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			s, admin, err := server.New(opts)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if admin != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "Admin API token (shown once, also in %s):\n%s\n", server.AdminTokenFile(opts.DataDir), admin)
+			}
+			l, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			hash := s.CAHash()
+			opts.Log.Info("serving", "addr", l.Addr().String(), "caSHA256", fmt.Sprintf("%x", hash[:]))
+			return s.Serve(ctx, l)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.DataDir, "data-dir", "/var/lib/cameleer-controlplane", "where the control plane keeps its state")
+	f.StringVar(&listen, "listen", ":8443", "TLS address for the API and tunnels")
+	f.StringVar(&opts.URL, "url", "", "https://HOST:PORT runners use to reach this control plane (goes into one-time tokens)")
+	f.StringSliceVar(&opts.SANs, "san", nil, "extra DNS name or IP of the serving certificate (repeatable)")
+	f.StringVar(&opts.TLSCert, "tls-cert", "", "serving certificate instead of one made by the control plane's CA")
+	f.StringVar(&opts.TLSKey, "tls-key", "", "key of --tls-cert")
+	return cmd
+}

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/store"
+)
+
+// API tokens are "cmla_" + 32 random bytes, base64url.
+const apiTokenPrefix = "cmla_"
+
+func newAPIToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return apiTokenPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+type principalKey struct{}
+
+// principal is who a request comes from: the admin (Tenant "") or a tenant.
+type principal struct{ Tenant string }
+
+func (p principal) admin() bool { return p.Tenant == "" }
+
+// canSee tells whether p may touch tenant's resources.
+func (p principal) canSee(tenant string) bool { return p.admin() || p.Tenant == tenant }
+
+// authenticate resolves the bearer token; no or an unknown token is 401.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !strings.HasPrefix(tok, apiTokenPrefix) {
+			httpError(w, http.StatusUnauthorized, "missing bearer token")
+			return
+		}
+		t, err := s.store.APIToken(api.HashSecret([]byte(tok)))
+		if errors.Is(err, store.ErrNotFound) {
+			httpError(w, http.StatusUnauthorized, "unknown token")
+			return
+		}
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Tenant: t.Tenant})))
+	})
+}
+
+func who(r *http.Request) principal {
+	p, _ := r.Context().Value(principalKey{}).(principal)
+	return p
+}

@@ -1,0 +1,280 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/store"
+)
+
+// Tiers a tenant can be on.
+var tiers = []string{"low", "mid", "high"}
+
+// Bounds of a one-time token's lifetime.
+const (
+	defaultTokenTTL = 15 * time.Minute
+	maxTokenTTL     = 24 * time.Hour
+)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if _, err := s.store.Meta("admin-token-created"); err != nil {
+			httpError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST "+api.EnrollPath, s.enroll)
+
+	authed := http.NewServeMux()
+	authed.HandleFunc("POST /api/v1/tenants", s.createTenant)
+	authed.HandleFunc("GET /api/v1/tenants", s.listTenants)
+	authed.HandleFunc("GET /api/v1/tenants/{tenant}", s.tenantScoped(s.getTenant))
+	authed.HandleFunc("POST /api/v1/tenants/{tenant}/api-tokens", s.tenantScoped(s.createAPIToken))
+	authed.HandleFunc("POST /api/v1/tenants/{tenant}/runner-tokens", s.tenantScoped(s.createRunnerToken))
+	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners", s.tenantScoped(s.listRunners))
+	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.getRunner))
+	authed.HandleFunc("DELETE /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.revokeRunner))
+	authed.HandleFunc("/api/v1/tenants/{tenant}/runners/{id}/proxy/{path...}", s.runnerScoped(s.proxy))
+	mux.Handle("/api/v1/", s.authenticate(authed))
+	return mux
+}
+
+// tenantScoped answers 404 for a tenant the caller may not see, as for one
+// that does not exist: a tenant token learns nothing of other tenants.
+func (s *Server) tenantScoped(h func(http.ResponseWriter, *http.Request, store.Tenant)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("tenant")
+		if !who(r).canSee(name) {
+			httpError(w, http.StatusNotFound, "tenant not found")
+			return
+		}
+		t, err := s.store.Tenant(name)
+		if errors.Is(err, store.ErrNotFound) {
+			httpError(w, http.StatusNotFound, "tenant not found")
+			return
+		}
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		h(w, r, t)
+	}
+}
+
+func (s *Server) runnerScoped(h func(http.ResponseWriter, *http.Request, store.Runner)) http.HandlerFunc {
+	return s.tenantScoped(func(w http.ResponseWriter, r *http.Request, t store.Tenant) {
+		rn, err := s.store.Runner(r.PathValue("id"))
+		if err != nil || rn.Tenant != t.Name {
+			httpError(w, http.StatusNotFound, "runner not found")
+			return
+		}
+		h(w, r, rn)
+	})
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		httpError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
+	if !who(r).admin() {
+		httpError(w, http.StatusForbidden, "only the admin creates tenants")
+		return
+	}
+	var req struct{ Name, Tier string }
+	if !decode(w, r, &req) {
+		return
+	}
+	if err := api.ValidName(req.Name); err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !slices.Contains(tiers, req.Tier) {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("tier %q must be one of %v", req.Tier, tiers))
+		return
+	}
+	t := store.Tenant{Name: req.Name, Tier: req.Tier, Created: time.Now().UTC()}
+	if err := s.store.CreateTenant(t); errors.Is(err, store.ErrExists) {
+		httpError(w, http.StatusConflict, "tenant "+req.Name+" exists")
+		return
+	} else if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, t)
+}
+
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
+	all, err := s.store.Tenants()
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := []store.Tenant{}
+	for _, t := range all {
+		if who(r).canSee(t.Name) {
+			out = append(out, t)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getTenant(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) createAPIToken(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
+	tok, err := newAPIToken()
+	if err == nil {
+		err = s.store.CreateAPIToken(store.APIToken{Hash: api.HashSecret([]byte(tok)), Tenant: t.Name, Created: time.Now().UTC()})
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"tenant": t.Name, "token": tok})
+}
+
+func (s *Server) createRunnerToken(w http.ResponseWriter, r *http.Request, t store.Tenant) {
+	var req struct {
+		TTL string `json:"ttl"`
+	}
+	if r.ContentLength != 0 && !decode(w, r, &req) {
+		return
+	}
+	ttl := defaultTokenTTL
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d <= 0 || d > maxTokenTTL {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("ttl %q must be a duration up to %s", req.TTL, maxTokenTTL))
+			return
+		}
+		ttl = d
+	}
+	tok, err := api.NewToken(s.ca.Hash(), s.opts.URL)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	expires := time.Now().Add(ttl).UTC()
+	if err := s.store.CreateRunnerToken(store.RunnerToken{Hash: tok.SecretHash(), Tenant: t.Name, Expires: expires}); err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	cmd := "cameleer token redeem " + tok.String()
+	if s.opts.URL == "" {
+		cmd += " --control-plane https://CONTROL-PLANE:PORT"
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok.String(), "expires": expires, "command": cmd})
+}
+
+// enroll redeems a one-time token: the runner's CSR is signed and the
+// runner registered, or the request is refused with one line.
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	req, tok, csr, err := api.ParseEnrollRequest(r.Body)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if tok.CAHash != s.ca.Hash() {
+		httpError(w, http.StatusUnauthorized, "the token was made by another control plane")
+		return
+	}
+	now := time.Now()
+	var resp api.EnrollResponse
+	_, err = s.store.Redeem(tok.SecretHash(), now, func(tenant string) (store.Runner, error) {
+		id := newID()
+		name := req.Name
+		if name == "" {
+			name = "runner-" + id[:8]
+		}
+		cert, err := s.ca.SignRunner(csr.PublicKey, id, tenant, now)
+		if err != nil {
+			return store.Runner{}, err
+		}
+		resp = api.EnrollResponse{RunnerID: id, Tenant: tenant, Name: name, Certificate: pemCert(cert), CA: string(s.ca.PEM()), NotAfter: cert.NotAfter}
+		return store.Runner{ID: id, Tenant: tenant, Name: name, Created: now.UTC(), Serial: cert.SerialNumber.String(), NotAfter: cert.NotAfter}, nil
+	})
+	switch {
+	case errors.Is(err, store.ErrTokenUnknown), errors.Is(err, store.ErrTokenUsed), errors.Is(err, store.ErrTokenExpired):
+		httpError(w, http.StatusUnauthorized, err.Error())
+	case errors.Is(err, store.ErrExists):
+		httpError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		httpError(w, http.StatusInternalServerError, err.Error())
+	default:
+		s.log.Info("runner registered", "runner", resp.RunnerID, "tenant", resp.Tenant, "name", resp.Name)
+		writeJSON(w, http.StatusCreated, resp)
+	}
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// runnerView is a runner as the API shows it.
+type runnerView struct {
+	ID                string    `json:"id"`
+	Name              string    `json:"name"`
+	Connected         bool      `json:"connected"`
+	LastSeen          time.Time `json:"lastSeen,omitzero"`
+	Version           string    `json:"version,omitempty"`
+	CertificateExpiry time.Time `json:"certificateExpiry"`
+	Revoked           bool      `json:"revoked,omitempty"`
+}
+
+func (s *Server) view(r store.Runner) runnerView {
+	return runnerView{ID: r.ID, Name: r.Name, Connected: s.connected(r.ID), LastSeen: r.LastSeen, Version: r.Version,
+		CertificateExpiry: r.NotAfter, Revoked: r.Revoked}
+}
+
+func (s *Server) listRunners(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
+	rs, err := s.store.Runners(t.Name)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := []runnerView{}
+	for _, r := range rs {
+		out = append(out, s.view(r))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getRunner(w http.ResponseWriter, _ *http.Request, r store.Runner) {
+	writeJSON(w, http.StatusOK, s.view(r))
+}
+
+// revokeRunner refuses the runner's certificate from now on and closes its
+// tunnel.
+func (s *Server) revokeRunner(w http.ResponseWriter, _ *http.Request, r store.Runner) {
+	r, err := s.store.UpdateRunner(r.ID, func(r *store.Runner) error { r.Revoked = true; return nil })
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.disconnect(r.ID)
+	s.log.Info("runner revoked", "runner", r.ID, "tenant", r.Tenant)
+	writeJSON(w, http.StatusOK, s.view(r))
+}

@@ -1,0 +1,282 @@
+// Package server is the control plane: one TLS port for the API and for
+// runners' tunnels (chosen by ALPN), tenants and their tokens, runner
+// registration by one-time token, and the runners' tunnels.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/ca"
+	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/tunnel"
+)
+
+// Options configure a control plane.
+type Options struct {
+	DataDir string
+	// URL is how runners reach the control plane (https://HOST:PORT); it
+	// goes into one-time tokens and install commands.
+	URL string
+	// SANs name the serving certificate, beside localhost and 127.0.0.1.
+	SANs []string
+	// TLSCert and TLSKey replace the serving certificate made by the CA
+	// (runners then pin the CA that signed them: see docs).
+	TLSCert, TLSKey string
+	Log             *slog.Logger
+}
+
+// Server is a control plane.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	store   *store.Store
+	ca      *ca.CA
+	serving tls.Certificate
+	metrics *metrics
+	http    *http.Server
+
+	mu      sync.Mutex
+	tunnels map[string]*runnerConn // by runner id
+}
+
+// AdminTokenFile is where the bootstrap admin token is written once.
+func AdminTokenFile(dataDir string) string { return filepath.Join(dataDir, "admin.token") }
+
+// New opens the control plane's state, making its CA, serving certificate
+// and bootstrap admin token on first start. The admin token is returned
+// only on that first start.
+func New(opts Options) (*Server, string, error) {
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("data dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(opts.DataDir, "state.db"))
+	if err != nil {
+		return nil, "", err
+	}
+	s := &Server{opts: opts, log: opts.Log, store: st, tunnels: map[string]*runnerConn{}, metrics: newMetrics()}
+	if s.ca, err = ca.LoadOrCreate(filepath.Join(opts.DataDir, "pki")); err != nil {
+		st.Close()
+		return nil, "", err
+	}
+	if opts.TLSCert != "" {
+		s.serving, err = tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
+	} else {
+		s.serving, err = s.ca.ServingCert(filepath.Join(opts.DataDir, "pki"), append([]string{"localhost", "127.0.0.1"}, opts.SANs...))
+	}
+	if err != nil {
+		st.Close()
+		return nil, "", fmt.Errorf("serving certificate: %w", err)
+	}
+	admin, err := s.bootstrapAdmin()
+	if err != nil {
+		st.Close()
+		return nil, "", err
+	}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	return s, admin, nil
+}
+
+// bootstrapAdmin makes the admin token on first start and writes it to
+// admin.token (0600).
+func (s *Server) bootstrapAdmin() (string, error) {
+	done, err := s.store.Meta("admin-token-created")
+	if err != nil || done != "" {
+		return "", err
+	}
+	tok, err := newAPIToken()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(AdminTokenFile(s.opts.DataDir), []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	if err := s.store.CreateAPIToken(store.APIToken{Hash: api.HashSecret([]byte(tok)), Created: time.Now()}); err != nil {
+		return "", err
+	}
+	return tok, s.store.SetMeta("admin-token-created", time.Now().UTC().Format(time.RFC3339))
+}
+
+// CAHash is the SHA-256 runners pin.
+func (s *Server) CAHash() [32]byte { return s.ca.Hash() }
+
+// Close closes the state file.
+func (s *Server) Close() error { return s.store.Close() }
+
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{s.serving},
+		NextProtos:   []string{tunnel.ALPN, "http/1.1"},
+		ClientCAs:    s.ca.Pool(),
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			for _, p := range hello.SupportedProtos {
+				if p == tunnel.ALPN {
+					return s.tunnelTLSConfig(), nil
+				}
+			}
+			return nil, nil
+		},
+	}
+}
+
+// tunnelTLSConfig: TLS 1.3 only, a client certificate of a runner that is
+// registered, not revoked, and holds exactly that certificate.
+func (s *Server) tunnelTLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{s.serving},
+		NextProtos:   []string{tunnel.ALPN},
+		ClientCAs:    s.ca.Pool(),
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("no client certificate")
+			}
+			_, err := s.runnerFor(cs.PeerCertificates[0])
+			return err
+		},
+	}
+}
+
+// runnerFor is the registered, unrevoked runner a certificate belongs to.
+func (s *Server) runnerFor(cert *x509.Certificate) (store.Runner, error) {
+	r, err := s.store.Runner(cert.Subject.CommonName)
+	if err != nil {
+		return r, fmt.Errorf("runner %q is not registered", cert.Subject.CommonName)
+	}
+	if r.Revoked {
+		return r, fmt.Errorf("runner %s is revoked", r.ID)
+	}
+	if r.Serial != cert.SerialNumber.String() {
+		return r, fmt.Errorf("runner %s: certificate %s was replaced", r.ID, cert.SerialNumber)
+	}
+	return r, nil
+}
+
+// Serve answers on l (plain TCP; TLS is done here) until ctx is done.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	httpConns := newConnListener(l.Addr())
+	go func() {
+		<-ctx.Done()
+		l.Close()
+		httpConns.Close()
+		s.closeTunnels()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.http.Shutdown(shutdownCtx)
+	}()
+	go s.http.Serve(httpConns)
+	cfg := s.tlsConfig()
+	for {
+		raw, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		go s.handshake(ctx, tls.Server(raw, cfg), httpConns)
+	}
+}
+
+// handshake finishes TLS and hands the connection to the tunnel or to HTTP
+// by the protocol it chose.
+func (s *Server) handshake(ctx context.Context, c *tls.Conn, httpConns *connListener) {
+	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := c.HandshakeContext(hctx); err != nil {
+		s.metrics.handshakeFailures.Inc()
+		s.log.Debug("handshake failed", "remote", c.RemoteAddr(), "err", err)
+		c.Close()
+		return
+	}
+	cs := c.ConnectionState()
+	if cs.NegotiatedProtocol == tunnel.ALPN {
+		s.serveTunnel(ctx, c, cs.PeerCertificates[0])
+		return
+	}
+	httpConns.push(c)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// connListener feeds connections that finished their handshake to the HTTP
+// server.
+type connListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	once  sync.Once
+	done  chan struct{}
+}
+
+func newConnListener(addr net.Addr) *connListener {
+	return &connListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) push(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }
+
+type metrics struct {
+	reg               *prometheus.Registry
+	connected         prometheus.Gauge
+	streams           prometheus.Counter
+	proxiedBytes      prometheus.Counter
+	handshakeFailures prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg:               prometheus.NewRegistry(),
+		connected:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "cameleer_runners_connected", Help: "Runners with an open tunnel."}),
+		streams:           prometheus.NewCounter(prometheus.CounterOpts{Name: "cameleer_tunnel_streams_total", Help: "Streams opened to runners."}),
+		proxiedBytes:      prometheus.NewCounter(prometheus.CounterOpts{Name: "cameleer_tunnel_proxied_bytes_total", Help: "Response bytes proxied from runners."}),
+		handshakeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "cameleer_tls_handshake_failures_total", Help: "TLS handshakes refused or failed."}),
+	}
+	m.reg.MustRegister(m.connected, m.streams, m.proxiedBytes, m.handshakeFailures)
+	return m
+}

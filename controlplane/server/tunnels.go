@@ -1,0 +1,205 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/tunnel"
+)
+
+// runnerConn is a connected runner.
+type runnerConn struct {
+	id      string
+	session *tunnel.Session
+	client  *http.Client // requests to the runner's local API
+	proxy   *httputil.ReverseProxy
+}
+
+func pemCert(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+// serveTunnel runs one runner's tunnel until it ends: the runner's requests
+// (heartbeats, renewals) are served here; the control plane's go the other
+// way through proxy.
+func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certificate) {
+	r, err := s.runnerFor(cert)
+	if err != nil {
+		c.Close()
+		return
+	}
+	sess, err := tunnel.Server(c, s.log.With("runner", r.ID))
+	if err != nil {
+		c.Close()
+		return
+	}
+	rc := &runnerConn{id: r.ID, session: sess}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			s.metrics.streams.Inc()
+			return sess.Open(ctx, tunnel.KindHTTP)
+		},
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	rc.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	rc.proxy = &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = &url.URL{Scheme: "http", Host: "runner", Path: "/" + pr.In.PathValue("path"), RawQuery: pr.In.URL.RawQuery}
+			pr.Out.Host = "runner"
+			// The caller's API token is for the control plane only.
+			pr.Out.Header.Del("Authorization")
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Body = countingBody{resp.Body, s.metrics.proxiedBytes.Add}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			httpError(w, http.StatusBadGateway, "runner did not answer: "+err.Error())
+		},
+	}
+
+	s.mu.Lock()
+	if old := s.tunnels[r.ID]; old != nil {
+		// A runner that reconnects before its old tunnel timed out.
+		old.session.Close()
+	}
+	s.tunnels[r.ID] = rc
+	s.mu.Unlock()
+	s.metrics.connected.Inc()
+	s.touch(r.ID, "")
+	s.log.Info("runner connected", "runner", r.ID, "tenant", r.Tenant, "remote", c.RemoteAddr())
+
+	srv := &http.Server{Handler: s.runnerRoutes(r.ID), ReadHeaderTimeout: 30 * time.Second}
+	go srv.Serve(sess.Listener())
+	select {
+	case <-sess.Done():
+	case <-ctx.Done():
+	}
+	srv.Close()
+	sess.Close()
+	tr.CloseIdleConnections()
+	s.mu.Lock()
+	if s.tunnels[r.ID] == rc {
+		delete(s.tunnels, r.ID)
+	}
+	s.mu.Unlock()
+	s.metrics.connected.Dec()
+	s.log.Info("runner disconnected", "runner", r.ID)
+}
+
+type countingBody struct {
+	io.ReadCloser
+	add func(float64)
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.add(float64(n))
+	return n, err
+}
+
+func (s *Server) touch(id, version string) {
+	s.store.UpdateRunner(id, func(r *store.Runner) error {
+		r.LastSeen = time.Now().UTC()
+		if version != "" {
+			r.Version = version
+		}
+		return nil
+	})
+}
+
+func (s *Server) connected(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tunnels[id] != nil
+}
+
+func (s *Server) disconnect(id string) {
+	s.mu.Lock()
+	rc := s.tunnels[id]
+	delete(s.tunnels, id)
+	s.mu.Unlock()
+	if rc != nil {
+		rc.session.Close()
+	}
+}
+
+func (s *Server) closeTunnels() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rc := range s.tunnels {
+		rc.session.Close()
+	}
+}
+
+// proxy forwards a request to the runner's local API through its tunnel.
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rn store.Runner) {
+	s.mu.Lock()
+	rc := s.tunnels[rn.ID]
+	s.mu.Unlock()
+	if rc == nil {
+		httpError(w, http.StatusServiceUnavailable, "runner "+rn.ID+" is not connected")
+		return
+	}
+	rc.proxy.ServeHTTP(w, r)
+}
+
+// runnerRoutes answer the runner through its tunnel; the tunnel's client
+// certificate already says which runner it is.
+func (s *Server) runnerRoutes(id string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+api.HeartbeatPath, func(w http.ResponseWriter, r *http.Request) {
+		var hb api.Heartbeat
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&hb); err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		s.touch(id, hb.Version)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST "+api.RenewPath, func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(io.LimitReader(r.Body, api.MaxEnrollRequest))
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		csr, err := api.ParseCSR(b)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		var resp api.EnrollResponse
+		_, err = s.store.UpdateRunner(id, func(rn *store.Runner) error {
+			if rn.Revoked {
+				return errors.New("revoked")
+			}
+			cert, err := s.ca.SignRunner(csr.PublicKey, rn.ID, rn.Tenant, time.Now())
+			if err != nil {
+				return err
+			}
+			rn.Serial, rn.NotAfter = cert.SerialNumber.String(), cert.NotAfter
+			resp = api.EnrollResponse{RunnerID: rn.ID, Tenant: rn.Tenant, Name: rn.Name, Certificate: pemCert(cert), CA: string(s.ca.PEM()), NotAfter: cert.NotAfter}
+			return nil
+		})
+		if err != nil {
+			httpError(w, http.StatusForbidden, err.Error())
+			return
+		}
+		s.log.Info("runner certificate renewed", "runner", id, "notAfter", resp.NotAfter)
+		writeJSON(w, http.StatusOK, resp)
+	})
+	return mux
+}
