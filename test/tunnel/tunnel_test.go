@@ -1,0 +1,326 @@
+// Package tunnel_test runs the control plane and a runner as real processes
+// on loopback and goes through registration and the tunnel as a user would:
+// from the command line and the API. `go test -short` skips it.
+package tunnel_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type env struct {
+	t        *testing.T
+	dir      string
+	cpBin    string
+	runBin   string
+	addr     string
+	admin    string
+	cp       *exec.Cmd
+	http     *http.Client
+	runnerMu sync.Mutex
+	runLog   bytes.Buffer
+}
+
+func build(t *testing.T, dir, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (e *env) startCP() {
+	e.t.Helper()
+	e.cp = exec.Command(e.cpBin, "serve", "--data-dir", filepath.Join(e.dir, "cp"), "--listen", e.addr, "--url", "https://"+e.addr)
+	e.cp.Stdout, e.cp.Stderr = io.Discard, io.Discard
+	if err := e.cp.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	eventually(e.t, 20*time.Second, "control plane healthy", func() error {
+		resp, err := e.http.Get("https://" + e.addr + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+}
+
+func (e *env) stopCP() {
+	e.cp.Process.Signal(os.Interrupt)
+	e.cp.Wait()
+}
+
+// call does an API request and decodes the JSON answer into out.
+func (e *env) call(method, path, token string, body any, out any) int {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "https://"+e.addr+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v after %s", what, err, timeout)
+}
+
+func (e *env) cameleer(args ...string) (string, error) {
+	out, err := exec.Command(e.runBin, args...).CombinedOutput()
+	return string(out), err
+}
+
+type runnerView struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Connected bool   `json:"connected"`
+	Revoked   bool   `json:"revoked"`
+}
+
+func TestRegistrationAndTunnel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs both binaries")
+	}
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, addr: freeAddr(t),
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+	e.cpBin = build(t, dir, "github.com/cameleer/cameleer/cmd/cameleer-controlplane")
+	e.runBin = build(t, dir, "github.com/cameleer/cameleer/cmd/cameleer")
+	e.startCP()
+	t.Cleanup(e.stopCP)
+	b, err := os.ReadFile(filepath.Join(dir, "cp", "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.admin = strings.TrimSpace(string(b))
+
+	// Tenants, and a token for each.
+	tokens := map[string]string{}
+	for _, name := range []string{"acme", "globex"} {
+		if code := e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": name, "tier": "low"}, nil); code != http.StatusCreated {
+			t.Fatalf("create tenant %s: %d", name, code)
+		}
+		var tok struct{ Token string }
+		if code := e.call("POST", "/api/v1/tenants/"+name+"/api-tokens", e.admin, nil, &tok); code != http.StatusCreated {
+			t.Fatalf("api token: %d", code)
+		}
+		tokens[name] = tok.Token
+	}
+	if code := e.call("POST", "/api/v1/tenants", tokens["acme"], map[string]string{"name": "evil", "tier": "low"}, nil); code != http.StatusForbidden {
+		t.Errorf("a tenant token created a tenant: %d", code)
+	}
+
+	// A one-time token, redeemed once.
+	var ott struct{ Token, Command string }
+	if code := e.call("POST", "/api/v1/tenants/acme/runner-tokens", tokens["acme"], map[string]string{"ttl": "15m"}, &ott); code != http.StatusCreated {
+		t.Fatalf("runner token: %d", code)
+	}
+	if !strings.HasPrefix(ott.Command, "cameleer token redeem "+ott.Token) {
+		t.Errorf("install command %q", ott.Command)
+	}
+	runnerDir := filepath.Join(dir, "runner")
+	if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", runnerDir, "--name", "edge-1"); err != nil {
+		t.Fatalf("redeem: %v\n%s", err, out)
+	}
+	if fi, err := os.Stat(filepath.Join(runnerDir, "controlplane", "client.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("client key: %v %v", fi, err)
+	}
+	refused := func(what, wantMsg string, args ...string) {
+		t.Helper()
+		out, err := e.cameleer(args...)
+		if err == nil || !strings.Contains(out, wantMsg) || strings.Count(strings.TrimSpace(out), "\n") > 0 {
+			t.Errorf("%s: %v, output %q; want one line with %q", what, err, out, wantMsg)
+		}
+	}
+	refused("reused token", "already used", "token", "redeem", ott.Token, "--data-dir", filepath.Join(dir, "other"))
+	var short struct{ Token string }
+	e.call("POST", "/api/v1/tenants/acme/runner-tokens", tokens["acme"], map[string]string{"ttl": "1ms"}, &short)
+	time.Sleep(10 * time.Millisecond)
+	refused("expired token", "expired", "token", "redeem", short.Token, "--data-dir", filepath.Join(dir, "other"))
+	// The same token with another CA pinned: refused before the secret is sent.
+	var fresh struct{ Token string }
+	e.call("POST", "/api/v1/tenants/acme/runner-tokens", tokens["acme"], nil, &fresh)
+	parts := strings.Split(fresh.Token, ".")
+	parts[1] = strings.Repeat("ab", 32)
+	refused("wrong CA pin", "does not match", "token", "redeem", strings.Join(parts, "."), "--data-dir", filepath.Join(dir, "other"))
+	refused("garbage token", "not a Cameleer one-time token", "token", "redeem", "hello", "--data-dir", filepath.Join(dir, "other"))
+	// The pin-mismatch attempt did not use the token up.
+	if out, err := e.cameleer("token", "redeem", fresh.Token, "--data-dir", filepath.Join(dir, "second")); err != nil {
+		t.Errorf("the token survived a refused pin, but redeem failed: %v %s", err, out)
+	}
+
+	// The runner connects.
+	run := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", runnerDir)
+	run.Stdout, run.Stderr = &lockedWriter{&e.runnerMu, &e.runLog}, &lockedWriter{&e.runnerMu, &e.runLog}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+	var id string
+	connected := func(want bool) func() error {
+		return func() error {
+			var rs []runnerView
+			e.call("GET", "/api/v1/tenants/acme/runners", tokens["acme"], nil, &rs)
+			for _, r := range rs {
+				if r.Name == "edge-1" {
+					id = r.ID
+					if r.Connected == want {
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("edge-1 not connected=%v: %+v", want, rs)
+		}
+	}
+	eventually(t, 20*time.Second, "runner connected", connected(true))
+
+	// The control plane reaches the runner's local API through the tunnel.
+	var st struct {
+		RunnerID string `json:"runnerId"`
+		Tenant   string `json:"tenant"`
+		Engine   bool   `json:"engine"`
+	}
+	if code := e.call("GET", "/api/v1/tenants/acme/runners/"+id+"/proxy/status", tokens["acme"], nil, &st); code != http.StatusOK || st.RunnerID != id || st.Tenant != "acme" || st.Engine {
+		t.Errorf("proxied /status: %d %+v", code, st)
+	}
+
+	// Tenant isolation.
+	if code := e.call("GET", "/api/v1/tenants/acme/runners", tokens["globex"], nil, nil); code != http.StatusNotFound {
+		t.Errorf("globex listed acme's runners: %d", code)
+	}
+	if code := e.call("GET", "/api/v1/tenants/acme/runners/"+id+"/proxy/status", tokens["globex"], nil, nil); code != http.StatusNotFound {
+		t.Errorf("globex proxied to acme's runner: %d", code)
+	}
+	if code := e.call("GET", "/api/v1/tenants/acme/runners", "", nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d", code)
+	}
+	if code := e.call("GET", "/api/v1/tenants/acme/runners", "cmla_forged", nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("forged token: %d", code)
+	}
+
+	// Handshakes the tunnel refuses.
+	tunnelRefuses(t, e.addr, nil)
+	tunnelRefuses(t, e.addr, foreignCert(t))
+
+	// A restarted control plane gets its runner back by itself.
+	e.stopCP()
+	e.startCP()
+	start := time.Now()
+	eventually(t, 20*time.Second, "runner back after restart", connected(true))
+	t.Logf("runner back %.1fs after the control plane answered again", time.Since(start).Seconds())
+
+	// Revocation closes the tunnel now and for good.
+	if code := e.call("DELETE", "/api/v1/tenants/acme/runners/"+id, tokens["acme"], nil, nil); code != http.StatusOK {
+		t.Fatalf("revoke: %d", code)
+	}
+	eventually(t, 20*time.Second, "runner disconnected", connected(false))
+	eventually(t, 40*time.Second, "runner refused at its next handshake", func() error {
+		e.runnerMu.Lock()
+		defer e.runnerMu.Unlock()
+		if !strings.Contains(e.runLog.String(), "refused this runner's certificate") {
+			return fmt.Errorf("runner log:\n%s", e.runLog.String())
+		}
+		return nil
+	})
+	if err := connected(false)(); err != nil {
+		t.Error(err)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// tunnelRefuses checks that a tunnel handshake with cert (nil: none) does
+// not give a working tunnel.
+func tunnelRefuses(t *testing.T, addr string, cert *tls.Certificate) {
+	t.Helper()
+	cfg := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"cameleer-tunnel/1"}, MinVersion: tls.VersionTLS13}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return // refused in the handshake
+	}
+	defer c.Close()
+	// TLS 1.3: the server's verdict on the client certificate arrives after
+	// the client's side of the handshake.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("tunnel with cert %v: read %v, want a certificate alert", cert != nil, err)
+	}
+}
+
+// foreignCert is a client certificate from a CA the control plane never saw.
+func foreignCert(t *testing.T) *tls.Certificate {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "intruder"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
