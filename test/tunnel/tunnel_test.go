@@ -29,6 +29,7 @@ import (
 type env struct {
 	t        *testing.T
 	dir      string
+	sans     []string
 	cpBin    string
 	runBin   string
 	addr     string
@@ -61,7 +62,11 @@ func freeAddr(t *testing.T) string {
 
 func (e *env) startCP() {
 	e.t.Helper()
-	e.cp = exec.Command(e.cpBin, "serve", "--data-dir", filepath.Join(e.dir, "cp"), "--listen", e.addr, "--url", "https://"+e.addr)
+	args := []string{"serve", "--data-dir", filepath.Join(e.dir, "cp"), "--listen", e.addr, "--url", "https://" + e.addr}
+	for _, san := range e.sans {
+		args = append(args, "--san", san)
+	}
+	e.cp = exec.Command(e.cpBin, args...)
 	e.cp.Stdout, e.cp.Stderr = io.Discard, io.Discard
 	if err := e.cp.Start(); err != nil {
 		e.t.Fatal(err)
@@ -129,22 +134,53 @@ type runnerView struct {
 	Revoked   bool   `json:"revoked"`
 }
 
-func TestRegistrationAndTunnel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs both binaries")
+// binaries are built once for every test of the package.
+var binaries struct {
+	once      sync.Once
+	dir       string
+	cp, run   string
+	buildErrs error
+}
+
+// newEnv starts a control plane listening on addr (host:port).
+func newEnv(t *testing.T, addr string, sans ...string) *env {
+	t.Helper()
+	binaries.once.Do(func() {
+		binaries.dir, binaries.buildErrs = os.MkdirTemp("", "cameleer-bin-")
+		if binaries.buildErrs == nil {
+			binaries.cp = build(t, binaries.dir, "github.com/cameleer/cameleer/cmd/cameleer-controlplane")
+			binaries.run = build(t, binaries.dir, "github.com/cameleer/cameleer/cmd/cameleer")
+		}
+	})
+	if binaries.buildErrs != nil {
+		t.Fatal(binaries.buildErrs)
 	}
-	dir := t.TempDir()
-	e := &env{t: t, dir: dir, addr: freeAddr(t),
+	e := &env{t: t, dir: t.TempDir(), addr: addr, sans: sans, cpBin: binaries.cp, runBin: binaries.run,
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
-	e.cpBin = build(t, dir, "github.com/cameleer/cameleer/cmd/cameleer-controlplane")
-	e.runBin = build(t, dir, "github.com/cameleer/cameleer/cmd/cameleer")
 	e.startCP()
 	t.Cleanup(e.stopCP)
-	b, err := os.ReadFile(filepath.Join(dir, "cp", "admin.token"))
+	b, err := os.ReadFile(filepath.Join(e.dir, "cp", "admin.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.admin = strings.TrimSpace(string(b))
+	return e
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaries.dir != "" {
+		os.RemoveAll(binaries.dir)
+	}
+	os.Exit(code)
+}
+
+func TestRegistrationAndTunnel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs both binaries")
+	}
+	e := newEnv(t, freeAddr(t))
+	dir := e.dir
 
 	// Tenants, and a token for each.
 	tokens := map[string]string{}

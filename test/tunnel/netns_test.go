@@ -1,0 +1,118 @@
+package tunnel_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// TestRunnerBehindFirewall runs the runner in a network namespace whose
+// firewall drops every inbound new connection: the tunnel works all the
+// same, and comes back by itself after the link is cut for a minute.
+func TestRunnerBehindFirewall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs both binaries, takes over a minute")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace")
+	}
+	n := os.Getpid() % 10000
+	ns, hostIf, nsIf := fmt.Sprintf("cmlr-t%d", n), fmt.Sprintf("cmh%d", n), fmt.Sprintf("cmr%d", n)
+	const hostIP, runnerIP = "10.213.0.1", "10.213.0.2"
+	ip(t, "netns", "add", ns)
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", ns).Run()
+		exec.Command("ip", "link", "del", hostIf).Run()
+	})
+	ip(t, "link", "add", hostIf, "type", "veth", "peer", "name", nsIf)
+	ip(t, "link", "set", nsIf, "netns", ns)
+	ip(t, "addr", "add", hostIP+"/30", "dev", hostIf)
+	ip(t, "link", "set", hostIf, "up")
+	ip(t, "-n", ns, "addr", "add", runnerIP+"/30", "dev", nsIf)
+	ip(t, "-n", ns, "link", "set", nsIf, "up")
+	ip(t, "-n", ns, "link", "set", "lo", "up")
+	for _, rule := range [][]string{
+		{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
+		{"-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
+		{"-P", "INPUT", "DROP"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", ns, "iptables"}, rule...)...).CombinedOutput(); err != nil {
+			t.Fatalf("iptables %v: %v: %s", rule, err, out)
+		}
+	}
+
+	l, err := net.Listen("tcp", hostIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e := newEnv(t, addr, hostIP)
+	if code := e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": "acme", "tier": "mid"}, nil); code != http.StatusCreated {
+		t.Fatalf("tenant: %d", code)
+	}
+	var ott struct{ Token string }
+	e.call("POST", "/api/v1/tenants/acme/runner-tokens", e.admin, nil, &ott)
+	inNS := func(args ...string) *exec.Cmd {
+		return exec.Command("ip", append([]string{"netns", "exec", ns, e.runBin}, args...)...)
+	}
+	runnerDir := e.dir + "/runner"
+	if out, err := inNS("token", "redeem", ott.Token, "--data-dir", runnerDir, "--name", "fenced").CombinedOutput(); err != nil {
+		t.Fatalf("redeem in the namespace: %v: %s", err, out)
+	}
+	run := inNS("run", "--no-engine", "--data-dir", runnerDir)
+	run.Stdout, run.Stderr = &lockedWriter{&e.runnerMu, &e.runLog}, &lockedWriter{&e.runnerMu, &e.runLog}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+
+	var id string
+	connected := func(want bool) func() error {
+		return func() error {
+			var rs []runnerView
+			e.call("GET", "/api/v1/tenants/acme/runners", e.admin, nil, &rs)
+			if len(rs) != 1 || rs[0].Connected != want {
+				return fmt.Errorf("runners %+v, want connected=%v", rs, want)
+			}
+			id = rs[0].ID
+			return nil
+		}
+	}
+	eventually(t, 30*time.Second, "fenced runner connected", connected(true))
+	var st struct{ RunnerID string }
+	if code := e.call("GET", "/api/v1/tenants/acme/runners/"+id+"/proxy/status", e.admin, nil, &st); code != http.StatusOK || st.RunnerID != id {
+		t.Fatalf("proxied status through the firewall: %d %+v", code, st)
+	}
+	// Nothing gets in: a new connection to the runner's host goes nowhere.
+	if c, err := net.DialTimeout("tcp", runnerIP+":22", 2*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the runner's namespace accepted an inbound connection")
+	}
+
+	// Cut the link for 60 s; the runner comes back by itself.
+	ip(t, "link", "set", hostIf, "down")
+	cut := time.Now()
+	eventually(t, 45*time.Second, "control plane notices the dead tunnel", connected(false))
+	t.Logf("control plane noticed the cut after %.1fs", time.Since(cut).Seconds())
+	time.Sleep(time.Until(cut.Add(60 * time.Second)))
+	ip(t, "link", "set", hostIf, "up")
+	restored := time.Now()
+	eventually(t, 60*time.Second, "runner back after the link returns", connected(true))
+	t.Logf("runner back %.1fs after the link returned", time.Since(restored).Seconds())
+	if code := e.call("GET", "/api/v1/tenants/acme/runners/"+id+"/proxy/status", e.admin, nil, &st); code != http.StatusOK {
+		t.Errorf("proxied status after the cut: %d", code)
+	}
+}
