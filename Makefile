@@ -97,8 +97,17 @@ test-unit:
 .PHONY: test
 test: bin/cameleer
 	go test ./...
+	$(MAKE) fuzz
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) go test -tags payload -count=1 ./test/payload/...
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer go test -tags node -count=1 -timeout 30m -v ./test/node/...
+
+# Every fuzz target, briefly (FUZZTIME each); a longer run finds more.
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz:
+	go test -run XXX -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./api
+	go test -run XXX -fuzz '^FuzzParseEnrollRequest$$' -fuzztime $(FUZZTIME) ./api
+	go test -run XXX -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./tunnel
 
 # Only the node test, with the payload built.
 .PHONY: test-node
