@@ -245,8 +245,13 @@ type runnerView struct {
 }
 
 func (s *Server) view(r store.Runner) runnerView {
-	return runnerView{ID: r.ID, Name: r.Name, Connected: s.connected(r.ID), LastSeen: r.LastSeen, Version: r.Version,
-		CertificateExpiry: r.NotAfter, Revoked: r.Revoked}
+	v := runnerView{ID: r.ID, Name: r.Name, LastSeen: r.LastSeen, Version: r.Version, CertificateExpiry: r.NotAfter, Revoked: r.Revoked}
+	if rc := s.live(r.ID); rc != nil {
+		rc.mu.Lock()
+		v.Connected, v.LastSeen, v.Version = true, rc.lastSeen, rc.version
+		rc.mu.Unlock()
+	}
+	return v
 }
 
 func (s *Server) listRunners(w http.ResponseWriter, _ *http.Request, t store.Tenant) {

@@ -46,12 +46,13 @@ type Server struct {
 	log     *slog.Logger
 	store   *store.Store
 	ca      *ca.CA
-	serving tls.Certificate
+	cert    tls.Certificate
 	metrics *metrics
 	http    *http.Server
 
 	mu      sync.Mutex
 	tunnels map[string]*runnerConn // by runner id
+	serving sync.WaitGroup          // connections being handled
 }
 
 // AdminTokenFile is where the bootstrap admin token is written once.
@@ -74,9 +75,9 @@ func New(opts Options) (*Server, string, error) {
 		return nil, "", err
 	}
 	if opts.TLSCert != "" {
-		s.serving, err = tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
+		s.cert, err = tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
 	} else {
-		s.serving, err = s.ca.ServingCert(filepath.Join(opts.DataDir, "pki"), append([]string{"localhost", "127.0.0.1"}, opts.SANs...))
+		s.cert, err = s.ca.ServingCert(filepath.Join(opts.DataDir, "pki"), append([]string{"localhost", "127.0.0.1"}, opts.SANs...))
 	}
 	if err != nil {
 		st.Close()
@@ -120,7 +121,7 @@ func (s *Server) Close() error { return s.store.Close() }
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{s.serving},
+		Certificates: []tls.Certificate{s.cert},
 		NextProtos:   []string{tunnel.ALPN, "http/1.1"},
 		ClientCAs:    s.ca.Pool(),
 		ClientAuth:   tls.VerifyClientCertIfGiven,
@@ -140,7 +141,7 @@ func (s *Server) tlsConfig() *tls.Config {
 func (s *Server) tunnelTLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{s.serving},
+		Certificates: []tls.Certificate{s.cert},
 		NextProtos:   []string{tunnel.ALPN},
 		ClientCAs:    s.ca.Pool(),
 		ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -183,6 +184,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}()
 	go s.http.Serve(httpConns)
 	cfg := s.tlsConfig()
+	// Tunnels save what they saw of their runner as they end: wait for
+	// them, so the state file is closed after the last write.
+	defer s.serving.Wait()
 	for {
 		raw, err := l.Accept()
 		if err != nil {
@@ -191,7 +195,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		go s.handshake(ctx, tls.Server(raw, cfg), httpConns)
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			s.handshake(ctx, tls.Server(raw, cfg), httpConns)
+		}()
 	}
 }
 

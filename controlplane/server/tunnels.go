@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/cameleer/cameleer/api"
@@ -24,6 +25,22 @@ type runnerConn struct {
 	session *tunnel.Session
 	client  *http.Client // requests to the runner's local API
 	proxy   *httputil.ReverseProxy
+
+	// lastSeen and version change with every heartbeat; they are kept here
+	// and written to the store when the runner disconnects, not on every
+	// heartbeat (a thousand runners would be a hundred fsyncs a second).
+	mu       sync.Mutex
+	lastSeen time.Time
+	version  string
+}
+
+func (rc *runnerConn) seen(version string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.lastSeen = time.Now().UTC()
+	if version != "" {
+		rc.version = version
+	}
 }
 
 func pemCert(c *x509.Certificate) string {
@@ -44,7 +61,7 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 		c.Close()
 		return
 	}
-	rc := &runnerConn{id: r.ID, session: sess}
+	rc := &runnerConn{id: r.ID, session: sess, lastSeen: time.Now().UTC(), version: r.Version}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			s.metrics.streams.Inc()
@@ -79,10 +96,10 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 	s.tunnels[r.ID] = rc
 	s.mu.Unlock()
 	s.metrics.connected.Inc()
-	s.touch(r.ID, "")
+	s.save(rc)
 	s.log.Info("runner connected", "runner", r.ID, "tenant", r.Tenant, "remote", c.RemoteAddr())
 
-	srv := &http.Server{Handler: s.runnerRoutes(r.ID), ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: s.runnerRoutes(rc), ReadHeaderTimeout: 30 * time.Second}
 	go srv.Serve(sess.Listener())
 	select {
 	case <-sess.Done():
@@ -97,6 +114,7 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 	}
 	s.mu.Unlock()
 	s.metrics.connected.Dec()
+	s.save(rc)
 	s.log.Info("runner disconnected", "runner", r.ID)
 }
 
@@ -111,20 +129,25 @@ func (b countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Server) touch(id, version string) {
-	s.store.UpdateRunner(id, func(r *store.Runner) error {
-		r.LastSeen = time.Now().UTC()
-		if version != "" {
-			r.Version = version
-		}
+// save writes what the control plane saw of a runner into the store.
+func (s *Server) save(rc *runnerConn) {
+	rc.mu.Lock()
+	seen, version := rc.lastSeen, rc.version
+	rc.mu.Unlock()
+	_, err := s.store.UpdateRunner(rc.id, func(r *store.Runner) error {
+		r.LastSeen, r.Version = seen, version
 		return nil
 	})
+	if err != nil {
+		s.log.Warn("save runner", "runner", rc.id, "err", err)
+	}
 }
 
-func (s *Server) connected(id string) bool {
+// live is the connected runner with id, or nil.
+func (s *Server) live(id string) *runnerConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.tunnels[id] != nil
+	return s.tunnels[id]
 }
 
 func (s *Server) disconnect(id string) {
@@ -147,9 +170,7 @@ func (s *Server) closeTunnels() {
 
 // proxy forwards a request to the runner's local API through its tunnel.
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rn store.Runner) {
-	s.mu.Lock()
-	rc := s.tunnels[rn.ID]
-	s.mu.Unlock()
+	rc := s.live(rn.ID)
 	if rc == nil {
 		httpError(w, http.StatusServiceUnavailable, "runner "+rn.ID+" is not connected")
 		return
@@ -159,7 +180,8 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rn store.Runner) 
 
 // runnerRoutes answer the runner through its tunnel; the tunnel's client
 // certificate already says which runner it is.
-func (s *Server) runnerRoutes(id string) http.Handler {
+func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
+	id := rc.id
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+api.HeartbeatPath, func(w http.ResponseWriter, r *http.Request) {
 		var hb api.Heartbeat
@@ -167,7 +189,7 @@ func (s *Server) runnerRoutes(id string) http.Handler {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		s.touch(id, hb.Version)
+		rc.seen(hb.Version)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST "+api.RenewPath, func(w http.ResponseWriter, r *http.Request) {
