@@ -1,0 +1,278 @@
+// Command tunnel measures the control plane with many runners, for
+// docs/benchmarks.md:
+//
+//	go run ./hack/bench/tunnel -cp bin/cameleer-controlplane -runners 1000 -idle 60s
+//
+// It starts the control plane as a process on loopback, registers -runners
+// runners through the real API and enrollment, connects them all from this
+// process, and reports the control plane's memory per idle connected runner
+// and its CPU use while they idle (heartbeats every 10 s, keepalives every
+// 5 s), as runners per core. Then, with one runner, it compares the latency
+// of a request proxied through the tunnel with the same request sent to the
+// runner's local API directly.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cameleer/cameleer/appliance/tunnelclient"
+)
+
+func main() {
+	cpBin := flag.String("cp", "bin/cameleer-controlplane", "control plane binary")
+	runners := flag.Int("runners", 1000, "runners to connect")
+	idle := flag.Duration("idle", 60*time.Second, "how long to measure idle CPU")
+	requests := flag.Int("requests", 2000, "requests per latency sample")
+	flag.Parse()
+	if err := run(*cpBin, *runners, *idle, *requests); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	addr, admin string
+	http        *http.Client
+}
+
+func (b *bench) call(method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, "https://"+b.addr+path, rd)
+	req.Header.Set("Authorization", "Bearer "+b.admin)
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s %s: %s %s", method, path, resp.Status, msg)
+	}
+	if out != nil {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return nil
+}
+
+func run(cpBin string, n int, idle time.Duration, requests int) error {
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	lim.Cur = lim.Max
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+
+	dir, err := os.MkdirTemp("", "cameleer-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cp := exec.Command(cpBin, "serve", "--data-dir", filepath.Join(dir, "cp"), "--listen", addr, "--url", "https://"+addr)
+	cp.Stdout, cp.Stderr = io.Discard, io.Discard
+	if err := cp.Start(); err != nil {
+		return err
+	}
+	defer func() { cp.Process.Signal(os.Interrupt); cp.Wait() }()
+	b := &bench{addr: addr, http: &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 8}}}
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		if raw, err := os.ReadFile(filepath.Join(dir, "cp", "admin.token")); err == nil && len(raw) > 0 {
+			b.admin = strings.TrimSpace(string(raw))
+			if b.call("GET", "/api/v1/tenants", nil, nil) == nil {
+				break
+			}
+		}
+		if time.Since(start) > 30*time.Second {
+			return fmt.Errorf("control plane did not start")
+		}
+	}
+	if err := b.call("POST", "/api/v1/tenants", map[string]string{"name": "bench", "tier": "high"}, nil); err != nil {
+		return err
+	}
+
+	fmt.Printf("registering %d runners...\n", n)
+	ids := make([]tunnelclient.Identity, n)
+	t0 := time.Now()
+	for i := range n {
+		var ott struct{ Token string }
+		if err := b.call("POST", "/api/v1/tenants/bench/runner-tokens", nil, &ott); err != nil {
+			return err
+		}
+		if ids[i], err = tunnelclient.Redeem(context.Background(), filepath.Join(dir, "r", strconv.Itoa(i)), ott.Token, "", fmt.Sprintf("r%d", i)); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("registered %d runners in %.1fs (%.1f ms each, token and enrollment)\n", n, time.Since(t0).Seconds(), float64(time.Since(t0).Milliseconds())/float64(n))
+
+	rssBefore := rss(cp.Process.Pid)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	local := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	t0 = time.Now()
+	for i := range n {
+		c := &tunnelclient.Client{Identity: ids[i], LocalAPI: local, Log: quiet}
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Run(ctx) }()
+	}
+	for {
+		var rs []struct{ Connected bool }
+		if err := b.call("GET", "/api/v1/tenants/bench/runners", nil, &rs); err != nil {
+			return err
+		}
+		up := 0
+		for _, r := range rs {
+			if r.Connected {
+				up++
+			}
+		}
+		if up == n {
+			break
+		}
+		if time.Since(t0) > 5*time.Minute {
+			return fmt.Errorf("only %d of %d runners connected", up, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	fmt.Printf("connected %d runners in %.1fs\n", n, time.Since(t0).Seconds())
+	time.Sleep(15 * time.Second) // every runner has sent a heartbeat
+	cpu0, t1 := cpuSeconds(cp.Process.Pid), time.Now()
+	time.Sleep(idle)
+	cpu1, el := cpuSeconds(cp.Process.Pid), time.Since(t1).Seconds()
+	rssAfter := rss(cp.Process.Pid)
+	cores := (cpu1 - cpu0) / el
+	fmt.Printf("control plane RSS: %d MB before, %d MB with %d idle runners: %.1f KB per runner\n",
+		rssBefore>>20, rssAfter>>20, n, float64(rssAfter-rssBefore)/1024/float64(n))
+	fmt.Printf("control plane CPU while idle for %s: %.3f cores: %.0f runners per core\n", idle, cores, float64(n)/max(cores, 1e-9))
+	cancel()
+	wg.Wait()
+
+	return latency(b, dir, requests)
+}
+
+// latency compares GET /status through the control plane and the tunnel
+// with the same handler served directly over TLS on loopback.
+func latency(b *bench, dir string, requests int) error {
+	var ott struct{ Token string }
+	if err := b.call("POST", "/api/v1/tenants/bench/runner-tokens", nil, &ott); err != nil {
+		return err
+	}
+	id, err := tunnelclient.Redeem(context.Background(), filepath.Join(dir, "lat"), ott.Token, "", "latency")
+	if err != nil {
+		return err
+	}
+	local := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &tunnelclient.Client{Identity: id, LocalAPI: local, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	go c.Run(ctx)
+	for start := time.Now(); b.call("GET", "/api/v1/tenants/bench/runners/"+id.RunnerID+"/proxy/status", nil, nil) != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > time.Minute {
+			return fmt.Errorf("latency runner did not connect")
+		}
+	}
+	// Direct: the same handler behind TLS on loopback, the same client.
+	l, err := tls.Listen("tcp", "127.0.0.1:0", directTLS(dir))
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	go http.Serve(l, local)
+	direct := "https://" + l.Addr().String() + "/status"
+	proxied := "https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID + "/proxy/status"
+	sample := func(url string) ([]time.Duration, error) {
+		out := make([]time.Duration, 0, requests)
+		for range requests {
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Header.Set("Authorization", "Bearer "+b.admin)
+			t := time.Now()
+			resp, err := b.http.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			out = append(out, time.Since(t))
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	// Warm both paths' connections, then measure.
+	if _, err := sample(direct); err != nil {
+		return err
+	}
+	if _, err := sample(proxied); err != nil {
+		return err
+	}
+	d, err := sample(direct)
+	if err != nil {
+		return err
+	}
+	p, err := sample(proxied)
+	if err != nil {
+		return err
+	}
+	q := func(s []time.Duration, f float64) time.Duration { return s[int(f*float64(len(s)-1))] }
+	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	fmt.Printf("latency over %d requests: direct p50 %.3f ms p99 %.3f ms; proxied p50 %.3f ms p99 %.3f ms; added p50 %.3f ms p99 %.3f ms\n",
+		requests, ms(q(d, .5)), ms(q(d, .99)), ms(q(p, .5)), ms(q(p, .99)), ms(q(p, .5)-q(d, .5)), ms(q(p, .99)-q(d, .99)))
+	return nil
+}
+
+// directTLS serves with the control plane's own serving certificate.
+func directTLS(dir string) *tls.Config {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cp", "pki", "serving.crt"), filepath.Join(dir, "cp", "pki", "serving.key"))
+	if err != nil {
+		panic(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}
+}
+
+func rss(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// cpuSeconds is the user+system CPU time of pid.
+func cpuSeconds(pid int) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
