@@ -216,24 +216,32 @@ func dial(ctx context.Context, host string) (net.Conn, error) {
 	return c, nil
 }
 
-// heartbeats posts a heartbeat now and every heartbeatInterval, and renews
-// the certificate once less than half its lifetime is left.
+// heartbeats posts a heartbeat every heartbeatInterval, and renews the
+// certificate once half its lifetime has passed.
 func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.Client) {
 	host, _ := os.Hostname()
+	nextBeat := time.Now()
 	for {
-		hb := api.Heartbeat{Version: version.Version, Hostname: host, CPUs: runtime.NumCPU(), Engine: c.Engine, Time: time.Now().UTC()}
-		if err := post(ctx, cp, api.HeartbeatPath, hb, nil); err != nil {
-			c.Log.Debug("heartbeat", "err", err)
+		if !time.Now().Before(nextBeat) {
+			hb := api.Heartbeat{Version: version.Version, Hostname: host, CPUs: runtime.NumCPU(), Engine: c.Engine, Time: time.Now().UTC()}
+			if err := post(ctx, cp, api.HeartbeatPath, hb, nil); err != nil {
+				c.Log.Debug("heartbeat", "err", err)
+			}
+			nextBeat = time.Now().Add(heartbeatInterval)
 		}
-		if err := c.renewIfDue(ctx, cp); err != nil {
+		wait := time.Until(nextBeat)
+		renewAt, err := c.renewIfDue(ctx, cp)
+		if err != nil {
 			c.Log.Warn("certificate renewal failed", "err", err)
+			renewAt = time.Now().Add(time.Second)
 		}
+		wait = max(min(wait, time.Until(renewAt)), 100*time.Millisecond)
 		select {
 		case <-sess.Done():
 			return
 		case <-ctx.Done():
 			return
-		case <-time.After(heartbeatInterval):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -266,37 +274,43 @@ func post(ctx context.Context, cp *http.Client, path string, body any, out any) 
 }
 
 // renewIfDue asks for a new certificate, for a new key, through the tunnel
-// once less than half the current one's lifetime is left.
-func (c *Client) renewIfDue(ctx context.Context, cp *http.Client) error {
+// once half the current one's lifetime has passed. It says when the
+// certificate it holds afterwards is due.
+func (c *Client) renewIfDue(ctx context.Context, cp *http.Client) (time.Time, error) {
+	due, err := c.renewalDue()
+	if err != nil || time.Now().Before(due) {
+		return due, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return due, err
+	}
+	csr, err := newCSR(key)
+	if err != nil {
+		return due, err
+	}
+	var er api.EnrollResponse
+	if err := post(ctx, cp, api.RenewPath, csr, &er); err != nil {
+		return due, err
+	}
+	if err := c.Identity.store(key, er); err != nil {
+		return due, err
+	}
+	c.Log.Info("certificate renewed", "notAfter", er.NotAfter)
+	return c.renewalDue()
+}
+
+// renewalDue is the half-life of the current certificate.
+func (c *Client) renewalDue() (time.Time, error) {
 	pair, err := tls.LoadX509KeyPair(c.Identity.path("client.crt"), c.Identity.path("client.key"))
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	leaf := pair.Leaf
 	if leaf == nil {
 		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
-	half := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
-	if time.Now().Before(half) {
-		return nil
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	csr, err := newCSR(key)
-	if err != nil {
-		return err
-	}
-	var er api.EnrollResponse
-	if err := post(ctx, cp, api.RenewPath, csr, &er); err != nil {
-		return err
-	}
-	if err := c.Identity.store(key, er); err != nil {
-		return err
-	}
-	c.Log.Info("certificate renewed", "notAfter", er.NotAfter)
-	return nil
+	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2), nil
 }

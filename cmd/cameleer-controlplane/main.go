@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -81,5 +82,6 @@ func newServeCommand() *cobra.Command {
 	f.StringSliceVar(&opts.SANs, "san", nil, "extra DNS name or IP of the serving certificate (repeatable)")
 	f.StringVar(&opts.TLSCert, "tls-cert", "", "serving certificate instead of one made by the control plane's CA")
 	f.StringVar(&opts.TLSKey, "tls-key", "", "key of --tls-cert")
+	f.DurationVar(&opts.RunnerCertLifetime, "runner-cert-lifetime", 7*24*time.Hour, "lifetime of runner client certificates (renewed at half-life)")
 	return cmd
 }

@@ -28,9 +28,9 @@ import (
 const (
 	caLifetime      = 10 * 365 * 24 * time.Hour
 	servingLifetime = 365 * 24 * time.Hour
-	// RunnerLifetime is short: runners renew over the tunnel, and a
-	// certificate that leaks is worthless soon.
-	RunnerLifetime = 7 * 24 * time.Hour
+	// DefaultRunnerLifetime is short: runners renew over the tunnel at
+	// half-life, and a certificate that leaks is worthless soon.
+	DefaultRunnerLifetime = 7 * 24 * time.Hour
 )
 
 // CA signs certificates.
@@ -154,13 +154,14 @@ func covers(cert *x509.Certificate, dns []string, ips []net.IP) bool {
 	return true
 }
 
-// SignRunner issues a runner's client certificate: CN is the runner's id,
-// O its tenant.
-func (c *CA) SignRunner(pub crypto.PublicKey, runnerID, tenant string, now time.Time) (*x509.Certificate, error) {
+// SignRunner issues a runner's client certificate valid for lifetime: CN is
+// the runner's id, O its tenant.
+func (c *CA) SignRunner(pub crypto.PublicKey, runnerID, tenant string, now time.Time, lifetime time.Duration) (*x509.Certificate, error) {
 	return c.sign(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: runnerID, Organization: []string{tenant}},
-		NotBefore:   now.Add(-5 * time.Minute),
-		NotAfter:    now.Add(RunnerLifetime),
+		// Backdated a little for clocks that run behind.
+		NotBefore:   now.Add(-min(5*time.Minute, lifetime/10)),
+		NotAfter:    now.Add(lifetime),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, pub, c.Cert)

@@ -207,7 +207,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		if name == "" {
 			name = "runner-" + id[:8]
 		}
-		cert, err := s.ca.SignRunner(csr.PublicKey, id, tenant, now)
+		cert, err := s.ca.SignRunner(csr.PublicKey, id, tenant, now, s.opts.RunnerCertLifetime)
 		if err != nil {
 			return store.Runner{}, err
 		}

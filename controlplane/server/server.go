@@ -37,7 +37,9 @@ type Options struct {
 	// TLSCert and TLSKey replace the serving certificate made by the CA
 	// (runners then pin the CA that signed them: see docs).
 	TLSCert, TLSKey string
-	Log             *slog.Logger
+	// RunnerCertLifetime is how long runner certificates last (0: 7 days).
+	RunnerCertLifetime time.Duration
+	Log                *slog.Logger
 }
 
 // Server is a control plane.
@@ -52,7 +54,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	tunnels map[string]*runnerConn // by runner id
-	serving sync.WaitGroup          // connections being handled
+	serving sync.WaitGroup         // connections being handled
 }
 
 // AdminTokenFile is where the bootstrap admin token is written once.
@@ -68,6 +70,9 @@ func New(opts Options) (*Server, string, error) {
 	st, err := store.Open(filepath.Join(opts.DataDir, "state.db"))
 	if err != nil {
 		return nil, "", err
+	}
+	if opts.RunnerCertLifetime == 0 {
+		opts.RunnerCertLifetime = ca.DefaultRunnerLifetime
 	}
 	s := &Server{opts: opts, log: opts.Log, store: st, tunnels: map[string]*runnerConn{}, metrics: newMetrics()}
 	if s.ca, err = ca.LoadOrCreate(filepath.Join(opts.DataDir, "pki")); err != nil {

@@ -208,7 +208,7 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 			if rn.Revoked {
 				return errors.New("revoked")
 			}
-			cert, err := s.ca.SignRunner(csr.PublicKey, rn.ID, rn.Tenant, time.Now())
+			cert, err := s.ca.SignRunner(csr.PublicKey, rn.ID, rn.Tenant, time.Now(), s.opts.RunnerCertLifetime)
 			if err != nil {
 				return err
 			}

@@ -30,6 +30,7 @@ type env struct {
 	t        *testing.T
 	dir      string
 	sans     []string
+	cpArgs   []string
 	cpBin    string
 	runBin   string
 	addr     string
@@ -66,6 +67,7 @@ func (e *env) startCP() {
 	for _, san := range e.sans {
 		args = append(args, "--san", san)
 	}
+	args = append(args, e.cpArgs...)
 	e.cp = exec.Command(e.cpBin, args...)
 	e.cp.Stdout, e.cp.Stderr = io.Discard, io.Discard
 	if err := e.cp.Start(); err != nil {
@@ -144,6 +146,11 @@ var binaries struct {
 
 // newEnv starts a control plane listening on addr (host:port).
 func newEnv(t *testing.T, addr string, sans ...string) *env {
+	return newEnvArgs(t, addr, sans, nil)
+}
+
+// newEnvArgs is newEnv with extra arguments for the control plane.
+func newEnvArgs(t *testing.T, addr string, sans, cpArgs []string) *env {
 	t.Helper()
 	binaries.once.Do(func() {
 		binaries.dir, binaries.buildErrs = os.MkdirTemp("", "cameleer-bin-")
@@ -155,7 +162,7 @@ func newEnv(t *testing.T, addr string, sans ...string) *env {
 	if binaries.buildErrs != nil {
 		t.Fatal(binaries.buildErrs)
 	}
-	e := &env{t: t, dir: t.TempDir(), addr: addr, sans: sans, cpBin: binaries.cp, runBin: binaries.run,
+	e := &env{t: t, dir: t.TempDir(), addr: addr, sans: sans, cpArgs: cpArgs, cpBin: binaries.cp, runBin: binaries.run,
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
 	e.startCP()
 	t.Cleanup(e.stopCP)
