@@ -1,12 +1,15 @@
 package tunnel_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -65,8 +68,13 @@ func TestRunnerBehindFirewall(t *testing.T) {
 	}
 	var ott struct{ Token string }
 	e.call("POST", "/api/v1/tenants/acme/runner-tokens", e.admin, nil, &ott)
+	// The runner reaches the control plane through an HTTP CONNECT proxy,
+	// as from behind a corporate firewall.
+	proxyAddr, connects := connectProxy(t, hostIP)
 	inNS := func(args ...string) *exec.Cmd {
-		return exec.Command("ip", append([]string{"netns", "exec", ns, e.runBin}, args...)...)
+		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, e.runBin}, args...)...)
+		cmd.Env = append(os.Environ(), "HTTPS_PROXY=http://"+proxyAddr)
+		return cmd
 	}
 	runnerDir := e.dir + "/runner"
 	if out, err := inNS("token", "redeem", ott.Token, "--data-dir", runnerDir, "--name", "fenced").CombinedOutput(); err != nil {
@@ -96,6 +104,9 @@ func TestRunnerBehindFirewall(t *testing.T) {
 	if code := e.call("GET", "/api/v1/tenants/acme/runners/"+id+"/proxy/status", e.admin, nil, &st); code != http.StatusOK || st.RunnerID != id {
 		t.Fatalf("proxied status through the firewall: %d %+v", code, st)
 	}
+	if connects.Load() < 2 {
+		t.Errorf("%d CONNECTs through the proxy, want the enrollment's and the tunnel's", connects.Load())
+	}
 	// Nothing gets in: a new connection to the runner's host goes nowhere.
 	if c, err := net.DialTimeout("tcp", runnerIP+":22", 2*time.Second); err == nil {
 		c.Close()
@@ -115,4 +126,43 @@ func TestRunnerBehindFirewall(t *testing.T) {
 	if code := e.call("GET", "/api/v1/tenants/acme/runners/"+id+"/proxy/status", e.admin, nil, &st); code != http.StatusOK {
 		t.Errorf("proxied status after the cut: %d", code)
 	}
+}
+
+// connectProxy is a minimal HTTP CONNECT proxy on host; it counts tunnels.
+func connectProxy(t *testing.T, host string) (string, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil || req.Method != http.MethodConnect {
+					io.WriteString(c, "HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+					return
+				}
+				up, err := net.DialTimeout("tcp", req.Host, 5*time.Second)
+				if err != nil {
+					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
+					return
+				}
+				defer up.Close()
+				n.Add(1)
+				io.WriteString(c, "HTTP/1.1 200 Connection Established\r\n\r\n")
+				go io.Copy(up, br)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return l.Addr().String(), &n
 }
