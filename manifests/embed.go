@@ -24,6 +24,16 @@ type Values struct {
 	StoragePath string
 }
 
+// Image is the reference of a system image; rendering fails for one the
+// payload lacks.
+func (v Values) Image(name string) (string, error) {
+	ref, ok := v.Images[name]
+	if !ok || ref == "" {
+		return "", fmt.Errorf("no image %q in the payload", name)
+	}
+	return ref, nil
+}
+
 // Bootstrap are applied first: what the node's own components need.
 var Bootstrap = []string{"rbac.yaml"}
 
