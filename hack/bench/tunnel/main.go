@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -37,6 +38,11 @@ import (
 )
 
 func main() {
+	// As a child: serve the local API's answer directly, for comparison.
+	if cert := os.Getenv("BENCH_DIRECT_CERT"); cert != "" {
+		serveDirect(cert, os.Getenv("BENCH_DIRECT_KEY"))
+		return
+	}
 	cpBin := flag.String("cp", "bin/cameleer-controlplane", "control plane binary")
 	runners := flag.Int("runners", 1000, "runners to connect")
 	idle := flag.Duration("idle", 60*time.Second, "how long to measure idle CPU")
@@ -199,14 +205,14 @@ func latency(b *bench, dir string, requests int) error {
 			return fmt.Errorf("latency runner did not connect")
 		}
 	}
-	// Direct: the same handler behind TLS on loopback, the same client.
-	l, err := tls.Listen("tcp", "127.0.0.1:0", directTLS(dir))
+	// Direct: the same answer from its own process (as the runner is one),
+	// behind TLS on loopback, the same client.
+	addr, stop, err := startDirect(dir)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	go http.Serve(l, local)
-	direct := "https://" + l.Addr().String() + "/status"
+	defer stop()
+	direct := "https://" + addr + "/status"
 	proxied := "https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID + "/proxy/status"
 	sample := func(url string) ([]time.Duration, error) {
 		out := make([]time.Duration, 0, requests)
@@ -240,20 +246,61 @@ func latency(b *bench, dir string, requests int) error {
 	if err != nil {
 		return err
 	}
+	// The control plane alone: the same authentication and lookups, no tunnel.
+	a, err := sample("https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID)
+	if err != nil {
+		return err
+	}
+	if resp, err := b.http.Get("https://" + b.addr + "/metrics"); err == nil {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, "cameleer_tunnel_streams_total") {
+				fmt.Printf("%s (for %d proxied requests)\n", line, 2*requests)
+			}
+		}
+	}
 	q := func(s []time.Duration, f float64) time.Duration { return s[int(f*float64(len(s)-1))] }
 	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	fmt.Printf("control plane API without the tunnel: p50 %.3f ms p99 %.3f ms\n", ms(q(a, .5)), ms(q(a, .99)))
 	fmt.Printf("latency over %d requests: direct p50 %.3f ms p99 %.3f ms; proxied p50 %.3f ms p99 %.3f ms; added p50 %.3f ms p99 %.3f ms\n",
 		requests, ms(q(d, .5)), ms(q(d, .99)), ms(q(p, .5)), ms(q(p, .99)), ms(q(p, .5)-q(d, .5)), ms(q(p, .99)-q(d, .99)))
 	return nil
 }
 
-// directTLS serves with the control plane's own serving certificate.
-func directTLS(dir string) *tls.Config {
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cp", "pki", "serving.crt"), filepath.Join(dir, "cp", "pki", "serving.key"))
+// startDirect runs this program again as a server of the local API's
+// answer, with the control plane's serving certificate, and says where.
+func startDirect(dir string) (string, func(), error) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(),
+		"BENCH_DIRECT_CERT="+filepath.Join(dir, "cp", "pki", "serving.crt"),
+		"BENCH_DIRECT_KEY="+filepath.Join(dir, "cp", "pki", "serving.key"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		return "", nil, fmt.Errorf("direct server: %w", err)
+	}
+	return strings.TrimSpace(line), func() { cmd.Process.Kill(); cmd.Wait() }, nil
+}
+
+func serveDirect(certFile, keyFile string) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		panic(err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(l.Addr().String())
+	http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) }))
 }
 
 func rss(pid int) int64 {
