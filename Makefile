@@ -104,10 +104,13 @@ test: bin/cameleer
 # Every fuzz target, briefly (FUZZTIME each); a longer run finds more.
 FUZZTIME ?= 10s
 .PHONY: fuzz
+# A short minimize time keeps a late find from running past FUZZTIME.
+FUZZ := go test -run XXX -fuzztime $(FUZZTIME) -fuzzminimizetime 1s -fuzz
 fuzz:
-	go test -run XXX -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./api
-	go test -run XXX -fuzz '^FuzzParseEnrollRequest$$' -fuzztime $(FUZZTIME) ./api
-	go test -run XXX -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./tunnel
+	$(FUZZ) '^FuzzParseToken$$' ./api
+	$(FUZZ) '^FuzzParseEnrollRequest$$' ./api
+	$(FUZZ) '^FuzzParseHeader$$' ./tunnel
+	$(FUZZ) '^FuzzCheck$$' ./controlplane/artifact
 
 # Only the node test, with the payload built.
 .PHONY: test-node
