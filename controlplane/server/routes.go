@@ -45,6 +45,8 @@ func (s *Server) routes() http.Handler {
 	authed.HandleFunc("POST /api/v1/tenants/{tenant}/api-tokens", s.tenantScoped(s.createAPIToken))
 	authed.HandleFunc("POST /api/v1/tenants/{tenant}/runner-tokens", s.tenantScoped(s.createRunnerToken))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners", s.tenantScoped(s.listRunners))
+	authed.HandleFunc("POST /api/v1/tenants/{tenant}/apps/{app}/artifacts", s.tenantScoped(s.uploadArtifact))
+	authed.HandleFunc("GET /api/v1/tenants/{tenant}/apps/{app}/artifacts", s.tenantScoped(s.listArtifacts))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.getRunner))
 	authed.HandleFunc("DELETE /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.revokeRunner))
 	authed.HandleFunc("/api/v1/tenants/{tenant}/runners/{id}/proxy/{path...}", s.runnerScoped(s.proxy))

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/artifact"
 	"github.com/cameleer/cameleer/controlplane/ca"
 	"github.com/cameleer/cameleer/controlplane/store"
 	"github.com/cameleer/cameleer/tunnel"
@@ -49,6 +50,7 @@ type Server struct {
 	store   *store.Store
 	ca      *ca.CA
 	cert    tls.Certificate
+	vulns   *artifact.VulnDB
 	metrics *metrics
 	http    *http.Server
 
@@ -87,6 +89,11 @@ func New(opts Options) (*Server, string, error) {
 	if err != nil {
 		st.Close()
 		return nil, "", fmt.Errorf("serving certificate: %w", err)
+	}
+	// An updated list of vulnerable libraries can be dropped in offline.
+	if s.vulns, err = artifact.LoadVulnDB(filepath.Join(opts.DataDir, "vulnerable.json")); err != nil {
+		st.Close()
+		return nil, "", err
 	}
 	admin, err := s.bootstrapAdmin()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -287,4 +288,63 @@ func (s *Store) UpdateRunner(id string, change func(*Runner) error) (Runner, err
 		return put(b, id, r)
 	})
 	return r, err
+}
+
+var bArtifacts = []byte("artifacts")
+
+// Artifact is an uploaded app version, stored by its SHA-256.
+type Artifact struct {
+	Tenant     string    `json:"tenant"`
+	App        string    `json:"app"`
+	SHA256     string    `json:"sha256"`
+	Size       int64     `json:"size"`
+	MainClass  string    `json:"mainClass,omitempty"`
+	SpringBoot bool      `json:"springBoot"`
+	Uploaded   time.Time `json:"uploaded"`
+}
+
+func artifactKey(tenant, app, sha string) string { return tenant + "/" + app + "/" + sha }
+
+// AddArtifact records an artifact of an app; uploading the same bytes again
+// keeps the first record and reports false.
+func (s *Store) AddArtifact(a Artifact) (bool, error) {
+	added := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bArtifacts)
+		if err != nil {
+			return err
+		}
+		if tx.Bucket(bTenants).Get([]byte(a.Tenant)) == nil {
+			return ErrNotFound
+		}
+		key := artifactKey(a.Tenant, a.App, a.SHA256)
+		if b.Get([]byte(key)) != nil {
+			return nil
+		}
+		added = true
+		return put(b, key, a)
+	})
+	return added, err
+}
+
+// Artifacts lists an app's artifacts.
+func (s *Store) Artifacts(tenant, app string) ([]Artifact, error) {
+	var out []Artifact
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bArtifacts)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		prefix := []byte(tenant + "/" + app + "/")
+		for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
+			var a Artifact
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	return out, err
 }
