@@ -158,7 +158,7 @@ func covers(cert *x509.Certificate, dns []string, ips []net.IP) bool {
 // the runner's id, O its tenant.
 func (c *CA) SignRunner(pub crypto.PublicKey, runnerID, tenant string, now time.Time, lifetime time.Duration) (*x509.Certificate, error) {
 	return c.sign(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: runnerID, Organization: []string{tenant}},
+		Subject: pkix.Name{CommonName: runnerID, Organization: []string{tenant}},
 		// Backdated a little for clocks that run behind.
 		NotBefore:   now.Add(-min(5*time.Minute, lifetime/10)),
 		NotAfter:    now.Add(lifetime),
