@@ -7,17 +7,13 @@
 package pki
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/internal/atomicfile"
+	"github.com/cameleer/cameleer/internal/certs"
 )
 
 // Lifetimes of what the package makes. A leaf is renewed when less than
@@ -219,54 +216,15 @@ func ensureKeyPair(dir, name string) (bool, error) {
 	return true, writeAtomic(filepath.Join(dir, name+".pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
 }
 
-func newKey() (*ecdsa.PrivateKey, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
-	}
-	return k, nil
-}
+func newKey() (*ecdsa.PrivateKey, error) { return certs.NewKey() }
 
 func sign(tmpl *x509.Certificate, pub crypto.PublicKey, parent *x509.Certificate, key crypto.Signer) (*x509.Certificate, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, err
-	}
-	tmpl.SerialNumber = serial
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-	if err != nil {
-		return nil, fmt.Errorf("sign certificate: %w", err)
-	}
-	return x509.ParseCertificate(der)
+	return certs.Sign(tmpl, pub, parent, key)
 }
 
 // load reads NAME.crt and NAME.key; a missing file is os.ErrNotExist.
 func load(dir, name string) (*x509.Certificate, crypto.Signer, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name+".crt"))
-	if err != nil {
-		return nil, nil, err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, nil, fmt.Errorf("%s.crt: not a PEM certificate", name)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s.crt: %w", name, err)
-	}
-	key, err := readKey(filepath.Join(dir, name+".key"))
-	if err != nil {
-		return nil, nil, err
-	}
-	if !bytes.Equal(mustPub(key.Public()), mustPub(cert.PublicKey)) {
-		return nil, nil, fmt.Errorf("%s: key does not match certificate", name)
-	}
-	return cert, key, nil
-}
-
-func mustPub(k crypto.PublicKey) []byte {
-	b, _ := x509.MarshalPKIXPublicKey(k)
-	return b
+	return certs.Load(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"))
 }
 
 func readKey(path string) (crypto.Signer, error) {
@@ -289,15 +247,15 @@ func store(dir, name string, cert *x509.Certificate, key crypto.Signer) error {
 	if err := writeKey(filepath.Join(dir, name+".key"), key); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644)
+	return writeAtomic(filepath.Join(dir, name+".crt"), certs.CertPEM(cert), 0o644)
 }
 
 func writeKey(path string, key crypto.Signer) error {
-	der, err := x509.MarshalECPrivateKey(key.(*ecdsa.PrivateKey))
+	b, err := certs.KeyPEM(key)
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+	return writeAtomic(path, b, 0o600)
 }
 
 func writeAtomic(path string, b []byte, mode os.FileMode) error {

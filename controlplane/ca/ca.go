@@ -6,9 +6,6 @@ package ca
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,12 +13,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/cameleer/cameleer/internal/certs"
 )
 
 // Lifetimes.
@@ -50,7 +48,7 @@ func LoadOrCreate(dir string) (*CA, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("load CA: %w", err)
 	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := certs.NewKey()
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +110,7 @@ func (c *CA) ServingCert(dir string, names []string) (tls.Certificate, error) {
 		time.Until(cert.NotAfter) > 30*24*time.Hour && covers(cert, dns, ips) {
 		return tls.Certificate{Certificate: [][]byte{cert.Raw, c.Cert.Raw}, PrivateKey: key, Leaf: cert}, nil
 	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := certs.NewKey()
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -168,42 +166,17 @@ func (c *CA) SignRunner(pub crypto.PublicKey, runnerID, tenant string, now time.
 }
 
 func (c *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, parent *x509.Certificate) (*x509.Certificate, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, err
-	}
-	tmpl.SerialNumber = serial
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, c.key)
-	if err != nil {
-		return nil, fmt.Errorf("sign certificate: %w", err)
-	}
-	return x509.ParseCertificate(der)
+	return certs.Sign(tmpl, pub, parent, c.key)
 }
 
 func load(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
-	cb, err := os.ReadFile(certPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	kb, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	pair, err := tls.X509KeyPair(cb, kb)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", certPath, err)
-	}
-	signer, ok := pair.PrivateKey.(crypto.Signer)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s: key cannot sign", keyPath)
-	}
-	return pair.Leaf, signer, nil
+	return certs.Load(certPath, keyPath)
 }
 
-func writeKey(path string, k *ecdsa.PrivateKey) error {
-	der, err := x509.MarshalECPrivateKey(k)
+func writeKey(path string, k crypto.Signer) error {
+	b, err := certs.KeyPEM(k)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+	return os.WriteFile(path, b, 0o600)
 }
