@@ -23,6 +23,7 @@ import (
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/artifact"
 	"github.com/cameleer/cameleer/controlplane/ca"
+	"github.com/cameleer/cameleer/controlplane/secrets"
 	"github.com/cameleer/cameleer/controlplane/store"
 	"github.com/cameleer/cameleer/tunnel"
 )
@@ -51,6 +52,7 @@ type Server struct {
 	ca      *ca.CA
 	cert    tls.Certificate
 	vulns   *artifact.VulnDB
+	secrets *secrets.Box
 	metrics *metrics
 	http    *http.Server
 
@@ -92,6 +94,10 @@ func New(opts Options) (*Server, string, error) {
 	}
 	// An updated list of vulnerable libraries can be dropped in offline.
 	if s.vulns, err = artifact.LoadVulnDB(filepath.Join(opts.DataDir, "vulnerable.json")); err != nil {
+		st.Close()
+		return nil, "", err
+	}
+	if s.secrets, err = secrets.Open(filepath.Join(opts.DataDir, "secrets.key")); err != nil {
 		st.Close()
 		return nil, "", err
 	}

@@ -348,3 +348,107 @@ func (s *Store) Artifacts(tenant, app string) ([]Artifact, error) {
 	})
 	return out, err
 }
+
+var bEnvironments = []byte("environments")
+
+// Environment is where a tenant's apps run: a namespace on its runners.
+type Environment struct {
+	Tenant  string    `json:"tenant"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	// Env is the config overlay's plain values.
+	Env map[string]string `json:"env,omitempty"`
+	// Secrets are sealed values (see controlplane/secrets), by name.
+	Secrets map[string]string `json:"secrets,omitempty"`
+}
+
+func envKey(tenant, name string) string { return tenant + "/" + name }
+
+// CreateEnvironment adds an environment after allow approves the tenant's
+// current ones, in one transaction (so two requests cannot both pass a
+// limit).
+func (s *Store) CreateEnvironment(e Environment, allow func(Tenant, []Environment) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bEnvironments)
+		if err != nil {
+			return err
+		}
+		t, err := get[Tenant](tx.Bucket(bTenants), e.Tenant)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(envKey(e.Tenant, e.Name))) != nil {
+			return ErrExists
+		}
+		existing, err := environments(b, e.Tenant)
+		if err != nil {
+			return err
+		}
+		if err := allow(t, existing); err != nil {
+			return err
+		}
+		return put(b, envKey(e.Tenant, e.Name), e)
+	})
+}
+
+func environments(b *bolt.Bucket, tenant string) ([]Environment, error) {
+	var out []Environment
+	prefix := []byte(tenant + "/")
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
+		var e Environment
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Environments lists a tenant's environments.
+func (s *Store) Environments(tenant string) ([]Environment, error) {
+	var out []Environment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bEnvironments)
+		if b == nil {
+			return nil
+		}
+		var err error
+		out, err = environments(b, tenant)
+		return err
+	})
+	return out, err
+}
+
+// Environment reads one environment.
+func (s *Store) Environment(tenant, name string) (e Environment, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bEnvironments)
+		if b == nil {
+			return ErrNotFound
+		}
+		e, err = get[Environment](b, envKey(tenant, name))
+		return err
+	})
+	return e, err
+}
+
+// UpdateEnvironment changes an environment in one transaction.
+func (s *Store) UpdateEnvironment(tenant, name string, change func(*Environment) error) (Environment, error) {
+	var e Environment
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bEnvironments)
+		if b == nil {
+			return ErrNotFound
+		}
+		var err error
+		if e, err = get[Environment](b, envKey(tenant, name)); err != nil {
+			return err
+		}
+		if err := change(&e); err != nil {
+			return err
+		}
+		return put(b, envKey(tenant, name), e)
+	})
+	return e, err
+}

@@ -39,6 +39,8 @@ type env struct {
 	http     *http.Client
 	runnerMu sync.Mutex
 	runLog   bytes.Buffer
+	cpMu     sync.Mutex
+	cpLog    bytes.Buffer
 }
 
 func build(t *testing.T, dir, pkg string) string {
@@ -69,7 +71,7 @@ func (e *env) startCP() {
 	}
 	args = append(args, e.cpArgs...)
 	e.cp = exec.Command(e.cpBin, args...)
-	e.cp.Stdout, e.cp.Stderr = io.Discard, io.Discard
+	e.cp.Stdout, e.cp.Stderr = &lockedWriter{&e.cpMu, &e.cpLog}, &lockedWriter{&e.cpMu, &e.cpLog}
 	if err := e.cp.Start(); err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,0 +1,52 @@
+package secrets
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestSealUnseal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secrets.key")
+	b, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key mode %v", fi.Mode())
+	}
+	sealed, err := b.Seal([]byte("s3cr3t"), "acme", "prod", "DB_PASSWORD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains([]byte(sealed), []byte("s3cr3t")) {
+		t.Fatal("sealed value shows the plaintext")
+	}
+	// The same key, opened again, opens it.
+	again, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := again.Unseal(sealed, "acme", "prod", "DB_PASSWORD"); err != nil || string(got) != "s3cr3t" {
+		t.Fatalf("unseal: %q %v", got, err)
+	}
+	// Moved to another place, tampered with, or under another key: refused.
+	if _, err := again.Unseal(sealed, "globex", "prod", "DB_PASSWORD"); !errors.Is(err, ErrTampered) {
+		t.Errorf("moved: %v", err)
+	}
+	if _, err := again.Unseal(sealed[:len(sealed)-4]+"AAAA", "acme", "prod", "DB_PASSWORD"); !errors.Is(err, ErrTampered) {
+		t.Errorf("tampered: %v", err)
+	}
+	other, _ := Open(filepath.Join(t.TempDir(), "other.key"))
+	if _, err := other.Unseal(sealed, "acme", "prod", "DB_PASSWORD"); !errors.Is(err, ErrTampered) {
+		t.Errorf("other key: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path); err == nil {
+		t.Error("a short key was accepted")
+	}
+}
