@@ -53,11 +53,15 @@ $(STAMP)/pause: scripts/build-pause.sh embed/versions
 $(STAMP)/manifests: scripts/build-manifests.sh embed/traefik/go.mod embed/versions
 	scripts/build-manifests.sh $(PAYLOAD)/manifests && mkdir -p $(@D) && touch $@
 
+# The Java agent injected into every app, compiled with the host's JDK.
+$(STAMP)/agent: $(shell find agent -type f) scripts/build-agent.sh
+	AGENT_VERSION=$(VERSION) scripts/build-agent.sh $(PAYLOAD)/agent && mkdir -p $(@D) && touch $@
+
 IMAGE_BINS := coredns traefik local-path-provisioner pause
 $(STAMP)/images: $(addprefix $(STAMP)/,$(IMAGE_BINS)) $(BUILD)/tools/mkimage scripts/build-images.sh
 	scripts/build-images.sh $(BUILD) && touch $@
 
-ENGINE := kubernetes kine containerd runc network cni manifests images
+ENGINE := kubernetes kine containerd runc network cni manifests agent images
 
 # Build tools and cameleer itself, from the main module. go build is cheap
 # when nothing changed; the copy keeps the old timestamp then, so the payload
@@ -81,7 +85,7 @@ bin/cameleer-controlplane: FORCE
 bin/cameleer: $(BUILD)/cameleer $(addprefix $(STAMP)/,$(ENGINE)) $(BUILD)/tools/mkpayload
 	@mkdir -p $(@D)
 	$(BUILD)/tools/mkpayload -versions embed/versions -root $(PAYLOAD) -exe $(BUILD)/cameleer \
-		-o $@ -sbom bin/cameleer.spdx.json -created $(SOURCE_DATE_EPOCH)
+		-o $@ -sbom bin/cameleer.spdx.json -created $(SOURCE_DATE_EPOCH) -agent-version $(VERSION)
 
 .PHONY: sbom
 sbom: bin/cameleer

@@ -118,3 +118,56 @@ func normalize(hdr *tar.Header) {
 	hdr.PAXRecords = nil
 	hdr.Devmajor, hdr.Devminor = 0, 0
 }
+
+// File is a regular file for LayerFromFiles.
+type File struct {
+	// Name is the path in the image, without a leading slash.
+	Name string
+	Mode int64
+	Data []byte
+}
+
+// LayerFromFiles makes a layer of files, with their parent directories
+// (mode 0755), in sorted order, owned by root, every time at Epoch: the same
+// files give the same digest.
+func LayerFromFiles(files []File) (v1.Layer, error) {
+	dirs := map[string]bool{}
+	for _, f := range files {
+		for d := path.Dir(path.Clean(f.Name)); d != "." && d != "/"; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	type entry struct {
+		name string
+		file *File
+	}
+	var entries []entry
+	for d := range dirs {
+		entries = append(entries, entry{name: d + "/"})
+	}
+	for i := range files {
+		entries = append(entries, entry{name: path.Clean(files[i].Name), file: &files[i]})
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		hdr := &tar.Header{Name: e.name, Typeflag: tar.TypeDir, Mode: 0o755}
+		if e.file != nil {
+			hdr = &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: e.file.Mode, Size: int64(len(e.file.Data))}
+		}
+		normalize(hdr)
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if e.file != nil {
+			if _, err := tw.Write(e.file.Data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return LayerFromTar(buf.Bytes())
+}

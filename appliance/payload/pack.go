@@ -57,7 +57,7 @@ func Pack(w io.Writer, root string, parts []Part) (Manifest, error) {
 				return Manifest{}, fmt.Errorf("part %s: file %s is not under %s", p.Name, f, root)
 			}
 		}
-		if p.Digest == "" && (p.Kind == KindBinary || p.Kind == KindManifest) && len(p.Files) > 0 {
+		if p.Digest == "" && (p.Kind == KindBinary || p.Kind == KindFile) && len(p.Files) > 0 {
 			p.Digest = "sha256:" + byPath[p.Files[0]].SHA256
 		}
 		m.Parts = append(m.Parts, p)

@@ -35,10 +35,10 @@ var ErrNoPayload = errors.New("this cameleer binary carries no engine payload (b
 
 // Part kinds.
 const (
-	KindBinary   = "binary"   // an executable run by the supervisor
-	KindImage    = "image"    // an OCI image archive imported into containerd
-	KindLibrary  = "library"  // a Go module compiled into cameleer itself
-	KindManifest = "manifest" // Kubernetes objects from a part's pinned source
+	KindBinary  = "binary"  // an executable run by the supervisor
+	KindImage   = "image"   // an OCI image archive imported into containerd
+	KindLibrary = "library" // a Go module compiled into cameleer itself
+	KindFile    = "file"    // another file of a part: Kubernetes objects, the Java agent
 )
 
 // Part is one component of the engine.

@@ -41,12 +41,14 @@ var binaryParts = []struct {
 	{"cni-plugins", "CNI_PLUGINS_VERSION", []string{"cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap", "cni/flannel"}},
 }
 
-// manifestParts are Kubernetes objects copied from a part's pinned module.
+// manifestParts are files that are neither executables nor images: the
+// Kubernetes objects copied from a part's pinned module, the Java agent.
 var manifestParts = []struct {
 	name, versionVar string
 	files            []string
 }{
 	{"traefik-crds", "TRAEFIK_VERSION", []string{"manifests/traefik-crds.yaml"}},
+	{"cameleer-agent", "AGENT_VERSION", []string{"agent/cameleer-agent.jar"}},
 }
 
 // libraryParts are compiled into cameleer itself.
@@ -69,12 +71,14 @@ func run() error {
 	out := flag.String("o", "bin/cameleer", "output executable")
 	sbomOut := flag.String("sbom", "bin/cameleer.spdx.json", "SPDX JSON output")
 	created := flag.Int64("created", 0, "build time for the SBOM, in Unix seconds (the commit time)")
+	agentVersion := flag.String("agent-version", "dev", "version of the Java agent (cameleer's own)")
 	flag.Parse()
 
 	versions, err := version.ReadPins(*versionsFile)
 	if err != nil {
 		return err
 	}
+	versions["AGENT_VERSION"] = *agentVersion
 	parts, bill, err := describe(*root, *exe, versions)
 	if err != nil {
 		return err
@@ -105,7 +109,7 @@ func run() error {
 	}
 
 	for i, p := range m.Parts {
-		if p.Kind == payload.KindBinary || p.Kind == payload.KindManifest {
+		if p.Kind == payload.KindBinary || p.Kind == payload.KindFile {
 			bill[i].SHA256 = strings.TrimPrefix(p.Digest, "sha256:")
 		}
 	}
@@ -144,7 +148,7 @@ func describe(root, exe string, versions map[string]string) ([]payload.Part, []s
 		if !ok {
 			return nil, nil, fmt.Errorf("embed/versions has no %s", mp.versionVar)
 		}
-		parts = append(parts, payload.Part{Name: mp.name, Version: v, Kind: payload.KindManifest, Files: mp.files})
+		parts = append(parts, payload.Part{Name: mp.name, Version: v, Kind: payload.KindFile, Files: mp.files})
 		bill = append(bill, sbom.Package{Name: mp.name, Version: v})
 	}
 

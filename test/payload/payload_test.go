@@ -77,6 +77,7 @@ func TestVersionListsEveryPart(t *testing.T) {
 		"busybox":                "",
 		"jre":                    "",
 		"traefik-crds":           p["TRAEFIK_VERSION"],
+		"cameleer-agent":         "",
 		"registry":               "",
 		"image-builder":          "",
 	}

@@ -1,0 +1,100 @@
+package build
+
+import (
+	"archive/zip"
+	"bytes"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+)
+
+func jar(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, body := range files {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(body))
+	}
+	zw.Close()
+	return buf.Bytes()
+}
+
+func TestPlainJar(t *testing.T) {
+	in := Input{Base: empty.Image, Agent: []byte("agent"), App: jar(t, map[string]string{"META-INF/MANIFEST.MF": "Main-Class: a.Main\r\n", "a/Main.class": "x"}), Env: []string{"GREETING=hi"}}
+	a, err := Image(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Image(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	da, _ := a.Image.Digest()
+	db, _ := b.Image.Digest()
+	if da != db {
+		t.Errorf("same inputs, digests %s and %s", da, db)
+	}
+	cf, err := a.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/opt/java/bin/java", "-javaagent:/cameleer/agent.jar", "-jar", "/app/app.jar"}
+	if a.SpringBoot || len(cf.Config.Entrypoint) != 4 || cf.Config.Entrypoint[3] != want[3] || cf.Config.User != User {
+		t.Errorf("config: %+v", cf.Config)
+	}
+	found := false
+	for _, e := range cf.Config.Env {
+		found = found || e == "GREETING=hi"
+	}
+	if !found {
+		t.Errorf("env %v lacks GREETING", cf.Config.Env)
+	}
+}
+
+func TestSpringBootLayers(t *testing.T) {
+	app := func(classes string) []byte {
+		return jar(t, map[string]string{
+			"META-INF/MANIFEST.MF": "Main-Class: org.springframework.boot.loader.launch.JarLauncher\r\nStart-Class: a.App\r\n",
+			"org/springframework/boot/loader/launch/JarLauncher.class":         "loader",
+			"BOOT-INF/lib/camel-core-4.0.0.jar":                                "camel",
+			"BOOT-INF/lib/mine-1.0-SNAPSHOT.jar":                               "snapshot",
+			"BOOT-INF/classes/a/App.class":                                     classes,
+			"BOOT-INF/classes/application.properties":                          "x=1",
+			"org/springframework/boot/loader/launch/LaunchedClassLoader.class": "loader2",
+		})
+	}
+	v1, err := Image(Input{Base: empty.Image, Agent: []byte("agent"), App: app("v1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := Image(Input{Base: empty.Image, Agent: []byte("agent"), App: app("v2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v1.SpringBoot || len(v1.Layers) != 3 {
+		t.Fatalf("layers %v", v1.Layers)
+	}
+	if v1.Layers[0] != v2.Layers[0] || v1.Layers[1] != v2.Layers[1] {
+		t.Error("a new app version rewrote the dependency or loader layer")
+	}
+	if v1.Layers[2] == v2.Layers[2] {
+		t.Error("the application layer did not change with the classes")
+	}
+	cf, _ := v1.Image.ConfigFile()
+	if got := cf.Config.Entrypoint; len(got) != 5 || got[3] != "/app" || got[4] != "org.springframework.boot.loader.launch.JarLauncher" {
+		t.Errorf("entrypoint %v", got)
+	}
+}
+
+func TestRefusesNonJars(t *testing.T) {
+	if _, err := Image(Input{Base: empty.Image, Agent: []byte("a"), App: []byte("not a zip")}); err == nil {
+		t.Error("built from a non-JAR")
+	}
+	if _, err := Image(Input{Base: empty.Image, Agent: []byte("a"), App: jar(t, map[string]string{"a.class": "x"})}); err == nil {
+		t.Error("built without a Main-Class")
+	}
+}
