@@ -40,14 +40,18 @@ var Bootstrap = []string{"rbac.yaml"}
 // AddOns are the cluster's system services.
 var AddOns = []string{"coredns.yaml", "local-path-provisioner.yaml", "traefik.yaml"}
 
-// Render fills the named template.
-func Render(name string, v Values) ([]byte, error) {
+// Render fills the named system template.
+func Render(name string, v Values) ([]byte, error) { return RenderWith(name, v) }
+
+// RenderWith fills the named template with any data: environment.yaml and
+// app.yaml take the orchestrator's.
+func RenderWith(name string, data any) ([]byte, error) {
 	t, err := template.New(name).Option("missingkey=error").ParseFS(files, name)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", name, err)
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, v); err != nil {
+	if err := t.Execute(&b, data); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", name, err)
 	}
 	return b.Bytes(), nil

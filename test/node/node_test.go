@@ -78,6 +78,7 @@ func TestNode(t *testing.T) {
 	t.Run("ingress", n.testIngress)
 	t.Run("dns", n.testDNS)
 	t.Run("network policy", n.testNetworkPolicy)
+	t.Run("app runtime", n.testAppRuntime)
 	t.Run("recovers from kill -9", n.testKill)
 	t.Run("reset leaves nothing", n.testReset)
 }

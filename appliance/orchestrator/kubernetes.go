@@ -1,0 +1,199 @@
+// Package orchestrator runs tenants' apps on the node: an environment is a
+// namespace fenced by network policies and quotas, an app a Deployment, a
+// Service and an Ingress on Traefik at APP.ENV.TENANT.DOMAIN.
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cameleer/cameleer/manifests"
+)
+
+// AgentPort is where the agent in every app serves the JVM's facts.
+const AgentPort = 9464
+
+// Kubernetes runs apps on the node's cluster, through the payload's kubectl
+// as cluster admin.
+type Kubernetes struct {
+	Kubectl    string
+	Kubeconfig string
+	NodeIP     string
+	// AppsDomain is the DNS suffix apps are routed under.
+	AppsDomain string
+}
+
+// App is one app in one environment.
+type App struct {
+	Tenant      string
+	Environment string
+	Name        string
+	// Image is an immutable reference (NAME@sha256:...).
+	Image    string
+	Replicas int
+	// Port is where the app listens for HTTP.
+	Port int
+	Env  map[string]string
+}
+
+// Namespace of a tenant's environment.
+func Namespace(tenant, env string) string { return "cameleer-" + tenant + "-" + env }
+
+// Host an app is routed at.
+func (k *Kubernetes) Host(a App) string {
+	return a.Name + "." + a.Environment + "." + a.Tenant + "." + k.AppsDomain
+}
+
+// EnsureEnvironment creates or updates an environment's namespace, network
+// policies and quotas (server-side apply: idempotent).
+func (k *Kubernetes) EnsureEnvironment(ctx context.Context, tenant, env string) error {
+	doc, err := manifests.RenderWith("environment.yaml", map[string]any{
+		"Namespace": Namespace(tenant, env), "Tenant": tenant, "Environment": env,
+		"NodeIP": k.NodeIP, "AgentPort": AgentPort,
+	})
+	if err != nil {
+		return err
+	}
+	_, err = k.kubectl(ctx, doc, "apply", "--server-side", "--force-conflicts", "--field-manager=cameleer", "-f", "-")
+	return err
+}
+
+type envVar struct{ Name, Value string }
+
+// Deploy applies an app and waits for its rollout; a rollout that fails
+// says why.
+func (k *Kubernetes) Deploy(ctx context.Context, a App) error {
+	if a.Replicas == 0 {
+		a.Replicas = 1
+	}
+	if err := k.EnsureEnvironment(ctx, a.Tenant, a.Environment); err != nil {
+		return err
+	}
+	var env []envVar
+	for n, v := range a.Env {
+		env = append(env, envVar{n, v})
+	}
+	sort.Slice(env, func(i, j int) bool { return env[i].Name < env[j].Name })
+	doc, err := manifests.RenderWith("app.yaml", map[string]any{
+		"Namespace": Namespace(a.Tenant, a.Environment), "App": a.Name, "Image": a.Image,
+		"Replicas": a.Replicas, "Port": a.Port, "AgentPort": AgentPort, "Env": env, "Host": k.Host(a),
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := k.kubectl(ctx, doc, "apply", "--server-side", "--force-conflicts", "--field-manager=cameleer", "-f", "-"); err != nil {
+		return err
+	}
+	return k.rollout(ctx, a)
+}
+
+func (k *Kubernetes) rollout(ctx context.Context, a App) error {
+	_, err := k.kubectl(ctx, nil, "rollout", "status", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name, "--timeout=180s")
+	if err != nil {
+		return fmt.Errorf("rollout of %s: %w", a.Name, err)
+	}
+	return nil
+}
+
+// Stop scales an app to zero; its objects stay.
+func (k *Kubernetes) Stop(ctx context.Context, a App) error { return k.scale(ctx, a, 0) }
+
+// Start scales an app back to its replicas and waits for it.
+func (k *Kubernetes) Start(ctx context.Context, a App) error {
+	if a.Replicas == 0 {
+		a.Replicas = 1
+	}
+	if err := k.scale(ctx, a, a.Replicas); err != nil {
+		return err
+	}
+	return k.rollout(ctx, a)
+}
+
+func (k *Kubernetes) scale(ctx context.Context, a App, n int) error {
+	_, err := k.kubectl(ctx, nil, "scale", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name, "--replicas="+strconv.Itoa(n))
+	return err
+}
+
+// Restart replaces the app's pods one by one and waits.
+func (k *Kubernetes) Restart(ctx context.Context, a App) error {
+	if _, err := k.kubectl(ctx, nil, "rollout", "restart", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name); err != nil {
+		return err
+	}
+	return k.rollout(ctx, a)
+}
+
+// Status is an app's state.
+type Status struct {
+	App      string `json:"app"`
+	Image    string `json:"image"`
+	Replicas int    `json:"replicas"`
+	Ready    int    `json:"ready"`
+}
+
+// Status reads an app's deployment.
+func (k *Kubernetes) Status(ctx context.Context, a App) (Status, error) {
+	out, err := k.kubectl(ctx, nil, "get", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name,
+		"-o", `jsonpath={.spec.replicas} {.status.readyReplicas} {.spec.template.spec.containers[0].image}`)
+	if err != nil {
+		return Status{}, err
+	}
+	f := strings.Fields(string(out))
+	st := Status{App: a.Name}
+	if len(f) == 3 {
+		st.Replicas, _ = strconv.Atoi(f[0])
+		st.Ready, _ = strconv.Atoi(f[1])
+		st.Image = f[2]
+	} else if len(f) == 2 { // no ready replicas: the field is absent
+		st.Replicas, _ = strconv.Atoi(f[0])
+		st.Image = f[1]
+	}
+	return st, nil
+}
+
+// List names the apps of an environment.
+func (k *Kubernetes) List(ctx context.Context, tenant, env string) ([]string, error) {
+	out, err := k.kubectl(ctx, nil, "get", "deployments", "-n", Namespace(tenant, env),
+		"-l", "app.kubernetes.io/managed-by=cameleer", "-o", "jsonpath={.items[*].metadata.name}")
+	if err != nil {
+		return nil, err
+	}
+	names := strings.Fields(string(out))
+	sort.Strings(names)
+	return names, nil
+}
+
+// Logs writes the app's logs to w: the last tail lines, then, with
+// follow, what comes until ctx is done.
+func (k *Kubernetes) Logs(ctx context.Context, a App, tail int, follow bool, w io.Writer) error {
+	args := []string{"--kubeconfig", k.Kubeconfig, "logs", "-n", Namespace(a.Tenant, a.Environment), "deployment/" + a.Name, "--tail=" + strconv.Itoa(tail)}
+	if follow {
+		args = append(args, "--follow")
+	}
+	cmd := exec.CommandContext(ctx, k.Kubectl, args...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Run(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("logs of %s: %w: %s", a.Name, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+func (k *Kubernetes) kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, k.Kubectl, append([]string{"--kubeconfig", k.Kubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("kubectl %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}

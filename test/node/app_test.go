@@ -1,0 +1,173 @@
+//go:build node
+
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cameleer/cameleer/appliance/build"
+	"github.com/cameleer/cameleer/appliance/images"
+	"github.com/cameleer/cameleer/appliance/orchestrator"
+)
+
+// javaApp compiles a small HTTP server that answers with its name and the
+// GREETING from its environment, and packs it as a JAR.
+func javaApp(t *testing.T) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	src := `import com.sun.net.httpserver.HttpServer;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+
+public class Orders {
+    public static void main(String[] args) throws Exception {
+        HttpServer s = HttpServer.create(new InetSocketAddress(8080), 0);
+        s.createContext("/", x -> {
+            byte[] b = ("orders says " + System.getenv("GREETING") + "\n").getBytes(StandardCharsets.UTF_8);
+            x.sendResponseHeaders(200, b.length);
+            x.getResponseBody().write(b);
+            x.close();
+        });
+        s.start();
+        System.out.println("orders listening on 8080");
+    }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "Orders.java"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "manifest"), []byte("Main-Class: Orders\n"), 0o644)
+	for _, args := range [][]string{
+		{"javac", "--release", "17", "Orders.java"},
+		{"jar", "--create", "--file", "orders.jar", "--manifest", "manifest", "Orders.class"},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "orders.jar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testAppRuntime builds a Java app into an image with the agent, pushes it
+// to the node's registry, and runs it in two environments through the
+// orchestrator, routed by Traefik.
+func (n *node) testAppRuntime(t *testing.T) {
+	payload := filepath.Join(dataDir, "bin", "current")
+	base, _, err := images.OpenArchive(filepath.Join(payload, "images", "jre.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := os.ReadFile(filepath.Join(payload, "agent", "cameleer-agent.jar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := build.Image(build.Input{Base: base, Agent: agent, App: javaApp(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, err := res.Image.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference("127.0.0.1:5000/acme/orders:build-1", name.Insecure)
+	if err := remote.Write(ref, res.Image); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	image := "cameleer.local/acme/orders@" + digest.String()
+
+	var cfg struct{ NodeIP string }
+	b, _ := os.ReadFile(filepath.Join(dataDir, "config.json"))
+	json.Unmarshal(b, &cfg)
+	k := &orchestrator.Kubernetes{Kubectl: filepath.Join(payload, "bin", "kubectl"), Kubeconfig: filepath.Join(dataDir, "kubeconfig.yaml"),
+		NodeIP: cfg.NodeIP, AppsDomain: "apps.test"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dev := orchestrator.App{Tenant: "acme", Environment: "dev", Name: "orders", Image: image, Port: 8080, Env: map[string]string{"GREETING": "hello-dev"}}
+	prod := dev
+	prod.Environment, prod.Env = "prod", map[string]string{"GREETING": "hello-prod"}
+	answers := func(a orchestrator.App, want string) func() error {
+		return func() error {
+			body, err := getHello(k.Host(a))
+			if err == nil && !strings.Contains(body, want) {
+				err = fmt.Errorf("body %q", body)
+			}
+			return err
+		}
+	}
+
+	if err := k.Deploy(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "dev answers through Traefik", answers(dev, "orders says hello-dev"))
+	var logs bytes.Buffer
+	if err := k.Logs(ctx, dev, 100, false, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "cameleer-agent ") || !strings.Contains(logs.String(), "orders listening") {
+		t.Errorf("logs lack the agent's line or the app's:\n%s", logs.String())
+	}
+
+	// The same image digest in prod, with prod's config: no rebuild.
+	if err := k.Deploy(ctx, prod); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "prod answers", answers(prod, "orders says hello-prod"))
+	sd, _ := k.Status(ctx, dev)
+	sp, _ := k.Status(ctx, prod)
+	if sd.Image != image || sp.Image != image || sd.Ready != 1 || sp.Ready != 1 {
+		t.Errorf("status dev %+v prod %+v, want image %s ready", sd, sp, image)
+	}
+	if apps, err := k.List(ctx, "acme", "dev"); err != nil || len(apps) != 1 || apps[0] != "orders" {
+		t.Errorf("list: %v %v", apps, err)
+	}
+
+	// Stop, start, restart.
+	if err := k.Stop(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "stopped dev does not answer", func() error {
+		if answers(dev, "orders says")() == nil {
+			return fmt.Errorf("still answering")
+		}
+		return nil
+	})
+	if st, _ := k.Status(ctx, dev); st.Replicas != 0 {
+		t.Errorf("stopped status %+v", st)
+	}
+	if err := k.Start(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "started dev answers", answers(dev, "hello-dev"))
+	if err := k.Restart(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "restarted dev answers", answers(dev, "hello-dev"))
+
+	// The environment is fenced: a pod elsewhere cannot reach the app.
+	podIP := strings.TrimSpace(n.kubectl(t, "", "get", "pods", "-n", orchestrator.Namespace("acme", "dev"), "-l", "app.kubernetes.io/name=orders",
+		"-o", "jsonpath={.items[0].status.podIP}"))
+	out, err := n.tryKubectl("", "run", "intruder", "--image="+testImage, "--restart=Never", "--attach", "--rm", "-q", "--", "get", "http://"+podIP+":8080/")
+	// testapp's own error, not kubectl's: the pod ran and its request
+	// got nowhere.
+	if err == nil || !strings.Contains(out, "testapp: ") {
+		t.Errorf("a pod of another namespace: %v\n%s", err, out)
+	}
+}
