@@ -1,0 +1,169 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cameleer/cameleer/api"
+)
+
+type testCP struct {
+	t      *testing.T
+	s      *Server
+	url    string
+	admin  string
+	client *http.Client
+}
+
+func start(t *testing.T) *testCP {
+	t.Helper()
+	s, admin, err := New(Options{DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if admin == "" {
+		t.Fatal("no admin token on first start")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Serve(ctx, l); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	return &testCP{t: t, s: s, url: "https://" + l.Addr().String(), admin: admin,
+		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+}
+
+func (c *testCP) do(method, path, token string, body any, out any) int {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.url+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+func TestHealthAndAuth(t *testing.T) {
+	c := start(t)
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code := c.do("GET", p, "", nil, nil); code != http.StatusOK {
+			t.Errorf("%s: %d", p, code)
+		}
+	}
+	for name, tok := range map[string]string{"none": "", "garbage": "abc", "forged": apiTokenPrefix + "forged"} {
+		if code := c.do("GET", "/api/v1/tenants", tok, nil, nil); code != http.StatusUnauthorized {
+			t.Errorf("%s token: %d", name, code)
+		}
+	}
+}
+
+func TestTenantsAndTokens(t *testing.T) {
+	c := start(t)
+	for _, tc := range []struct {
+		body   map[string]string
+		status int
+	}{
+		{map[string]string{"name": "acme", "tier": "low"}, http.StatusCreated},
+		{map[string]string{"name": "acme", "tier": "low"}, http.StatusConflict},
+		{map[string]string{"name": "Acme!", "tier": "low"}, http.StatusBadRequest},
+		{map[string]string{"name": "globex", "tier": "gold"}, http.StatusBadRequest},
+		{map[string]string{"name": "globex", "tier": "high"}, http.StatusCreated},
+	} {
+		if code := c.do("POST", "/api/v1/tenants", c.admin, tc.body, nil); code != tc.status {
+			t.Errorf("create %v: %d, want %d", tc.body, code, tc.status)
+		}
+	}
+	var tok struct{ Token string }
+	if code := c.do("POST", "/api/v1/tenants/acme/api-tokens", c.admin, nil, &tok); code != http.StatusCreated || !strings.HasPrefix(tok.Token, apiTokenPrefix) {
+		t.Fatalf("api token: %d %q", code, tok.Token)
+	}
+	var seen []struct{ Name string }
+	c.do("GET", "/api/v1/tenants", tok.Token, nil, &seen)
+	if len(seen) != 1 || seen[0].Name != "acme" {
+		t.Errorf("acme's token sees %v", seen)
+	}
+	if code := c.do("GET", "/api/v1/tenants/globex", tok.Token, nil, nil); code != http.StatusNotFound {
+		t.Errorf("acme's token on globex: %d", code)
+	}
+	if code := c.do("POST", "/api/v1/tenants", tok.Token, map[string]string{"name": "x", "tier": "low"}, nil); code != http.StatusForbidden {
+		t.Errorf("tenant token created a tenant: %d", code)
+	}
+
+	for ttl, want := range map[string]int{"": http.StatusCreated, "5m": http.StatusCreated, "soon": http.StatusBadRequest, "48h": http.StatusBadRequest, "-1m": http.StatusBadRequest} {
+		var out struct{ Token, Command string }
+		body := map[string]string{}
+		if ttl != "" {
+			body["ttl"] = ttl
+		}
+		code := c.do("POST", "/api/v1/tenants/acme/runner-tokens", tok.Token, body, &out)
+		if code != want {
+			t.Errorf("ttl %q: %d, want %d", ttl, code, want)
+			continue
+		}
+		if code == http.StatusCreated {
+			parsed, err := api.ParseToken(out.Token)
+			if err != nil || parsed.CAHash != c.s.CAHash() || !strings.Contains(out.Command, out.Token) {
+				t.Errorf("token %q (%v), command %q", out.Token, err, out.Command)
+			}
+		}
+	}
+}
+
+func TestEnrollRefusesAnotherControlPlanesToken(t *testing.T) {
+	c := start(t)
+	foreign, _ := api.NewToken(sha256.Sum256([]byte("another CA")), "")
+	var out struct{ Error string }
+	code := c.do("POST", api.EnrollPath, "", map[string]string{"token": foreign.String(), "csr": "x"}, &out)
+	if code != http.StatusBadRequest && code != http.StatusUnauthorized {
+		t.Errorf("foreign token: %d %s", code, out.Error)
+	}
+	if out.Error == "" || strings.Contains(out.Error, "\n") {
+		t.Errorf("error %q", out.Error)
+	}
+}
+
+func TestAdminTokenOnlyOnFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, first, err := New(Options{DataDir: dir, Log: log})
+	if err != nil || first == "" {
+		t.Fatalf("first start: %q %v", first, err)
+	}
+	hash := s.CAHash()
+	s.Close()
+	s, again, err := New(Options{DataDir: dir, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if again != "" {
+		t.Error("a second start made another admin token")
+	}
+	if s.CAHash() != hash {
+		t.Error("a second start made another CA")
+	}
+}
