@@ -6,6 +6,8 @@ package orchestrator
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os/exec"
@@ -40,6 +42,9 @@ type App struct {
 	// Port is where the app listens for HTTP.
 	Port int
 	Env  map[string]string
+	// Secrets become a Kubernetes Secret the app reads as environment
+	// variables; their values appear nowhere else.
+	Secrets map[string]string
 }
 
 // Namespace of a tenant's environment.
@@ -75,14 +80,15 @@ func (k *Kubernetes) Deploy(ctx context.Context, a App) error {
 	if err := k.EnsureEnvironment(ctx, a.Tenant, a.Environment); err != nil {
 		return err
 	}
-	var env []envVar
-	for n, v := range a.Env {
-		env = append(env, envVar{n, v})
+	env, secrets := sorted(a.Env), sorted(a.Secrets)
+	h := sha256.New()
+	for _, s := range secrets {
+		fmt.Fprintf(h, "%s=%s\x00", s.Name, s.Value)
 	}
-	sort.Slice(env, func(i, j int) bool { return env[i].Name < env[j].Name })
 	doc, err := manifests.RenderWith("app.yaml", map[string]any{
 		"Namespace": Namespace(a.Tenant, a.Environment), "App": a.Name, "Image": a.Image,
 		"Replicas": a.Replicas, "Port": a.Port, "AgentPort": AgentPort, "Env": env, "Host": k.Host(a),
+		"Secrets": secrets, "SecretsDigest": hex.EncodeToString(h.Sum(nil))[:16],
 	})
 	if err != nil {
 		return err
@@ -91,6 +97,15 @@ func (k *Kubernetes) Deploy(ctx context.Context, a App) error {
 		return err
 	}
 	return k.rollout(ctx, a)
+}
+
+func sorted(m map[string]string) []envVar {
+	var out []envVar
+	for n, v := range m {
+		out = append(out, envVar{n, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 func (k *Kubernetes) rollout(ctx context.Context, a App) error {

@@ -35,7 +35,8 @@ public class Orders {
     public static void main(String[] args) throws Exception {
         HttpServer s = HttpServer.create(new InetSocketAddress(8080), 0);
         s.createContext("/", x -> {
-            byte[] b = ("orders says " + System.getenv("GREETING") + "\n").getBytes(StandardCharsets.UTF_8);
+            String token = System.getenv("API_TOKEN");
+            byte[] b = ("orders says " + System.getenv("GREETING") + ", token-length=" + (token == null ? 0 : token.length()) + "\n").getBytes(StandardCharsets.UTF_8);
             x.sendResponseHeaders(200, b.length);
             x.getResponseBody().write(b);
             x.close();
@@ -101,8 +102,10 @@ func (n *node) testAppRuntime(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	dev := orchestrator.App{Tenant: "acme", Environment: "dev", Name: "orders", Image: image, Port: 8080, Env: map[string]string{"GREETING": "hello-dev"}}
+	const secret = "s3cr3t-api-token-42"
 	prod := dev
 	prod.Environment, prod.Env = "prod", map[string]string{"GREETING": "hello-prod"}
+	prod.Secrets = map[string]string{"API_TOKEN": secret}
 	answers := func(a orchestrator.App, want string) func() error {
 		return func() error {
 			body, err := getHello(k.Host(a))
@@ -116,7 +119,7 @@ func (n *node) testAppRuntime(t *testing.T) {
 	if err := k.Deploy(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "dev answers through Traefik", answers(dev, "orders says hello-dev"))
+	eventually(t, 2*time.Minute, "dev answers through Traefik", answers(dev, "orders says hello-dev, token-length=0"))
 	var logs bytes.Buffer
 	if err := k.Logs(ctx, dev, 100, false, &logs); err != nil {
 		t.Fatal(err)
@@ -129,7 +132,12 @@ func (n *node) testAppRuntime(t *testing.T) {
 	if err := k.Deploy(ctx, prod); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "prod answers", answers(prod, "orders says hello-prod"))
+	eventually(t, 2*time.Minute, "prod answers", answers(prod, fmt.Sprintf("orders says hello-prod, token-length=%d", len(secret))))
+	// The secret reaches the app through a Secret, not the Deployment.
+	spec := n.kubectl(t, "", "get", "deployment", "orders", "-n", orchestrator.Namespace("acme", "prod"), "-o", "json")
+	if strings.Contains(spec, secret) || !strings.Contains(spec, "secretKeyRef") {
+		t.Error("the secret's value is in the Deployment, or it does not come from the Secret")
+	}
 	sd, _ := k.Status(ctx, dev)
 	sp, _ := k.Status(ctx, prod)
 	if sd.Image != image || sp.Image != image || sd.Ready != 1 || sp.Ready != 1 {
