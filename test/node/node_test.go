@@ -79,6 +79,7 @@ func TestNode(t *testing.T) {
 	t.Run("dns", n.testDNS)
 	t.Run("network policy", n.testNetworkPolicy)
 	t.Run("app runtime", n.testAppRuntime)
+	t.Run("tunnel with the engine", n.testTunnelWithEngine)
 	t.Run("recovers from kill -9", n.testKill)
 	t.Run("reset leaves nothing", n.testReset)
 }
@@ -580,6 +581,12 @@ spec:
 // back, the node is Ready again, and the app answers all along while
 // containerd and kubelet restart.
 func (n *node) testKill(t *testing.T) {
+	// The claim is about an app that answers: make sure it does first
+	// (after an engine restart Traefik takes a moment to see its routes).
+	eventually(t, 2*time.Minute, "app answers before the kills", func() error {
+		_, err := getHello("hello.e2e.test")
+		return err
+	})
 	var failures, requests atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan struct{})
