@@ -100,9 +100,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// Ready is closed once the named component was ready for the first time.
-func (e *Engine) Ready(name string) <-chan struct{} { return e.byName[name].ready }
-
 // AllReady is closed once every component was ready.
 func (e *Engine) AllReady(ctx context.Context) error {
 	for _, c := range e.components {

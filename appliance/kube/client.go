@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,12 +49,6 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string { return fmt.Sprintf("apiserver: %d %s", e.Code, e.Message) }
-
-// IsNotFound tells whether err is a 404 from the apiserver.
-func IsNotFound(err error) bool {
-	var se *StatusError
-	return errors.As(err, &se) && se.Code == http.StatusNotFound
-}
 
 // Get fetches path and decodes the JSON answer into v (nil: discard it).
 func (c *Client) Get(ctx context.Context, path string, v any) error {

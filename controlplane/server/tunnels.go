@@ -23,7 +23,6 @@ import (
 type runnerConn struct {
 	id      string
 	session *tunnel.Session
-	client  *http.Client // requests to the runner's local API
 	proxy   *httputil.ReverseProxy
 
 	// lastSeen and version change with every heartbeat; they are kept here
@@ -70,7 +69,6 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	rc.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	rc.proxy = &httputil.ReverseProxy{
 		Transport: tr,
 		Rewrite: func(pr *httputil.ProxyRequest) {
