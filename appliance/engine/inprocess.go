@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os/exec"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -149,7 +149,7 @@ func (p Paths) apply(ctx context.Context, names ...string) error {
 		}
 		docs = append(docs, b)
 	}
-	return p.kubectlApply(ctx, bytes.Join(docs, []byte("\n---\n")))
+	return p.kubectl().Apply(ctx, bytes.Join(docs, []byte("\n---\n")))
 }
 
 // applyAddOns applies the CRDs that come with the payload, then the add-ons.
@@ -159,24 +159,18 @@ func (p Paths) applyAddOns(ctx context.Context) error {
 		return err
 	}
 	for _, f := range crds {
-		if err := p.kubectl(ctx, nil, "apply", "--server-side", "--force-conflicts", "--field-manager=cameleer", "-f", f); err != nil {
+		doc, err := os.ReadFile(f)
+		if err != nil {
 			return err
+		}
+		if err := p.kubectl().Apply(ctx, doc); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Base(f), err)
 		}
 	}
 	return p.apply(ctx, manifests.AddOns...)
 }
 
-func (p Paths) kubectlApply(ctx context.Context, doc []byte) error {
-	return p.kubectl(ctx, doc, "apply", "--server-side", "--force-conflicts", "--field-manager=cameleer", "-f", "-")
-}
-
-// kubectl runs the payload's kubectl as cluster admin.
-func (p Paths) kubectl(ctx context.Context, stdin []byte, args ...string) error {
-	cmd := exec.CommandContext(ctx, p.bin("kubectl"), append([]string{"--kubeconfig", p.AdminKubeconfig()}, args...)...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("kubectl %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
-	}
-	return nil
+// kubectl is the payload's kubectl as cluster admin.
+func (p Paths) kubectl() kube.Kubectl {
+	return kube.Kubectl{Path: p.bin("kubectl"), Kubeconfig: p.AdminKubeconfig()}
 }

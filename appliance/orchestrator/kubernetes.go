@@ -10,11 +10,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/manifests"
 )
 
@@ -24,9 +24,8 @@ const AgentPort = 9464
 // Kubernetes runs apps on the node's cluster, through the payload's kubectl
 // as cluster admin.
 type Kubernetes struct {
-	Kubectl    string
-	Kubeconfig string
-	NodeIP     string
+	Kubectl kube.Kubectl
+	NodeIP  string
 	// AppsDomain is the DNS suffix apps are routed under.
 	AppsDomain string
 }
@@ -65,8 +64,7 @@ func (k *Kubernetes) EnsureEnvironment(ctx context.Context, tenant, env string) 
 	if err != nil {
 		return err
 	}
-	_, err = k.kubectl(ctx, doc, "apply", "--server-side", "--force-conflicts", "--field-manager=cameleer", "-f", "-")
-	return err
+	return k.Kubectl.Apply(ctx, doc)
 }
 
 type envVar struct{ Name, Value string }
@@ -93,7 +91,7 @@ func (k *Kubernetes) Deploy(ctx context.Context, a App) error {
 	if err != nil {
 		return err
 	}
-	if _, err := k.kubectl(ctx, doc, "apply", "--server-side", "--force-conflicts", "--field-manager=cameleer", "-f", "-"); err != nil {
+	if err := k.Kubectl.Apply(ctx, doc); err != nil {
 		return err
 	}
 	return k.rollout(ctx, a)
@@ -109,7 +107,7 @@ func sorted(m map[string]string) []envVar {
 }
 
 func (k *Kubernetes) rollout(ctx context.Context, a App) error {
-	_, err := k.kubectl(ctx, nil, "rollout", "status", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name, "--timeout=180s")
+	_, err := k.Kubectl.Run(ctx, nil, "rollout", "status", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name, "--timeout=180s")
 	if err != nil {
 		return fmt.Errorf("rollout of %s: %w", a.Name, err)
 	}
@@ -131,13 +129,13 @@ func (k *Kubernetes) Start(ctx context.Context, a App) error {
 }
 
 func (k *Kubernetes) scale(ctx context.Context, a App, n int) error {
-	_, err := k.kubectl(ctx, nil, "scale", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name, "--replicas="+strconv.Itoa(n))
+	_, err := k.Kubectl.Run(ctx, nil, "scale", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name, "--replicas="+strconv.Itoa(n))
 	return err
 }
 
 // Restart replaces the app's pods one by one and waits.
 func (k *Kubernetes) Restart(ctx context.Context, a App) error {
-	if _, err := k.kubectl(ctx, nil, "rollout", "restart", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name); err != nil {
+	if _, err := k.Kubectl.Run(ctx, nil, "rollout", "restart", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name); err != nil {
 		return err
 	}
 	return k.rollout(ctx, a)
@@ -153,7 +151,7 @@ type Status struct {
 
 // Status reads an app's deployment.
 func (k *Kubernetes) Status(ctx context.Context, a App) (Status, error) {
-	out, err := k.kubectl(ctx, nil, "get", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name,
+	out, err := k.Kubectl.Run(ctx, nil, "get", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name,
 		"-o", `jsonpath={.spec.replicas} {.status.readyReplicas} {.spec.template.spec.containers[0].image}`)
 	if err != nil {
 		return Status{}, err
@@ -173,7 +171,7 @@ func (k *Kubernetes) Status(ctx context.Context, a App) (Status, error) {
 
 // List names the apps of an environment.
 func (k *Kubernetes) List(ctx context.Context, tenant, env string) ([]string, error) {
-	out, err := k.kubectl(ctx, nil, "get", "deployments", "-n", Namespace(tenant, env),
+	out, err := k.Kubectl.Run(ctx, nil, "get", "deployments", "-n", Namespace(tenant, env),
 		"-l", "app.kubernetes.io/managed-by=cameleer", "-o", "jsonpath={.items[*].metadata.name}")
 	if err != nil {
 		return nil, err
@@ -186,29 +184,15 @@ func (k *Kubernetes) List(ctx context.Context, tenant, env string) ([]string, er
 // Logs writes the app's logs to w: the last tail lines, then, with
 // follow, what comes until ctx is done.
 func (k *Kubernetes) Logs(ctx context.Context, a App, tail int, follow bool, w io.Writer) error {
-	args := []string{"--kubeconfig", k.Kubeconfig, "logs", "-n", Namespace(a.Tenant, a.Environment), "deployment/" + a.Name, "--tail=" + strconv.Itoa(tail)}
+	args := []string{"logs", "-n", Namespace(a.Tenant, a.Environment), "deployment/" + a.Name, "--tail=" + strconv.Itoa(tail)}
 	if follow {
 		args = append(args, "--follow")
 	}
-	cmd := exec.CommandContext(ctx, k.Kubectl, args...)
+	cmd := k.Kubectl.Command(ctx, args...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	if err := cmd.Run(); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("logs of %s: %w: %s", a.Name, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
-}
-
-func (k *Kubernetes) kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, k.Kubectl, append([]string{"--kubeconfig", k.Kubeconfig}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("kubectl %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cameleer/cameleer/appliance/build"
 	"github.com/cameleer/cameleer/appliance/images"
+	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
 )
 
@@ -97,7 +98,7 @@ func (n *node) testAppRuntime(t *testing.T) {
 	var cfg struct{ NodeIP string }
 	b, _ := os.ReadFile(filepath.Join(dataDir, "config.json"))
 	json.Unmarshal(b, &cfg)
-	k := &orchestrator.Kubernetes{Kubectl: filepath.Join(payload, "bin", "kubectl"), Kubeconfig: filepath.Join(dataDir, "kubeconfig.yaml"),
+	k := &orchestrator.Kubernetes{Kubectl: kube.Kubectl{Path: filepath.Join(payload, "bin", "kubectl"), Kubeconfig: filepath.Join(dataDir, "kubeconfig.yaml")},
 		NodeIP: cfg.NodeIP, AppsDomain: "apps.test"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
