@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cameleer/cameleer/appliance/images"
+	"github.com/cameleer/cameleer/internal/jarfile"
 )
 
 // Where things go in an app image.
@@ -110,18 +111,15 @@ func Image(in Input) (Result, error) {
 
 func mainClass(zr *zip.Reader) (string, error) {
 	for _, f := range zr.File {
-		if f.Name != "META-INF/MANIFEST.MF" {
+		if f.Name != jarfile.ManifestPath {
 			continue
 		}
 		b, err := readEntry(f)
 		if err != nil {
 			return "", err
 		}
-		text := strings.ReplaceAll(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n ", "")
-		for _, line := range strings.Split(text, "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "Main-Class" {
-				return strings.TrimSpace(v), nil
-			}
+		if mc := jarfile.MainAttributes(b)["Main-Class"]; mc != "" {
+			return mc, nil
 		}
 	}
 	return "", fmt.Errorf("build: the app has no Main-Class")

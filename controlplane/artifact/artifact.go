@@ -20,6 +20,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/cameleer/cameleer/internal/jarfile"
 )
 
 // Limits bound what is accepted.
@@ -94,7 +96,7 @@ func Check(f io.ReaderAt, size int64, wantSHA256 string, lim Limits, vulns *Vuln
 		return info, err
 	}
 	info.Entries = c.entries
-	m, err := manifest(zr, lim)
+	m, err := manifest(zr)
 	if err != nil {
 		return info, err
 	}
@@ -242,29 +244,19 @@ func properties(b []byte) map[string]string {
 	return m
 }
 
-// manifest reads META-INF/MANIFEST.MF's main attributes.
-func manifest(zr *zip.Reader, lim Limits) (map[string]string, error) {
-	m := map[string]string{}
+// manifest reads the main attributes of the archive's manifest.
+func manifest(zr *zip.Reader) (map[string]string, error) {
 	for _, f := range zr.File {
-		if path.Clean(f.Name) != "META-INF/MANIFEST.MF" {
+		if path.Clean(f.Name) != jarfile.ManifestPath {
 			continue
 		}
 		b, err := read(f, 1<<20)
 		if err != nil {
 			return nil, err
 		}
-		// Continuation lines start with one space.
-		text := strings.ReplaceAll(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n ", "")
-		for _, line := range strings.Split(text, "\n") {
-			if line == "" {
-				break // the main section ends at the first blank line
-			}
-			if k, v, ok := strings.Cut(line, ":"); ok {
-				m[strings.TrimSpace(k)] = strings.TrimSpace(v)
-			}
-		}
+		return jarfile.MainAttributes(b), nil
 	}
-	return m, nil
+	return map[string]string{}, nil
 }
 
 //go:embed vulnerable.json
