@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -24,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/internal/certs"
 	"github.com/cameleer/cameleer/tunnel"
 	"github.com/cameleer/cameleer/version"
 )
@@ -281,7 +279,7 @@ func (c *Client) renewIfDue(ctx context.Context, cp *http.Client) (time.Time, er
 	if err != nil || time.Now().Before(due) {
 		return due, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := certs.NewKey()
 	if err != nil {
 		return due, err
 	}

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/internal/atomicfile"
+	"github.com/cameleer/cameleer/internal/certs"
 )
 
 // Identity is a registered runner's credentials, in DIR (the data dir's
@@ -119,7 +119,7 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 	if err := os.MkdirAll(id.Dir, 0o700); err != nil {
 		return id, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := certs.NewKey()
 	if err != nil {
 		return id, err
 	}
@@ -169,11 +169,11 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 // an unregistered host, not a broken one.
 func (id Identity) store(key *ecdsa.PrivateKey, er api.EnrollResponse) error {
 	if key != nil {
-		der, err := x509.MarshalECPrivateKey(key)
+		b, err := certs.KeyPEM(key)
 		if err != nil {
 			return err
 		}
-		if _, err := atomicfile.WriteFile(id.path("client.key.new"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if _, err := atomicfile.WriteFile(id.path("client.key.new"), b, 0o600); err != nil {
 			return err
 		}
 	}
