@@ -1,30 +1,15 @@
 package build
 
 import (
-	"archive/zip"
-	"bytes"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+
+	"github.com/cameleer/cameleer/internal/testutil"
 )
 
-func jar(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, body := range files {
-		w, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write([]byte(body))
-	}
-	zw.Close()
-	return buf.Bytes()
-}
-
 func TestPlainJar(t *testing.T) {
-	in := Input{Base: empty.Image, Agent: []byte("agent"), App: jar(t, map[string]string{"META-INF/MANIFEST.MF": "Main-Class: a.Main\r\n", "a/Main.class": "x"}), Env: []string{"GREETING=hi"}}
+	in := Input{Base: empty.Image, Agent: []byte("agent"), App: testutil.Zip(t, map[string]string{"META-INF/MANIFEST.MF": "Main-Class: a.Main\r\n", "a/Main.class": "x"}), Env: []string{"GREETING=hi"}}
 	a, err := Image(in)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +42,7 @@ func TestPlainJar(t *testing.T) {
 
 func TestSpringBootLayers(t *testing.T) {
 	app := func(classes string) []byte {
-		return jar(t, map[string]string{
+		return testutil.Zip(t, map[string]string{
 			"META-INF/MANIFEST.MF": "Main-Class: org.springframework.boot.loader.launch.JarLauncher\r\nStart-Class: a.App\r\n",
 			"org/springframework/boot/loader/launch/JarLauncher.class":         "loader",
 			"BOOT-INF/lib/camel-core-4.0.0.jar":                                "camel",
@@ -94,7 +79,7 @@ func TestRefusesNonJars(t *testing.T) {
 	if _, err := Image(Input{Base: empty.Image, Agent: []byte("a"), App: []byte("not a zip")}); err == nil {
 		t.Error("built from a non-JAR")
 	}
-	if _, err := Image(Input{Base: empty.Image, Agent: []byte("a"), App: jar(t, map[string]string{"a.class": "x"})}); err == nil {
+	if _, err := Image(Input{Base: empty.Image, Agent: []byte("a"), App: testutil.Zip(t, map[string]string{"a.class": "x"})}); err == nil {
 		t.Error("built without a Main-Class")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/cameleer/cameleer/internal/testutil"
 )
 
 func writeTree(t *testing.T, dir string, mtime time.Time) {
@@ -87,7 +89,7 @@ func TestArchiveIsAnOCILayout(t *testing.T) {
 	digest, ar := buildArchive(t, src)
 
 	dst := t.TempDir()
-	untar(t, ar, dst)
+	testutil.Untar(t, bytes.NewReader(ar), dst)
 	idx, err := layout.ImageIndexFromPath(dst)
 	if err != nil {
 		t.Fatal(err)
@@ -147,34 +149,6 @@ func TestArchiveIsAnOCILayout(t *testing.T) {
 	for i := range want {
 		if names[i] != want[i] {
 			t.Fatalf("entries = %v, want %v", names, want)
-		}
-	}
-}
-
-func untar(t *testing.T, b []byte, dst string) {
-	t.Helper()
-	tr := tar.NewReader(bytes.NewReader(b))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dst, h.Name)
-		if h.Typeflag == tar.TypeDir {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
 		}
 	}
 }

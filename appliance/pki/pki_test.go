@@ -2,13 +2,14 @@ package pki
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cameleer/cameleer/internal/testutil"
 )
 
 func set(ip string) Set {
@@ -22,20 +23,6 @@ func set(ip string) Set {
 	}
 }
 
-func readCert(t *testing.T, path string) *x509.Certificate {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(b)
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestEnsureWritesOnceAndVerifies(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
@@ -46,14 +33,14 @@ func TestEnsureWritesOnceAndVerifies(t *testing.T) {
 	if !slices.Equal(wrote, []string{"ca", "server", "admin", "sa"}) {
 		t.Errorf("first run wrote %v", wrote)
 	}
-	ca := readCert(t, filepath.Join(dir, "ca.crt"))
+	ca := testutil.ReadCert(t, filepath.Join(dir, "ca.crt"))
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	srv := readCert(t, filepath.Join(dir, "server.crt"))
+	srv := testutil.ReadCert(t, filepath.Join(dir, "server.crt"))
 	if _, err := srv.Verify(x509.VerifyOptions{Roots: pool, DNSName: "localhost"}); err != nil {
 		t.Errorf("server certificate does not verify: %v", err)
 	}
-	adm := readCert(t, filepath.Join(dir, "admin.crt"))
+	adm := testutil.ReadCert(t, filepath.Join(dir, "admin.crt"))
 	if _, err := adm.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Errorf("client certificate does not verify: %v", err)
 	}
@@ -82,7 +69,7 @@ func TestEnsureRenews(t *testing.T) {
 	if string(keyBefore) != string(keyAfter) {
 		t.Error("renewal replaced the key")
 	}
-	if ip := readCert(t, filepath.Join(dir, "server.crt")).IPAddresses[0].String(); ip != "10.0.0.2" {
+	if ip := testutil.ReadCert(t, filepath.Join(dir, "server.crt")).IPAddresses[0].String(); ip != "10.0.0.2" {
 		t.Errorf("server IP %s", ip)
 	}
 	// Close to expiry, leaves are renewed and the CA is kept.

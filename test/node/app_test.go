@@ -21,6 +21,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
+	"github.com/cameleer/cameleer/internal/testutil"
 )
 
 // javaApp compiles a small HTTP server that answers with its name and the
@@ -120,7 +121,7 @@ func (n *node) testAppRuntime(t *testing.T) {
 	if err := k.Deploy(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "dev answers through Traefik", answers(dev, "orders says hello-dev, token-length=0"))
+	testutil.Eventually(t, poll, 2*time.Minute, "dev answers through Traefik", answers(dev, "orders says hello-dev, token-length=0"))
 	var logs bytes.Buffer
 	if err := k.Logs(ctx, dev, 100, false, &logs); err != nil {
 		t.Fatal(err)
@@ -133,7 +134,7 @@ func (n *node) testAppRuntime(t *testing.T) {
 	if err := k.Deploy(ctx, prod); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "prod answers", answers(prod, fmt.Sprintf("orders says hello-prod, token-length=%d", len(secret))))
+	testutil.Eventually(t, poll, 2*time.Minute, "prod answers", answers(prod, fmt.Sprintf("orders says hello-prod, token-length=%d", len(secret))))
 	// The secret reaches the app through a Secret, not the Deployment.
 	spec := n.kubectl(t, "", "get", "deployment", "orders", "-n", orchestrator.Namespace("acme", "prod"), "-o", "json")
 	if strings.Contains(spec, secret) || !strings.Contains(spec, "secretKeyRef") {
@@ -152,7 +153,7 @@ func (n *node) testAppRuntime(t *testing.T) {
 	if err := k.Stop(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "stopped dev does not answer", func() error {
+	testutil.Eventually(t, poll, time.Minute, "stopped dev does not answer", func() error {
 		if answers(dev, "orders says")() == nil {
 			return fmt.Errorf("still answering")
 		}
@@ -164,11 +165,11 @@ func (n *node) testAppRuntime(t *testing.T) {
 	if err := k.Start(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "started dev answers", answers(dev, "hello-dev"))
+	testutil.Eventually(t, poll, 2*time.Minute, "started dev answers", answers(dev, "hello-dev"))
 	if err := k.Restart(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "restarted dev answers", answers(dev, "hello-dev"))
+	testutil.Eventually(t, poll, 2*time.Minute, "restarted dev answers", answers(dev, "hello-dev"))
 
 	// The environment is fenced: a pod elsewhere cannot reach the app.
 	podIP := strings.TrimSpace(n.kubectl(t, "", "get", "pods", "-n", orchestrator.Namespace("acme", "dev"), "-l", "app.kubernetes.io/name=orders",

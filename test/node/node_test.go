@@ -33,6 +33,7 @@ import (
 
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/reset"
+	"github.com/cameleer/cameleer/internal/testutil"
 )
 
 const (
@@ -42,6 +43,10 @@ const (
 	testImage     = "cameleer.local/e2e/testapp:1"
 	registryImage = "127.0.0.1:5000/e2e/testapp:1"
 )
+
+// poll is how often a waiting test checks again; each check may start a
+// kubectl.
+const poll = 500 * time.Millisecond
 
 type node struct {
 	t   *testing.T
@@ -120,20 +125,6 @@ func (n *node) tryKubectl(stdin string, args ...string) (string, error) {
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// eventually retries f until it succeeds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
 }
 
 func (n *node) testInstallKilled(t *testing.T) {
@@ -301,7 +292,7 @@ spec:
       image: `+testImage+`
       args: [resolve, localhost]
 `, "apply", "-f", "-")
-	eventually(t, 2*time.Minute, "pod from the pushed image succeeds", func() error {
+	testutil.Eventually(t, poll, 2*time.Minute, "pod from the pushed image succeeds", func() error {
 		out, _ := n.tryKubectl("", "get", "pod", "pushed", "-o", "jsonpath={.status.phase}")
 		if out != "Succeeded" {
 			return fmt.Errorf("phase %q", out)
@@ -380,7 +371,7 @@ func busyboxTag(t *testing.T, n *node) string {
 
 func waitPhase(t *testing.T, n *node, pod, phase string) {
 	t.Helper()
-	eventually(t, 2*time.Minute, "pod "+pod+" "+phase, func() error {
+	testutil.Eventually(t, poll, 2*time.Minute, "pod "+pod+" "+phase, func() error {
 		out, _ := n.tryKubectl("", "get", "pod", pod, "-o", "jsonpath={.status.phase}")
 		if out != phase {
 			return fmt.Errorf("phase %q", out)
@@ -460,7 +451,7 @@ func getHello(host string) (string, error) {
 
 func (n *node) testIngress(t *testing.T) {
 	n.kubectl(t, helloApp, "apply", "-f", "-")
-	eventually(t, 2*time.Minute, "hello answers through Traefik", func() error {
+	testutil.Eventually(t, poll, 2*time.Minute, "hello answers through Traefik", func() error {
 		body, err := getHello("hello.e2e.test")
 		if err == nil && strings.TrimSpace(body) != "hello-from-cameleer" {
 			err = fmt.Errorf("body %q", body)
@@ -542,7 +533,7 @@ spec:
 		}
 		return nil
 	}
-	eventually(t, time.Minute, "client reaches server with no policy", get)
+	testutil.Eventually(t, poll, time.Minute, "client reaches server with no policy", get)
 
 	n.kubectl(t, `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -553,7 +544,7 @@ spec:
   podSelector: {}
   policyTypes: [Ingress]
 `, "apply", "-f", "-")
-	eventually(t, time.Minute, "deny-all blocks client -> server", func() error {
+	testutil.Eventually(t, poll, time.Minute, "deny-all blocks client -> server", func() error {
 		if get() == nil {
 			return fmt.Errorf("still reachable")
 		}
@@ -573,7 +564,7 @@ spec:
         - podSelector:
             matchLabels: {app: client}
 `, "apply", "-f", "-")
-	eventually(t, time.Minute, "allow rule opens client -> server", get)
+	testutil.Eventually(t, poll, time.Minute, "allow rule opens client -> server", get)
 	n.kubectl(t, "", "delete", "namespace", "np", "--wait=false")
 }
 
@@ -583,7 +574,7 @@ spec:
 func (n *node) testKill(t *testing.T) {
 	// The claim is about an app that answers: make sure it does first
 	// (after an engine restart Traefik takes a moment to see its routes).
-	eventually(t, 2*time.Minute, "app answers before the kills", func() error {
+	testutil.Eventually(t, poll, 2*time.Minute, "app answers before the kills", func() error {
 		_, err := getHello("hello.e2e.test")
 		return err
 	})
@@ -618,7 +609,7 @@ func (n *node) testKill(t *testing.T) {
 		if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %s: %v", comp, err)
 		}
-		eventually(t, 3*time.Minute, comp+" restarted and the node Ready", func() error {
+		testutil.Eventually(t, poll, 3*time.Minute, comp+" restarted and the node Ready", func() error {
 			st, err := n.tryStatus()
 			if err != nil {
 				return err
@@ -640,7 +631,7 @@ func (n *node) testKill(t *testing.T) {
 	}
 	t.Logf("the app answered %d requests while containerd and kubelet restarted", requests.Load())
 	if _, err := getHello("hello.e2e.test"); err != nil {
-		eventually(t, time.Minute, "app answers after the apiserver restart", func() error {
+		testutil.Eventually(t, poll, time.Minute, "app answers after the apiserver restart", func() error {
 			_, err := getHello("hello.e2e.test")
 			return err
 		})

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cameleer/cameleer/internal/testutil"
 )
 
 // testTunnelWithEngine registers the node with a control plane, restarts
@@ -62,7 +64,7 @@ func (n *node) testTunnelWithEngine(t *testing.T) {
 		}
 		return resp.StatusCode, nil
 	}
-	eventually(t, 30*time.Second, "control plane up", func() error {
+	testutil.Eventually(t, poll, 30*time.Second, "control plane up", func() error {
 		b, err := os.ReadFile(filepath.Join(dir, "cp", "admin.token"))
 		if err != nil {
 			return err
@@ -83,7 +85,7 @@ func (n *node) testTunnelWithEngine(t *testing.T) {
 	if err := syscall.Kill(before.PID, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "cameleer run stopped", func() error {
+	testutil.Eventually(t, poll, 2*time.Minute, "cameleer run stopped", func() error {
 		if syscall.Kill(before.PID, 0) == nil {
 			return fmt.Errorf("pid %d still runs", before.PID)
 		}
@@ -98,7 +100,7 @@ func (n *node) testTunnelWithEngine(t *testing.T) {
 		ID        string
 		Connected bool
 	}
-	eventually(t, time.Minute, "the node's runner connected", func() error {
+	testutil.Eventually(t, poll, time.Minute, "the node's runner connected", func() error {
 		call("GET", "/api/v1/tenants/acme/runners", nil, &runners)
 		if len(runners) != 1 || !runners[0].Connected {
 			return fmt.Errorf("runners %+v", runners)

@@ -9,7 +9,6 @@
 package payload_test
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/cameleer/cameleer/appliance/payload"
+	"github.com/cameleer/cameleer/internal/testutil"
 	"github.com/cameleer/cameleer/version"
 )
 
@@ -217,7 +217,7 @@ func unpackImage(t *testing.T, archive string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	untar(t, f, layoutDir)
+	testutil.Untar(t, f, layoutDir)
 	idx, err := layout.ImageIndexFromPath(layoutDir)
 	if err != nil {
 		t.Fatal(err)
@@ -233,38 +233,8 @@ func unpackImage(t *testing.T, archive string) string {
 	rootfs := t.TempDir()
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	untar(t, rc, rootfs)
+	testutil.Untar(t, rc, rootfs)
 	return rootfs
-}
-
-func untar(t *testing.T, r io.Reader, dst string) {
-	t.Helper()
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dst, h.Name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			err = os.MkdirAll(p, os.FileMode(h.Mode)|0o700)
-		case tar.TypeSymlink:
-			err = os.Symlink(h.Linkname, p)
-		case tar.TypeReg:
-			var out *os.File
-			if out, err = os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode)); err == nil {
-				_, err = io.Copy(out, tr)
-				out.Close()
-			}
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // Building the images again from a clean build directory gives the same

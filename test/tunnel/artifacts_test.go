@@ -12,22 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func zipOf(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, body := range files {
-		w, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write([]byte(body))
-	}
-	zw.Close()
-	return buf.Bytes()
-}
+	"github.com/cameleer/cameleer/internal/testutil"
+)
 
 // upload posts b as the file field of a multipart upload.
 func (e *env) upload(path, token string, b []byte, sha string) (int, string) {
@@ -66,7 +53,7 @@ func TestArtifactUpload(t *testing.T) {
 	e := newEnv(t, freeAddr(t))
 	e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": "acme", "tier": "low"}, nil)
 	path := "/api/v1/tenants/acme/apps/orders/artifacts"
-	good := zipOf(t, map[string]string{"META-INF/MANIFEST.MF": "Manifest-Version: 1.0\r\nMain-Class: com.example.Orders\r\n", "com/example/Orders.class": "x"})
+	good := testutil.Zip(t, map[string]string{"META-INF/MANIFEST.MF": "Manifest-Version: 1.0\r\nMain-Class: com.example.Orders\r\n", "com/example/Orders.class": "x"})
 	sum := sha256.Sum256(good)
 	want := hex.EncodeToString(sum[:])
 
@@ -76,7 +63,7 @@ func TestArtifactUpload(t *testing.T) {
 	if code, got := e.upload(path, e.admin, good, ""); code != http.StatusOK || got != want {
 		t.Errorf("same bytes again: %d %s, want 200 and the same digest", code, got)
 	}
-	vulnLib := zipOf(t, map[string]string{"META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties": "groupId=org.apache.logging.log4j\nartifactId=log4j-core\nversion=2.14.1\n"})
+	vulnLib := testutil.Zip(t, map[string]string{"META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties": "groupId=org.apache.logging.log4j\nartifactId=log4j-core\nversion=2.14.1\n"})
 	var withVuln bytes.Buffer
 	zw := zip.NewWriter(&withVuln)
 	w, _ := zw.Create("META-INF/MANIFEST.MF")
@@ -93,8 +80,8 @@ func TestArtifactUpload(t *testing.T) {
 		"not a jar":     {[]byte("#!/bin/sh\necho hi\n"), "", http.StatusUnsupportedMediaType, "not a ZIP"},
 		"truncated jar": {good[:len(good)/2], "", http.StatusUnsupportedMediaType, "not a ZIP"},
 		"sha mismatch":  {good, strings.Repeat("1", 64), http.StatusUnprocessableEntity, "SHA-256 mismatch"},
-		"no main class": {zipOf(t, map[string]string{"a/B.class": "x"}), "", http.StatusUnprocessableEntity, "no Main-Class"},
-		"traversal":     {zipOf(t, map[string]string{"META-INF/MANIFEST.MF": "Main-Class: a.B\r\n", "../../etc/cron.d/x": "x"}), "", http.StatusUnprocessableEntity, "'..'"},
+		"no main class": {testutil.Zip(t, map[string]string{"a/B.class": "x"}), "", http.StatusUnprocessableEntity, "no Main-Class"},
+		"traversal":     {testutil.Zip(t, map[string]string{"META-INF/MANIFEST.MF": "Main-Class: a.B\r\n", "../../etc/cron.d/x": "x"}), "", http.StatusUnprocessableEntity, "'..'"},
 		"log4shell":     {withVuln.Bytes(), "", http.StatusUnprocessableEntity, "CVE-2021-44228"},
 	} {
 		if code, msg := e.upload(path, e.admin, tc.b, tc.sha); code != tc.status || !strings.Contains(msg, tc.msg) {

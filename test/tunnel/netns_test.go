@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cameleer/cameleer/internal/testutil"
 )
 
 func ip(t *testing.T, args ...string) {
@@ -99,7 +101,7 @@ func TestRunnerBehindFirewall(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, 30*time.Second, "fenced runner connected", connected(true))
+	testutil.Eventually(t, poll, 30*time.Second, "fenced runner connected", connected(true))
 	var st struct{ RunnerID string }
 	if code := e.call("GET", "/api/v1/tenants/acme/runners/"+id+"/proxy/status", e.admin, nil, &st); code != http.StatusOK || st.RunnerID != id {
 		t.Fatalf("proxied status through the firewall: %d %+v", code, st)
@@ -116,12 +118,12 @@ func TestRunnerBehindFirewall(t *testing.T) {
 	// Cut the link for 60 s; the runner comes back by itself.
 	ip(t, "link", "set", hostIf, "down")
 	cut := time.Now()
-	eventually(t, 45*time.Second, "control plane notices the dead tunnel", connected(false))
+	testutil.Eventually(t, poll, 45*time.Second, "control plane notices the dead tunnel", connected(false))
 	t.Logf("control plane noticed the cut after %.1fs", time.Since(cut).Seconds())
 	time.Sleep(time.Until(cut.Add(60 * time.Second)))
 	ip(t, "link", "set", hostIf, "up")
 	restored := time.Now()
-	eventually(t, 60*time.Second, "runner back after the link returns", connected(true))
+	testutil.Eventually(t, poll, 60*time.Second, "runner back after the link returns", connected(true))
 	t.Logf("runner back %.1fs after the link returned", time.Since(restored).Seconds())
 	if code := e.call("GET", "/api/v1/tenants/acme/runners/"+id+"/proxy/status", e.admin, nil, &st); code != http.StatusOK {
 		t.Errorf("proxied status after the cut: %d", code)

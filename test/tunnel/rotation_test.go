@@ -1,31 +1,16 @@
 package tunnel_test
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-func serial(t *testing.T, path string) (string, time.Time) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(b)
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.SerialNumber.String(), c.NotAfter
-}
+	"github.com/cameleer/cameleer/internal/testutil"
+)
 
 // TestCertificateRotation runs runners with 6-second certificates: a
 // connected runner renews before expiry and reconnects with the new one;
@@ -62,15 +47,16 @@ func TestCertificateRotation(t *testing.T) {
 
 	// Renewal while connected.
 	live := register("live")
-	first, firstExpiry := serial(t, filepath.Join(live, "controlplane", "client.crt"))
+	firstCert := testutil.ReadCert(t, filepath.Join(live, "controlplane", "client.crt"))
+	first, firstExpiry := firstCert.SerialNumber.String(), firstCert.NotAfter
 	run := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", live)
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
-	eventually(t, 20*time.Second, "live connected", connected("live"))
-	eventually(t, 20*time.Second, "certificate renewed", func() error {
-		if s, _ := serial(t, filepath.Join(live, "controlplane", "client.crt")); s == first {
+	testutil.Eventually(t, poll, 20*time.Second, "live connected", connected("live"))
+	testutil.Eventually(t, poll, 20*time.Second, "certificate renewed", func() error {
+		if s := testutil.ReadCert(t, filepath.Join(live, "controlplane", "client.crt")).SerialNumber.String(); s == first {
 			return fmt.Errorf("still serial %s", s)
 		}
 		return nil
@@ -79,11 +65,11 @@ func TestCertificateRotation(t *testing.T) {
 	time.Sleep(time.Until(firstExpiry.Add(time.Second)))
 	e.stopCP()
 	e.startCP()
-	eventually(t, 20*time.Second, "live reconnects with its renewed certificate", connected("live"))
+	testutil.Eventually(t, poll, 20*time.Second, "live reconnects with its renewed certificate", connected("live"))
 
 	// An expired certificate is refused.
 	offline := register("offline")
-	_, expiry := serial(t, filepath.Join(offline, "controlplane", "client.crt"))
+	expiry := testutil.ReadCert(t, filepath.Join(offline, "controlplane", "client.crt")).NotAfter
 	time.Sleep(time.Until(expiry.Add(time.Second)))
 	late := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", offline)
 	var log lockedWriter
@@ -94,7 +80,7 @@ func TestCertificateRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { late.Process.Kill(); late.Wait() })
-	eventually(t, 30*time.Second, "expired certificate refused", func() error {
+	testutil.Eventually(t, poll, 30*time.Second, "expired certificate refused", func() error {
 		e.runnerMu.Lock()
 		defer e.runnerMu.Unlock()
 		if !strings.Contains(buf.String(), "certificate") || !strings.Contains(buf.String(), "tunnel down") {

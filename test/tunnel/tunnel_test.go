@@ -24,7 +24,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cameleer/cameleer/internal/testutil"
 )
+
+// poll is how often a waiting test checks again.
+const poll = 100 * time.Millisecond
 
 type env struct {
 	t        *testing.T
@@ -75,7 +80,7 @@ func (e *env) startCP() {
 	if err := e.cp.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	eventually(e.t, 20*time.Second, "control plane healthy", func() error {
+	testutil.Eventually(e.t, poll, 20*time.Second, "control plane healthy", func() error {
 		resp, err := e.http.Get("https://" + e.addr + "/healthz")
 		if err != nil {
 			return err
@@ -111,19 +116,6 @@ func (e *env) call(method, path, token string, body any, out any) int {
 		json.NewDecoder(resp.Body).Decode(out)
 	}
 	return resp.StatusCode
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v after %s", what, err, timeout)
 }
 
 func (e *env) cameleer(args ...string) (string, error) {
@@ -269,7 +261,7 @@ func TestRegistrationAndTunnel(t *testing.T) {
 			return fmt.Errorf("edge-1 not connected=%v: %+v", want, rs)
 		}
 	}
-	eventually(t, 20*time.Second, "runner connected", connected(true))
+	testutil.Eventually(t, poll, 20*time.Second, "runner connected", connected(true))
 
 	// The control plane reaches the runner's local API through the tunnel.
 	var st struct {
@@ -303,15 +295,15 @@ func TestRegistrationAndTunnel(t *testing.T) {
 	e.stopCP()
 	e.startCP()
 	start := time.Now()
-	eventually(t, 20*time.Second, "runner back after restart", connected(true))
+	testutil.Eventually(t, poll, 20*time.Second, "runner back after restart", connected(true))
 	t.Logf("runner back %.1fs after the control plane answered again", time.Since(start).Seconds())
 
 	// Revocation closes the tunnel now and for good.
 	if code := e.call("DELETE", "/api/v1/tenants/acme/runners/"+id, tokens["acme"], nil, nil); code != http.StatusOK {
 		t.Fatalf("revoke: %d", code)
 	}
-	eventually(t, 20*time.Second, "runner disconnected", connected(false))
-	eventually(t, 40*time.Second, "runner refused at its next handshake", func() error {
+	testutil.Eventually(t, poll, 20*time.Second, "runner disconnected", connected(false))
+	testutil.Eventually(t, poll, 40*time.Second, "runner refused at its next handshake", func() error {
 		e.runnerMu.Lock()
 		defer e.runnerMu.Unlock()
 		if !strings.Contains(e.runLog.String(), "refused this runner's certificate") {
