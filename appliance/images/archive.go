@@ -148,9 +148,24 @@ type ArchiveInfo struct {
 // ReadArchive reads the name, digest and config of the image in the OCI
 // archive at path without unpacking it.
 func ReadArchive(path string) (ArchiveInfo, error) {
+	a, err := readArchive(path)
+	return a.info, err
+}
+
+// archiveHead is what one pass over an archive learns: the image's info and
+// its raw manifest and config.
+type archiveHead struct {
+	info     ArchiveInfo
+	manifest []byte
+	parsed   *v1.Manifest
+	config   []byte
+}
+
+func readArchive(path string) (archiveHead, error) {
+	var a archiveHead
 	f, err := os.Open(path)
 	if err != nil {
-		return ArchiveInfo{}, fmt.Errorf("read image archive: %w", err)
+		return a, fmt.Errorf("read image archive: %w", err)
 	}
 	defer f.Close()
 	files := map[string][]byte{}
@@ -161,27 +176,29 @@ func ReadArchive(path string) (ArchiveInfo, error) {
 			break
 		}
 		if err != nil {
-			return ArchiveInfo{}, fmt.Errorf("read image archive %s: %w", path, err)
+			return a, fmt.Errorf("read image archive %s: %w", path, err)
 		}
 		// Manifests and configs are small; layers are skipped unread.
 		if hdr.Typeflag == tar.TypeReg && hdr.Size < 1<<20 {
 			if files[hdr.Name], err = io.ReadAll(tr); err != nil {
-				return ArchiveInfo{}, fmt.Errorf("read image archive %s: %w", path, err)
+				return a, fmt.Errorf("read image archive %s: %w", path, err)
 			}
 		}
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(files["index.json"], &idx); err != nil || len(idx.Manifests) != 1 {
-		return ArchiveInfo{}, fmt.Errorf("%s: not a single-image OCI archive", path)
+		return a, fmt.Errorf("%s: not a single-image OCI archive", path)
 	}
 	desc := idx.Manifests[0]
-	m, err := v1.ParseManifest(bytes.NewReader(files[blobPath(desc.Digest)]))
-	if err != nil {
-		return ArchiveInfo{}, fmt.Errorf("%s: read manifest: %w", path, err)
+	a.manifest = files[blobPath(desc.Digest)]
+	if a.parsed, err = v1.ParseManifest(bytes.NewReader(a.manifest)); err != nil {
+		return a, fmt.Errorf("%s: read manifest: %w", path, err)
 	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(files[blobPath(m.Config.Digest)]))
+	a.config = files[blobPath(a.parsed.Config.Digest)]
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(a.config))
 	if err != nil {
-		return ArchiveInfo{}, fmt.Errorf("%s: read config: %w", path, err)
+		return a, fmt.Errorf("%s: read config: %w", path, err)
 	}
-	return ArchiveInfo{Ref: desc.Annotations[annotationContainerdName], Digest: desc.Digest, Config: cfg}, nil
+	a.info = ArchiveInfo{Ref: desc.Annotations[annotationContainerdName], Digest: desc.Digest, Config: cfg}
+	return a, nil
 }

@@ -2,7 +2,6 @@ package images
 
 import (
 	"archive/tar"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -16,24 +15,12 @@ import (
 // pushing to a registry. Layers are read from the file when asked for, so
 // an image costs no memory beyond its manifest and config.
 func OpenArchive(path string) (v1.Image, ArchiveInfo, error) {
-	info, err := ReadArchive(path)
+	a, err := readArchive(path)
 	if err != nil {
-		return nil, info, err
+		return nil, a.info, err
 	}
-	raw, err := readBlob(path, info.Digest)
-	if err != nil {
-		return nil, info, err
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
-	if err != nil {
-		return nil, info, fmt.Errorf("%s: read manifest: %w", path, err)
-	}
-	cfg, err := readBlob(path, m.Config.Digest)
-	if err != nil {
-		return nil, info, err
-	}
-	img, err := partial.CompressedToImage(&archiveImage{path: path, manifest: raw, parsed: m, config: cfg})
-	return img, info, err
+	img, err := partial.CompressedToImage(&archiveImage{path: path, manifest: a.manifest, parsed: a.parsed, config: a.config})
+	return img, a.info, err
 }
 
 type archiveImage struct {
@@ -96,13 +83,4 @@ func openBlob(path string, h v1.Hash) (io.ReadCloser, error) {
 			}{tr, f}, nil
 		}
 	}
-}
-
-func readBlob(path string, h v1.Hash) ([]byte, error) {
-	rc, err := openBlob(path, h)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
 }
