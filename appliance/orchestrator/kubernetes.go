@@ -1,6 +1,3 @@
-// Package orchestrator runs tenants' apps on the node: an environment is a
-// namespace fenced by network policies and quotas, an app a Deployment, a
-// Service and an Ingress on Traefik at APP.ENV.TENANT.DOMAIN.
 package orchestrator
 
 import (
@@ -18,9 +15,6 @@ import (
 	"github.com/cameleer/cameleer/manifests"
 )
 
-// AgentPort is where the agent in every app serves the JVM's facts.
-const AgentPort = 9464
-
 // Kubernetes runs apps on the node's cluster, through the payload's kubectl
 // as cluster admin.
 type Kubernetes struct {
@@ -30,29 +24,10 @@ type Kubernetes struct {
 	AppsDomain string
 }
 
-// App is one app in one environment.
-type App struct {
-	Tenant      string
-	Environment string
-	Name        string
-	// Image is an immutable reference (NAME@sha256:...).
-	Image    string
-	Replicas int
-	// Port is where the app listens for HTTP.
-	Port int
-	Env  map[string]string
-	// Secrets become a Kubernetes Secret the app reads as environment
-	// variables; their values appear nowhere else.
-	Secrets map[string]string
-}
-
-// Namespace of a tenant's environment.
-func Namespace(tenant, env string) string { return "cameleer-" + tenant + "-" + env }
+var _ Runtime = (*Kubernetes)(nil)
 
 // Host an app is routed at.
-func (k *Kubernetes) Host(a App) string {
-	return a.Name + "." + a.Environment + "." + a.Tenant + "." + k.AppsDomain
-}
+func (k *Kubernetes) Host(a App) string { return Host(a, k.AppsDomain) }
 
 // EnsureEnvironment creates or updates an environment's namespace, network
 // policies and quotas (server-side apply: idempotent).
@@ -139,14 +114,6 @@ func (k *Kubernetes) Restart(ctx context.Context, a App) error {
 		return err
 	}
 	return k.rollout(ctx, a)
-}
-
-// Status is an app's state.
-type Status struct {
-	App      string `json:"app"`
-	Image    string `json:"image"`
-	Replicas int    `json:"replicas"`
-	Ready    int    `json:"ready"`
 }
 
 // Status reads an app's deployment.
