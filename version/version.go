@@ -13,4 +13,3 @@ var (
 
 // GoVersion is the Go release the binary was built with.
 func GoVersion() string { return runtime.Version() }
-

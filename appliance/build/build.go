@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/internal/jarfile"
 )
@@ -28,7 +29,7 @@ const (
 	// User runs the app; the base image defines it.
 	User = "10001:10001"
 	// AgentPort is where the agent serves the JVM's facts.
-	AgentPort = 9464
+	AgentPort = api.AgentPort
 )
 
 // Input is what an app image is made of.

@@ -22,10 +22,14 @@ const (
 	DefaultHTTPSPort    = 443
 	DefaultAPIPort      = 6443
 	DefaultRegistryPort = 5000
-	DefaultClusterCIDR  = "10.42.0.0/16"
-	DefaultServiceCIDR  = "10.43.0.0/16"
-	DefaultClusterDNS   = "10.43.0.10"
-	DefaultDomain       = "cluster.local"
+	// DefaultAppsDomain routes APP.ENV.TENANT.localhost, which browsers and
+	// curl resolve to the loopback address: apps answer on the node itself
+	// before any DNS is set up.
+	DefaultAppsDomain  = "localhost"
+	DefaultClusterCIDR = "10.42.0.0/16"
+	DefaultServiceCIDR = "10.43.0.0/16"
+	DefaultClusterDNS  = "10.43.0.10"
+	DefaultDomain      = "cluster.local"
 	// RegistryHost is the name pods use for images in the node's registry.
 	RegistryHost = "cameleer.local"
 )
@@ -35,7 +39,8 @@ type Config struct {
 	DataDir  string `json:"dataDir"`
 	NodeName string `json:"nodeName"`
 	NodeIP   string `json:"nodeIP"`
-	// AppsDomain is the DNS suffix apps are routed under (APP.ENV.DOMAIN).
+	// AppsDomain is the DNS suffix apps are routed under
+	// (APP.ENV.TENANT.DOMAIN).
 	AppsDomain   string `json:"appsDomain,omitempty"`
 	HTTPPort     int    `json:"httpPort"`
 	HTTPSPort    int    `json:"httpsPort"`
@@ -54,6 +59,7 @@ var ErrNotInstalled = errors.New("not installed")
 func Default(dataDir string) (Config, error) {
 	c := Config{
 		DataDir:      dataDir,
+		AppsDomain:   DefaultAppsDomain,
 		HTTPPort:     DefaultHTTPPort,
 		HTTPSPort:    DefaultHTTPSPort,
 		APIPort:      DefaultAPIPort,
@@ -145,6 +151,9 @@ func Load(dataDir string) (Config, error) {
 		return c, fmt.Errorf("load config %s: %w", filepath.Join(dataDir, "config.json"), err)
 	}
 	c.DataDir = dataDir
+	if c.AppsDomain == "" { // written before the setting existed
+		c.AppsDomain = DefaultAppsDomain
+	}
 	return c, c.Validate()
 }
 

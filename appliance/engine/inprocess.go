@@ -149,7 +149,7 @@ func (p Paths) apply(ctx context.Context, names ...string) error {
 		}
 		docs = append(docs, b)
 	}
-	return p.kubectl().Apply(ctx, bytes.Join(docs, []byte("\n---\n")))
+	return p.Kubectl().Apply(ctx, bytes.Join(docs, []byte("\n---\n")))
 }
 
 // applyAddOns applies the CRDs that come with the payload, then the add-ons.
@@ -163,14 +163,14 @@ func (p Paths) applyAddOns(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := p.kubectl().Apply(ctx, doc); err != nil {
+		if err := p.Kubectl().Apply(ctx, doc); err != nil {
 			return fmt.Errorf("%s: %w", filepath.Base(f), err)
 		}
 	}
 	return p.apply(ctx, manifests.AddOns...)
 }
 
-// kubectl is the payload's kubectl as cluster admin.
-func (p Paths) kubectl() kube.Kubectl {
+// Kubectl is the payload's kubectl as cluster admin.
+func (p Paths) Kubectl() kube.Kubectl {
 	return kube.Kubectl{Path: p.bin("kubectl"), Kubeconfig: p.AdminKubeconfig()}
 }

@@ -114,7 +114,7 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 	defer srv.Close()
 	log.Info("starting engine", "dataDir", c.DataDir, "payload", p.Payload)
 	go func() {
-		if err := runTunnel(ctx, log, c.DataDir, status); err != nil {
+		if err := runTunnel(ctx, log, c.DataDir, status, appWorker(log, c, p)); err != nil {
 			log.Info("no tunnel to a control plane", "reason", err)
 		}
 	}()

@@ -2,20 +2,31 @@ package node
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/deploy"
+	"github.com/cameleer/cameleer/appliance/engine"
+	"github.com/cameleer/cameleer/appliance/images"
+	"github.com/cameleer/cameleer/appliance/orchestrator"
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
+	"github.com/cameleer/cameleer/internal/httpjson"
 	"github.com/cameleer/cameleer/version"
 )
 
 // localAPI is what the control plane may call on the runner, through the
-// tunnel. nodeStatus is nil without the engine.
-func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status) http.Handler {
+// tunnel. nodeStatus and apps are nil without the engine.
+func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status, apps http.Handler) http.Handler {
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.StatusPath, func(w http.ResponseWriter, r *http.Request) {
@@ -24,25 +35,66 @@ func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context
 		if nodeStatus != nil {
 			st.Node = nodeStatus(r.Context())
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(st)
+		httpjson.Write(w, http.StatusOK, st)
 	})
+	if apps != nil {
+		mux.Handle("/v1/", apps)
+	} else {
+		mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
+			httpjson.Error(w, http.StatusNotImplemented, "this runner runs without an engine (--no-engine): it cannot run apps")
+		})
+	}
 	return mux
 }
 
 // runTunnel keeps the tunnel to the control plane open when this host is
-// registered; it returns at once when it is not.
-func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, nodeStatus func(context.Context) Status) error {
+// registered; it returns at once when it is not. worker, when not nil, runs
+// the control plane's deployments.
+func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, nodeStatus func(context.Context) Status, worker *deploy.Worker) error {
 	id, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(dataDir))
 	if err != nil {
 		return err
 	}
-	c := &tunnelclient.Client{Identity: id, LocalAPI: localAPI(id, time.Now(), nodeStatus), Engine: nodeStatus != nil, Log: log.With("component", "tunnel")}
+	c := &tunnelclient.Client{Identity: id, Engine: nodeStatus != nil, Log: log.With("component", "tunnel")}
+	var apps http.Handler
+	if worker != nil {
+		worker.Tenant, worker.ControlPlane = id.Tenant, c.ControlPlane()
+		apps = worker.Handler(ctx)
+	}
+	c.LocalAPI = localAPI(id, time.Now(), nodeStatus, apps)
 	return c.Run(ctx)
+}
+
+// appWorker runs the control plane's deployments on this node's cluster,
+// building images from the payload's Java runtime and agent.
+func appWorker(log *slog.Logger, c config.Config, p engine.Paths) *deploy.Worker {
+	base := sync.OnceValues(func() (v1.Image, error) {
+		img, _, err := images.OpenArchive(filepath.Join(p.Payload, "images", "jre.tar"))
+		return img, err
+	})
+	return &deploy.Worker{
+		Runtime:   &orchestrator.Kubernetes{Kubectl: p.Kubectl(), NodeIP: c.NodeIP, AppsDomain: c.AppsDomain},
+		Registry:  p.RegistryAddr(),
+		ImageHost: config.RegistryHost,
+		Base:      base,
+		Agent:     func() ([]byte, error) { return os.ReadFile(filepath.Join(p.Payload, "agent", "cameleer-agent.jar")) },
+		CacheDir:  c.Path("cache", "artifacts"),
+		URL:       func(a orchestrator.App) string { return AppURL(c, a) },
+		Log:       log.With("component", "deploy"),
+	}
+}
+
+// AppURL is where an app answers through Traefik on this node.
+func AppURL(c config.Config, a orchestrator.App) string {
+	host := orchestrator.Host(a, c.AppsDomain)
+	if c.HTTPPort != 80 {
+		host += ":" + strconv.Itoa(c.HTTPPort)
+	}
+	return fmt.Sprintf("http://%s/", host)
 }
 
 // RunNoEngine runs only the tunnel and the local API, without Kubernetes
 // (tests, debugging, hosts that only relay).
 func RunNoEngine(ctx context.Context, log *slog.Logger, dataDir string) error {
-	return runTunnel(ctx, log, dataDir, nil)
+	return runTunnel(ctx, log, dataDir, nil, nil)
 }

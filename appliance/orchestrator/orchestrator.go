@@ -7,10 +7,12 @@ package orchestrator
 import (
 	"context"
 	"io"
+
+	"github.com/cameleer/cameleer/api"
 )
 
 // AgentPort is where the agent in every app serves the JVM's facts.
-const AgentPort = 9464
+const AgentPort = api.AgentPort
 
 // Runtime deploys and operates apps. Every method names the app by its
 // tenant, environment and name; Deploy and Start wait until the app is

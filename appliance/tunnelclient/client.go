@@ -22,6 +22,7 @@ import (
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/internal/certs"
+	"github.com/cameleer/cameleer/internal/httpjson"
 	"github.com/cameleer/cameleer/tunnel"
 	"github.com/cameleer/cameleer/version"
 )
@@ -43,6 +44,51 @@ type Client struct {
 	Log    *slog.Logger
 
 	connected chan struct{} // signalled on each new connection (tests)
+
+	mu      sync.Mutex
+	session *tunnel.Session // the current tunnel, nil while down
+	changed chan struct{}   // closed when session changes
+}
+
+// ControlPlane is an HTTP client to the control plane through whichever
+// tunnel is up when a request is made: a request made while the tunnel is
+// down waits for the next one (or for its context).
+func (c *Client) ControlPlane() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return c.openStream(ctx) },
+		// A tunnel that went down takes its streams along; new ones go
+		// through the next.
+		DisableKeepAlives: true,
+	}}
+}
+
+func (c *Client) openStream(ctx context.Context) (net.Conn, error) {
+	for {
+		c.mu.Lock()
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		sess, changed := c.session, c.changed
+		c.mu.Unlock()
+		if sess != nil {
+			return sess.Open(ctx, tunnel.KindHTTP)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no tunnel to the control plane: %w", ctx.Err())
+		}
+	}
+}
+
+func (c *Client) setSession(s *tunnel.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.session = s
+	if c.changed != nil {
+		close(c.changed)
+	}
+	c.changed = make(chan struct{})
 }
 
 // Run connects, and reconnects with jittered exponential backoff, until ctx
@@ -124,6 +170,8 @@ func (c *Client) connectOnce(ctx context.Context) error {
 	srv := &http.Server{Handler: c.LocalAPI, ReadHeaderTimeout: 30 * time.Second}
 	go srv.Serve(sess.Listener())
 	defer srv.Close()
+	c.setSession(sess)
+	defer c.setSession(nil)
 	cp := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return sess.Open(ctx, tunnel.KindHTTP) },
 	}}
@@ -222,7 +270,7 @@ func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.
 	for {
 		if !time.Now().Before(nextBeat) {
 			hb := api.Heartbeat{Version: version.Version, Hostname: host, CPUs: runtime.NumCPU(), Engine: c.Engine, Time: time.Now().UTC()}
-			if err := post(ctx, cp, api.HeartbeatPath, hb, nil); err != nil {
+			if err := Post(ctx, cp, api.HeartbeatPath, hb, nil); err != nil {
 				c.Log.Debug("heartbeat", "err", err)
 			}
 			nextBeat = time.Now().Add(heartbeatInterval)
@@ -244,7 +292,9 @@ func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.
 	}
 }
 
-func post(ctx context.Context, cp *http.Client, path string, body any, out any) error {
+// Post sends body (bytes as they are, anything else as JSON) to the control
+// plane through cp, and decodes the answer into out when out is not nil.
+func Post(ctx context.Context, cp *http.Client, path string, body any, out any) error {
 	var b []byte
 	switch v := body.(type) {
 	case []byte:
@@ -263,7 +313,7 @@ func post(ctx context.Context, cp *http.Client, path string, body any, out any) 
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s: %s %s", path, resp.Status, bytes.TrimSpace(raw))
+		return fmt.Errorf("%s: %s: %s", path, resp.Status, httpjson.ErrorText(raw))
 	}
 	if out != nil {
 		return json.Unmarshal(raw, out)
@@ -288,7 +338,7 @@ func (c *Client) renewIfDue(ctx context.Context, cp *http.Client) (time.Time, er
 		return due, err
 	}
 	var er api.EnrollResponse
-	if err := post(ctx, cp, api.RenewPath, csr, &er); err != nil {
+	if err := Post(ctx, cp, api.RenewPath, csr, &er); err != nil {
 		return due, err
 	}
 	if err := c.Identity.store(key, er); err != nil {

@@ -164,7 +164,7 @@ func newInstallCommand() *cobra.Command {
 	f.StringVar(&opts.NodeIP, "node-ip", "", "the node's IPv4 address (default: that of the default route)")
 	f.IntVar(&opts.HTTPPort, "http-port", 0, fmt.Sprintf("host port of HTTP ingress (default %d)", config.DefaultHTTPPort))
 	f.IntVar(&opts.HTTPSPort, "https-port", 0, fmt.Sprintf("host port of HTTPS ingress (default %d)", config.DefaultHTTPSPort))
-	f.StringVar(&opts.AppsDomain, "apps-domain", "", "DNS suffix apps are routed under")
+	f.StringVar(&opts.AppsDomain, "apps-domain", "", "DNS suffix apps are routed under: APP.ENV.TENANT.DOMAIN (default localhost)")
 	f.BoolVar(&opts.NoStart, "no-start", false, "install only; start later with `cameleer run`")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the node to be Ready")
 	return cmd

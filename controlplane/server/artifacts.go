@@ -15,6 +15,7 @@ import (
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/artifact"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
 // artifactDir holds accepted artifacts, one file per SHA-256.
@@ -26,16 +27,16 @@ func (s *Server) artifactDir() string { return filepath.Join(s.opts.DataDir, "ar
 func (s *Server) uploadArtifact(w http.ResponseWriter, r *http.Request, t store.Tenant) {
 	app := r.PathValue("app")
 	if err := api.ValidName(app); err != nil {
-		httpError(w, http.StatusBadRequest, "app "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "app "+err.Error())
 		return
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
-		httpError(w, http.StatusBadRequest, "send the artifact as multipart/form-data with a file field")
+		httpjson.Error(w, http.StatusBadRequest, "send the artifact as multipart/form-data with a file field")
 		return
 	}
 	if err := os.MkdirAll(s.artifactDir(), 0o700); err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	limits := artifact.DefaultLimits
@@ -58,10 +59,10 @@ func (s *Server) uploadArtifact(w http.ResponseWriter, r *http.Request, t store.
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				httpError(w, http.StatusRequestEntityTooLarge, "the upload is over the limit of "+humanBytes(limits.MaxSize))
+				httpjson.Error(w, http.StatusRequestEntityTooLarge, "the upload is over the limit of "+humanBytes(limits.MaxSize))
 				return
 			}
-			httpError(w, http.StatusBadRequest, "read upload: "+err.Error())
+			httpjson.Error(w, http.StatusBadRequest, "read upload: "+err.Error())
 			return
 		}
 		switch part.FormName() {
@@ -70,55 +71,55 @@ func (s *Server) uploadArtifact(w http.ResponseWriter, r *http.Request, t store.
 			wantSHA = strings.TrimSpace(string(b))
 		case "file":
 			if tmp != nil {
-				httpError(w, http.StatusBadRequest, "one file per upload")
+				httpjson.Error(w, http.StatusBadRequest, "one file per upload")
 				return
 			}
 			if tmp, err = os.CreateTemp(s.artifactDir(), ".upload-*"); err != nil {
-				httpError(w, http.StatusInternalServerError, err.Error())
+				httpjson.Error(w, http.StatusInternalServerError, err.Error())
 				return
 			}
 			size, err = io.Copy(tmp, io.LimitReader(part, limits.MaxSize+1))
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) || size > limits.MaxSize {
-				httpError(w, http.StatusRequestEntityTooLarge, "the artifact is over the limit of "+humanBytes(limits.MaxSize))
+				httpjson.Error(w, http.StatusRequestEntityTooLarge, "the artifact is over the limit of "+humanBytes(limits.MaxSize))
 				return
 			}
 			if err != nil {
-				httpError(w, http.StatusBadRequest, "read upload: "+err.Error())
+				httpjson.Error(w, http.StatusBadRequest, "read upload: "+err.Error())
 				return
 			}
 		}
 		part.Close()
 	}
 	if tmp == nil {
-		httpError(w, http.StatusBadRequest, "no file field in the upload")
+		httpjson.Error(w, http.StatusBadRequest, "no file field in the upload")
 		return
 	}
 	info, err := artifact.Check(tmp, size, wantSHA, limits, s.vulns)
 	var refusal *artifact.Error
 	if errors.As(err, &refusal) {
-		httpError(w, refusal.Status, refusal.Msg)
+		httpjson.Error(w, refusal.Status, refusal.Msg)
 		return
 	}
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if err := tmp.Sync(); err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	final := filepath.Join(s.artifactDir(), info.SHA256)
 	if _, err := os.Stat(final); err != nil {
 		if err := os.Rename(tmp.Name(), final); err != nil {
-			httpError(w, http.StatusInternalServerError, err.Error())
+			httpjson.Error(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 	}
 	a := store.Artifact{Tenant: t.Name, App: app, SHA256: info.SHA256, Size: info.Size, MainClass: info.MainClass, SpringBoot: info.SpringBoot, Uploaded: time.Now().UTC()}
 	added, err := s.store.AddArtifact(a)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	code := http.StatusCreated
@@ -126,19 +127,19 @@ func (s *Server) uploadArtifact(w http.ResponseWriter, r *http.Request, t store.
 		code = http.StatusOK
 	}
 	s.log.Info("artifact accepted", "tenant", t.Name, "app", app, "sha256", info.SHA256, "size", info.Size, "new", added)
-	writeJSON(w, code, a)
+	httpjson.Write(w, code, a)
 }
 
 func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request, t store.Tenant) {
 	as, err := s.store.Artifacts(t.Name, r.PathValue("app"))
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if as == nil {
 		as = []store.Artifact{}
 	}
-	writeJSON(w, http.StatusOK, as)
+	httpjson.Write(w, http.StatusOK, as)
 }
 
 func humanBytes(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
 // API tokens are "cmla_" + 32 random bytes, base64url.
@@ -38,16 +39,16 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || !strings.HasPrefix(tok, apiTokenPrefix) {
-			httpError(w, http.StatusUnauthorized, "missing bearer token")
+			httpjson.Error(w, http.StatusUnauthorized, "missing bearer token")
 			return
 		}
 		t, err := s.store.APIToken(api.HashSecret([]byte(tok)))
 		if errors.Is(err, store.ErrNotFound) {
-			httpError(w, http.StatusUnauthorized, "unknown token")
+			httpjson.Error(w, http.StatusUnauthorized, "unknown token")
 			return
 		}
 		if err != nil {
-			httpError(w, http.StatusInternalServerError, err.Error())
+			httpjson.Error(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Tenant: t.Tenant})))

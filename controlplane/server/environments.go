@@ -12,6 +12,7 @@ import (
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
 // tierEnvironments are the environments a tier may have; nil: any names
@@ -65,7 +66,7 @@ func (s *Server) createEnvironment(w http.ResponseWriter, r *http.Request, t sto
 		return
 	}
 	if err := api.ValidName(req.Name); err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	e := store.Environment{Tenant: t.Name, Name: req.Name, Created: time.Now().UTC()}
@@ -73,34 +74,34 @@ func (s *Server) createEnvironment(w http.ResponseWriter, r *http.Request, t sto
 	var fb *forbidden
 	switch {
 	case errors.As(err, &fb):
-		httpError(w, http.StatusForbidden, fb.msg)
+		httpjson.Error(w, http.StatusForbidden, fb.msg)
 	case errors.Is(err, store.ErrExists):
-		httpError(w, http.StatusConflict, "environment "+req.Name+" exists")
+		httpjson.Error(w, http.StatusConflict, "environment "+req.Name+" exists")
 	case err != nil:
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 	default:
-		writeJSON(w, http.StatusCreated, view(e))
+		httpjson.Write(w, http.StatusCreated, view(e))
 	}
 }
 
 func (s *Server) listEnvironments(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
 	es, err := s.store.Environments(t.Name)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	out := []envView{}
 	for _, e := range es {
 		out = append(out, view(e))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 func (s *Server) environmentScoped(h func(http.ResponseWriter, *http.Request, store.Environment)) http.HandlerFunc {
 	return s.tenantScoped(func(w http.ResponseWriter, r *http.Request, t store.Tenant) {
 		e, err := s.store.Environment(t.Name, r.PathValue("env"))
 		if err != nil {
-			httpError(w, http.StatusNotFound, "environment not found")
+			httpjson.Error(w, http.StatusNotFound, "environment not found")
 			return
 		}
 		h(w, r, e)
@@ -108,7 +109,7 @@ func (s *Server) environmentScoped(h func(http.ResponseWriter, *http.Request, st
 }
 
 func (s *Server) getEnvironment(w http.ResponseWriter, _ *http.Request, e store.Environment) {
-	writeJSON(w, http.StatusOK, view(e))
+	httpjson.Write(w, http.StatusOK, view(e))
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -125,23 +126,23 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, e store.Envir
 	}
 	for name := range req.Env {
 		if !envName.MatchString(name) {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("env name %q is not a valid environment variable name", name))
+			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("env name %q is not a valid environment variable name", name))
 			return
 		}
 	}
 	sealed := map[string]string{}
 	for name, value := range req.Secrets {
 		if !envName.MatchString(name) {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("secret name %q is not a valid environment variable name", name))
+			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("secret name %q is not a valid environment variable name", name))
 			return
 		}
 		if _, clash := req.Env[name]; clash {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("%q is both a value and a secret", name))
+			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("%q is both a value and a secret", name))
 			return
 		}
 		v, err := s.secrets.Seal([]byte(value), e.Tenant, e.Name, name)
 		if err != nil {
-			httpError(w, http.StatusInternalServerError, err.Error())
+			httpjson.Error(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		sealed[name] = v
@@ -151,9 +152,9 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, e store.Envir
 		return nil
 	})
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	s.log.Info("environment config replaced", "tenant", e.Tenant, "env", e.Name, "values", len(e.Env), "secrets", len(e.Secrets))
-	writeJSON(w, http.StatusOK, view(e))
+	httpjson.Write(w, http.StatusOK, view(e))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
 // Tiers a tenant can be on.
@@ -30,7 +31,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if _, err := s.store.Meta("admin-token-created"); err != nil {
-			httpError(w, http.StatusServiceUnavailable, err.Error())
+			httpjson.Error(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
 		w.Write([]byte("ok\n"))
@@ -50,6 +51,15 @@ func (s *Server) routes() http.Handler {
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/environments/{env}", s.environmentScoped(s.getEnvironment))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/environments/{env}/config", s.environmentScoped(s.getEnvironment))
 	authed.HandleFunc("PUT /api/v1/tenants/{tenant}/environments/{env}/config", s.environmentScoped(s.putConfig))
+	env := "/api/v1/tenants/{tenant}/environments/{env}"
+	authed.HandleFunc("POST "+env+"/deployments", s.environmentScoped(s.createDeployment))
+	authed.HandleFunc("GET "+env+"/deployments", s.environmentScoped(s.listDeployments))
+	authed.HandleFunc("GET "+env+"/deployments/{id}", s.environmentScoped(s.getDeployment))
+	authed.HandleFunc("POST "+env+"/promotions", s.environmentScoped(s.promote))
+	authed.HandleFunc("GET "+env+"/apps", s.environmentScoped(s.listApps))
+	authed.HandleFunc("GET "+env+"/apps/{app}/status", s.appScoped(s.appStatus))
+	authed.HandleFunc("GET "+env+"/apps/{app}/logs", s.appScoped(s.appLogs))
+	authed.HandleFunc("POST "+env+"/apps/{app}/{op}", s.appScoped(s.appOp))
 	authed.HandleFunc("POST /api/v1/tenants/{tenant}/apps/{app}/artifacts", s.tenantScoped(s.uploadArtifact))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/apps/{app}/artifacts", s.tenantScoped(s.listArtifacts))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.getRunner))
@@ -65,16 +75,16 @@ func (s *Server) tenantScoped(h func(http.ResponseWriter, *http.Request, store.T
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("tenant")
 		if !who(r).canSee(name) {
-			httpError(w, http.StatusNotFound, "tenant not found")
+			httpjson.Error(w, http.StatusNotFound, "tenant not found")
 			return
 		}
 		t, err := s.store.Tenant(name)
 		if errors.Is(err, store.ErrNotFound) {
-			httpError(w, http.StatusNotFound, "tenant not found")
+			httpjson.Error(w, http.StatusNotFound, "tenant not found")
 			return
 		}
 		if err != nil {
-			httpError(w, http.StatusInternalServerError, err.Error())
+			httpjson.Error(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		h(w, r, t)
@@ -85,7 +95,7 @@ func (s *Server) runnerScoped(h func(http.ResponseWriter, *http.Request, store.R
 	return s.tenantScoped(func(w http.ResponseWriter, r *http.Request, t store.Tenant) {
 		rn, err := s.store.Runner(r.PathValue("id"))
 		if err != nil || rn.Tenant != t.Name {
-			httpError(w, http.StatusNotFound, "runner not found")
+			httpjson.Error(w, http.StatusNotFound, "runner not found")
 			return
 		}
 		h(w, r, rn)
@@ -96,7 +106,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		httpError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "bad request body: "+err.Error())
 		return false
 	}
 	return true
@@ -104,7 +114,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	if !who(r).admin() {
-		httpError(w, http.StatusForbidden, "only the admin creates tenants")
+		httpjson.Error(w, http.StatusForbidden, "only the admin creates tenants")
 		return
 	}
 	var req struct{ Name, Tier string }
@@ -112,28 +122,28 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := api.ValidName(req.Name); err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if !slices.Contains(tiers, req.Tier) {
-		httpError(w, http.StatusBadRequest, fmt.Sprintf("tier %q must be one of %v", req.Tier, tiers))
+		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("tier %q must be one of %v", req.Tier, tiers))
 		return
 	}
 	t := store.Tenant{Name: req.Name, Tier: req.Tier, Created: time.Now().UTC()}
 	if err := s.store.CreateTenant(t); errors.Is(err, store.ErrExists) {
-		httpError(w, http.StatusConflict, "tenant "+req.Name+" exists")
+		httpjson.Error(w, http.StatusConflict, "tenant "+req.Name+" exists")
 		return
 	} else if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusCreated, t)
+	httpjson.Write(w, http.StatusCreated, t)
 }
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 	all, err := s.store.Tenants()
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	out := []store.Tenant{}
@@ -142,11 +152,11 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 			out = append(out, t)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 func (s *Server) getTenant(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
-	writeJSON(w, http.StatusOK, t)
+	httpjson.Write(w, http.StatusOK, t)
 }
 
 func (s *Server) createAPIToken(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
@@ -155,10 +165,10 @@ func (s *Server) createAPIToken(w http.ResponseWriter, _ *http.Request, t store.
 		err = s.store.CreateAPIToken(store.APIToken{Hash: api.HashSecret([]byte(tok)), Tenant: t.Name, Created: time.Now().UTC()})
 	}
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"tenant": t.Name, "token": tok})
+	httpjson.Write(w, http.StatusCreated, map[string]string{"tenant": t.Name, "token": tok})
 }
 
 func (s *Server) createRunnerToken(w http.ResponseWriter, r *http.Request, t store.Tenant) {
@@ -172,26 +182,26 @@ func (s *Server) createRunnerToken(w http.ResponseWriter, r *http.Request, t sto
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil || d <= 0 || d > maxTokenTTL {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("ttl %q must be a duration up to %s", req.TTL, maxTokenTTL))
+			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("ttl %q must be a duration up to %s", req.TTL, maxTokenTTL))
 			return
 		}
 		ttl = d
 	}
 	tok, err := api.NewToken(s.ca.Hash(), s.opts.URL)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	expires := time.Now().Add(ttl).UTC()
 	if err := s.store.CreateRunnerToken(store.RunnerToken{Hash: tok.SecretHash(), Tenant: t.Name, Expires: expires}); err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	cmd := "cameleer token redeem " + tok.String()
 	if s.opts.URL == "" {
 		cmd += " --control-plane https://CONTROL-PLANE:PORT"
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"token": tok.String(), "expires": expires, "command": cmd})
+	httpjson.Write(w, http.StatusCreated, map[string]any{"token": tok.String(), "expires": expires, "command": cmd})
 }
 
 // enroll redeems a one-time token: the runner's CSR is signed and the
@@ -199,11 +209,11 @@ func (s *Server) createRunnerToken(w http.ResponseWriter, r *http.Request, t sto
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	req, tok, csr, err := api.ParseEnrollRequest(r.Body)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if tok.CAHash != s.ca.Hash() {
-		httpError(w, http.StatusUnauthorized, "the token was made by another control plane")
+		httpjson.Error(w, http.StatusUnauthorized, "the token was made by another control plane")
 		return
 	}
 	now := time.Now()
@@ -223,14 +233,14 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case errors.Is(err, store.ErrTokenUnknown), errors.Is(err, store.ErrTokenUsed), errors.Is(err, store.ErrTokenExpired):
-		httpError(w, http.StatusUnauthorized, err.Error())
+		httpjson.Error(w, http.StatusUnauthorized, err.Error())
 	case errors.Is(err, store.ErrExists):
-		httpError(w, http.StatusConflict, err.Error())
+		httpjson.Error(w, http.StatusConflict, err.Error())
 	case err != nil:
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 	default:
 		s.log.Info("runner registered", "runner", resp.RunnerID, "tenant", resp.Tenant, "name", resp.Name)
-		writeJSON(w, http.StatusCreated, resp)
+		httpjson.Write(w, http.StatusCreated, resp)
 	}
 }
 
@@ -264,18 +274,18 @@ func (s *Server) view(r store.Runner) runnerView {
 func (s *Server) listRunners(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
 	rs, err := s.store.Runners(t.Name)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	out := []runnerView{}
 	for _, r := range rs {
 		out = append(out, s.view(r))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 func (s *Server) getRunner(w http.ResponseWriter, _ *http.Request, r store.Runner) {
-	writeJSON(w, http.StatusOK, s.view(r))
+	httpjson.Write(w, http.StatusOK, s.view(r))
 }
 
 // revokeRunner refuses the runner's certificate from now on and closes its
@@ -283,10 +293,10 @@ func (s *Server) getRunner(w http.ResponseWriter, _ *http.Request, r store.Runne
 func (s *Server) revokeRunner(w http.ResponseWriter, _ *http.Request, r store.Runner) {
 	r, err := s.store.UpdateRunner(r.ID, func(r *store.Runner) error { r.Revoked = true; return nil })
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	s.disconnect(r.ID)
 	s.log.Info("runner revoked", "runner", r.ID, "tenant", r.Tenant)
-	writeJSON(w, http.StatusOK, s.view(r))
+	httpjson.Write(w, http.StatusOK, s.view(r))
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/internal/httpjson"
 	"github.com/cameleer/cameleer/tunnel"
 )
 
@@ -24,6 +25,8 @@ type runnerConn struct {
 	id      string
 	session *tunnel.Session
 	proxy   *httputil.ReverseProxy
+	// client calls the runner's local API.
+	client *http.Client
 
 	// lastSeen and version change with every heartbeat; they are kept here
 	// and written to the store when the runner disconnects, not on every
@@ -69,6 +72,7 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 	}
+	rc.client = &http.Client{Transport: tr}
 	rc.proxy = &httputil.ReverseProxy{
 		Transport: tr,
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -82,7 +86,7 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			httpError(w, http.StatusBadGateway, "runner did not answer: "+err.Error())
+			httpjson.Error(w, http.StatusBadGateway, "runner did not answer: "+err.Error())
 		},
 	}
 
@@ -99,6 +103,7 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 
 	srv := &http.Server{Handler: s.runnerRoutes(rc), ReadHeaderTimeout: 30 * time.Second}
 	go srv.Serve(sess.Listener())
+	go s.dispatchPending(rc, r.Tenant)
 	select {
 	case <-sess.Done():
 	case <-ctx.Done():
@@ -170,7 +175,7 @@ func (s *Server) closeTunnels() {
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rn store.Runner) {
 	rc := s.live(rn.ID)
 	if rc == nil {
-		httpError(w, http.StatusServiceUnavailable, "runner "+rn.ID+" is not connected")
+		httpjson.Error(w, http.StatusServiceUnavailable, "runner "+rn.ID+" is not connected")
 		return
 	}
 	rc.proxy.ServeHTTP(w, r)
@@ -184,7 +189,7 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 	mux.HandleFunc("POST "+api.HeartbeatPath, func(w http.ResponseWriter, r *http.Request) {
 		var hb api.Heartbeat
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&hb); err != nil {
-			httpError(w, http.StatusBadRequest, err.Error())
+			httpjson.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		rc.seen(hb.Version)
@@ -193,12 +198,12 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 	mux.HandleFunc("POST "+api.RenewPath, func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(io.LimitReader(r.Body, api.MaxEnrollRequest))
 		if err != nil {
-			httpError(w, http.StatusBadRequest, err.Error())
+			httpjson.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		csr, err := api.ParseCSR(b)
 		if err != nil {
-			httpError(w, http.StatusBadRequest, err.Error())
+			httpjson.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		var resp api.EnrollResponse
@@ -215,11 +220,13 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 			return nil
 		})
 		if err != nil {
-			httpError(w, http.StatusForbidden, err.Error())
+			httpjson.Error(w, http.StatusForbidden, err.Error())
 			return
 		}
 		s.log.Info("runner certificate renewed", "runner", id, "notAfter", resp.NotAfter)
-		writeJSON(w, http.StatusOK, resp)
+		httpjson.Write(w, http.StatusOK, resp)
 	})
+	mux.HandleFunc("POST "+api.DeployReportPath+"{id}", func(w http.ResponseWriter, r *http.Request) { s.deploymentReport(rc, w, r) })
+	mux.HandleFunc("GET "+api.ArtifactPath+"{sha}", func(w http.ResponseWriter, r *http.Request) { s.runnerArtifact(rc, w, r) })
 	return mux
 }

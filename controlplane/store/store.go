@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -335,16 +334,7 @@ func (s *Store) Artifacts(tenant, app string) ([]Artifact, error) {
 		if b == nil {
 			return nil
 		}
-		c := b.Cursor()
-		prefix := []byte(tenant + "/" + app + "/")
-		for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
-			var a Artifact
-			if err := json.Unmarshal(v, &a); err != nil {
-				return err
-			}
-			out = append(out, a)
-		}
-		return nil
+		return scan(b, tenant+"/"+app, func(a Artifact) { out = append(out, a) })
 	})
 	return out, err
 }
@@ -393,16 +383,8 @@ func (s *Store) CreateEnvironment(e Environment, allow func(Tenant, []Environmen
 
 func environments(b *bolt.Bucket, tenant string) ([]Environment, error) {
 	var out []Environment
-	prefix := []byte(tenant + "/")
-	c := b.Cursor()
-	for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
-		var e Environment
-		if err := json.Unmarshal(v, &e); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
+	err := scan(b, tenant, func(e Environment) { out = append(out, e) })
+	return out, err
 }
 
 // Environments lists a tenant's environments.

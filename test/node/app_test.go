@@ -44,7 +44,7 @@ public class Orders {
             x.close();
         });
         s.start();
-        System.out.println("orders listening on 8080");
+        System.out.println("orders listening on 8080, GREETING=" + System.getenv("GREETING"));
     }
 }
 `
@@ -108,20 +108,10 @@ func (n *node) testAppRuntime(t *testing.T) {
 	prod := dev
 	prod.Environment, prod.Env = "prod", map[string]string{"GREETING": "hello-prod"}
 	prod.Secrets = map[string]string{"API_TOKEN": secret}
-	answers := func(a orchestrator.App, want string) func() error {
-		return func() error {
-			body, err := getHello(k.Host(a))
-			if err == nil && !strings.Contains(body, want) {
-				err = fmt.Errorf("body %q", body)
-			}
-			return err
-		}
-	}
-
 	if err := k.Deploy(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, poll, 2*time.Minute, "dev answers through Traefik", answers(dev, "orders says hello-dev, token-length=0"))
+	testutil.Eventually(t, poll, 2*time.Minute, "dev answers through Traefik", answers(k.Host(dev), "orders says hello-dev, token-length=0"))
 	var logs bytes.Buffer
 	if err := k.Logs(ctx, dev, 100, false, &logs); err != nil {
 		t.Fatal(err)
@@ -134,7 +124,7 @@ func (n *node) testAppRuntime(t *testing.T) {
 	if err := k.Deploy(ctx, prod); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, poll, 2*time.Minute, "prod answers", answers(prod, fmt.Sprintf("orders says hello-prod, token-length=%d", len(secret))))
+	testutil.Eventually(t, poll, 2*time.Minute, "prod answers", answers(k.Host(prod), fmt.Sprintf("orders says hello-prod, token-length=%d", len(secret))))
 	// The secret reaches the app through a Secret, not the Deployment.
 	spec := n.kubectl(t, "", "get", "deployment", "orders", "-n", orchestrator.Namespace("acme", "prod"), "-o", "json")
 	if strings.Contains(spec, secret) || !strings.Contains(spec, "secretKeyRef") {
@@ -154,7 +144,7 @@ func (n *node) testAppRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, poll, time.Minute, "stopped dev does not answer", func() error {
-		if answers(dev, "orders says")() == nil {
+		if answers(k.Host(dev), "orders says")() == nil {
 			return fmt.Errorf("still answering")
 		}
 		return nil
@@ -165,11 +155,11 @@ func (n *node) testAppRuntime(t *testing.T) {
 	if err := k.Start(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, poll, 2*time.Minute, "started dev answers", answers(dev, "hello-dev"))
+	testutil.Eventually(t, poll, 2*time.Minute, "started dev answers", answers(k.Host(dev), "hello-dev"))
 	if err := k.Restart(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, poll, 2*time.Minute, "restarted dev answers", answers(dev, "hello-dev"))
+	testutil.Eventually(t, poll, 2*time.Minute, "restarted dev answers", answers(k.Host(dev), "hello-dev"))
 
 	// The environment is fenced: a pod elsewhere cannot reach the app.
 	podIP := strings.TrimSpace(n.kubectl(t, "", "get", "pods", "-n", orchestrator.Namespace("acme", "dev"), "-l", "app.kubernetes.io/name=orders",

@@ -51,6 +51,8 @@ const poll = 500 * time.Millisecond
 type node struct {
 	t   *testing.T
 	bin string
+	// cp is the control plane the node registers with.
+	cp *controlPlane
 }
 
 func TestNode(t *testing.T) {
@@ -84,7 +86,9 @@ func TestNode(t *testing.T) {
 	t.Run("dns", n.testDNS)
 	t.Run("network policy", n.testNetworkPolicy)
 	t.Run("app runtime", n.testAppRuntime)
-	t.Run("tunnel with the engine", n.testTunnelWithEngine)
+	if t.Run("tunnel with the engine", n.testTunnelWithEngine) {
+		t.Run("deploy through the control plane", n.testDeploy)
+	}
 	t.Run("recovers from kill -9", n.testKill)
 	t.Run("reset leaves nothing", n.testReset)
 }

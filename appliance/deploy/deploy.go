@@ -1,0 +1,326 @@
+// Package deploy is the runner's side of a deployment: it takes the control
+// plane's command, fetches the artifact through the tunnel, builds the app
+// image, pushes it to the local registry, rolls it out with the
+// orchestrator, and reports each phase back. It also serves the app
+// operations (stop, start, restart, logs, status, list) the control plane
+// forwards.
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/appliance/build"
+	"github.com/cameleer/cameleer/appliance/orchestrator"
+	"github.com/cameleer/cameleer/appliance/tunnelclient"
+	"github.com/cameleer/cameleer/internal/httpjson"
+)
+
+// Worker runs deployments for one tenant's runner.
+type Worker struct {
+	Tenant  string
+	Runtime orchestrator.Runtime
+	// Registry is where built images are pushed (HOST:PORT, plain HTTP);
+	// ImageHost is how the runtime names that registry in image
+	// references.
+	Registry  string
+	ImageHost string
+	// Base opens the Java runtime base image; Agent reads the agent JAR.
+	Base  func() (v1.Image, error)
+	Agent func() ([]byte, error)
+	// ControlPlane reaches the control plane through the tunnel.
+	ControlPlane *http.Client
+	// CacheDir keeps fetched artifacts by SHA-256.
+	CacheDir string
+	// URL says where an app is routed.
+	URL func(orchestrator.App) string
+	Log *slog.Logger
+
+	mu   sync.Mutex
+	jobs map[string]*job // by deployment ID
+	apps map[string]*sync.Mutex
+}
+
+// job is one deployment as this runner knows it.
+type job struct {
+	mu        sync.Mutex
+	report    api.DeployReport
+	reporting bool          // a goroutine sends the reports
+	changed   chan struct{} // signalled when there is a report to send
+}
+
+func (j *job) set(r api.DeployReport) {
+	j.mu.Lock()
+	j.report = r
+	j.mu.Unlock()
+	j.poke()
+}
+
+func (j *job) poke() {
+	select {
+	case j.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (j *job) get() api.DeployReport {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.report
+}
+
+// Accept starts a deployment unless this runner already has it; a
+// command the control plane sends again (after either side restarted) only
+// makes the runner report where it is. The deployment runs, and reports,
+// until ctx is done.
+func (w *Worker) Accept(ctx context.Context, d api.Deploy) error {
+	if err := api.ValidName(d.App); err != nil {
+		return err
+	}
+	if err := api.ValidName(d.Environment); err != nil {
+		return err
+	}
+	if (d.Artifact == "") == (d.Image == "") {
+		return errors.New("a deployment names an artifact or an image, not both")
+	}
+	if d.Artifact != "" && !validSHA256(d.Artifact) {
+		return fmt.Errorf("artifact %q is not a SHA-256", d.Artifact)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.jobs == nil {
+		w.jobs, w.apps = map[string]*job{}, map[string]*sync.Mutex{}
+	}
+	if j, ok := w.jobs[d.ID]; ok {
+		w.startReporting(ctx, d.ID, j)
+		return nil
+	}
+	j := &job{report: api.DeployReport{Phase: api.PhaseValidating}, changed: make(chan struct{}, 1)}
+	w.jobs[d.ID] = j
+	key := d.Environment + "/" + d.App
+	if w.apps[key] == nil {
+		w.apps[key] = &sync.Mutex{}
+	}
+	appLock := w.apps[key]
+	w.startReporting(ctx, d.ID, j)
+	go func() {
+		// One deployment of an app at a time, in the order they came.
+		appLock.Lock()
+		defer appLock.Unlock()
+		w.run(ctx, d, j)
+	}()
+	return nil
+}
+
+// Report is where a deployment this runner knows is.
+func (w *Worker) Report(id string) (api.DeployReport, bool) {
+	w.mu.Lock()
+	j, ok := w.jobs[id]
+	w.mu.Unlock()
+	if !ok {
+		return api.DeployReport{}, false
+	}
+	return j.get(), true
+}
+
+// startReporting makes sure a goroutine sends j's reports, and has it send
+// the current one. Callers hold w.mu.
+func (w *Worker) startReporting(ctx context.Context, id string, j *job) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	// Poked under the lock, so a reporter about to stop sees it.
+	j.poke()
+	if !j.reporting {
+		j.reporting = true
+		go w.reportUntilDone(ctx, id, j)
+	}
+}
+
+func validSHA256(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == sha256.Size
+}
+
+func (w *Worker) run(ctx context.Context, d api.Deploy, j *job) {
+	log := w.Log.With("deployment", d.ID, "app", d.App, "environment", d.Environment)
+	a := orchestrator.App{Tenant: w.Tenant, Environment: d.Environment, Name: d.App, Image: d.Image,
+		Replicas: max(d.Replicas, 1), Port: d.Port, Env: d.Env, Secrets: d.Secrets}
+	if a.Port == 0 {
+		a.Port = api.DefaultAppPort
+	}
+	fail := func(phase string, err error) {
+		log.Warn("deployment failed", "phase", phase, "err", err)
+		j.set(api.DeployReport{Phase: api.PhaseFailed, Reason: phase + ": " + err.Error(), Image: a.Image})
+	}
+	if d.Artifact != "" {
+		j.set(api.DeployReport{Phase: api.PhaseBuilding})
+		img, err := w.build(ctx, d)
+		if err != nil {
+			fail(api.PhaseBuilding, err)
+			return
+		}
+		j.set(api.DeployReport{Phase: api.PhasePushing})
+		a.Image, err = w.push(ctx, d, img)
+		if err != nil {
+			fail(api.PhasePushing, err)
+			return
+		}
+	}
+	j.set(api.DeployReport{Phase: api.PhaseRollingOut, Image: a.Image})
+	start := time.Now()
+	if err := w.Runtime.Deploy(ctx, a); err != nil {
+		fail(api.PhaseRollingOut, err)
+		return
+	}
+	log.Info("deployment running", "image", a.Image, "rollout", time.Since(start).Round(time.Millisecond))
+	j.set(api.DeployReport{Phase: api.PhaseRunning, Image: a.Image, URL: w.URL(a)})
+}
+
+// build fetches the artifact (unless cached) and builds the app image.
+func (w *Worker) build(ctx context.Context, d api.Deploy) (v1.Image, error) {
+	jar, err := w.artifact(ctx, d.Artifact)
+	if err != nil {
+		return nil, err
+	}
+	base, err := w.Base()
+	if err != nil {
+		return nil, fmt.Errorf("open the Java base image: %w", err)
+	}
+	agent, err := w.Agent()
+	if err != nil {
+		return nil, fmt.Errorf("read the agent: %w", err)
+	}
+	res, err := build.Image(build.Input{Base: base, Agent: agent, App: jar, Labels: map[string]string{
+		"io.cameleer.app": d.App, "io.cameleer.artifact": d.Artifact,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return res.Image, nil
+}
+
+// artifact returns the JAR with the given SHA-256, from the cache or
+// through the tunnel; what it fetched must hash to that SHA-256.
+func (w *Worker) artifact(ctx context.Context, sha string) ([]byte, error) {
+	path := filepath.Join(w.CacheDir, sha+".jar")
+	if b, err := os.ReadFile(path); err == nil && hexSHA(b) == sha {
+		return b, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://controlplane"+api.ArtifactPath+sha, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := w.ControlPlane.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch artifact %s: %w", sha, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return nil, fmt.Errorf("fetch artifact %s: %s: %s", sha, resp.Status, httpjson.ErrorText(msg))
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("fetch artifact %s: %w", sha, err)
+	}
+	if got := hexSHA(b); got != sha {
+		return nil, fmt.Errorf("fetch artifact %s: got bytes with SHA-256 %s", sha, got)
+	}
+	if err := os.MkdirAll(w.CacheDir, 0o700); err != nil {
+		return nil, err
+	}
+	// A partial file never has the right name.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, os.Rename(tmp, path)
+}
+
+func hexSHA(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// push writes the image to the local registry, tagged with the deployment
+// (so the registry keeps it), and returns its reference by digest.
+func (w *Worker) push(ctx context.Context, d api.Deploy, img v1.Image) (string, error) {
+	repo := w.Tenant + "/" + d.App
+	ref, err := name.ParseReference(w.Registry+"/"+repo+":"+d.ID, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
+		return "", fmt.Errorf("push to %s: %w", w.Registry, err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return w.ImageHost + "/" + repo + "@" + digest.String(), nil
+}
+
+// reportUntilDone sends the job's latest report to the control plane each
+// time it changes, retrying with backoff while the control plane cannot be
+// reached, until a final report was taken.
+func (w *Worker) reportUntilDone(ctx context.Context, id string, j *job) {
+	backoff := 200 * time.Millisecond
+	for {
+		select {
+		case <-j.changed:
+		case <-ctx.Done():
+			return
+		}
+		r := j.get()
+		if err := w.send(ctx, id, r); err != nil {
+			w.Log.Debug("report deployment", "deployment", id, "err", err)
+			j.poke() // try again
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff/2 + mrand.N(backoff/2+1)):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 200 * time.Millisecond
+		j.mu.Lock()
+		if api.Done(r.Phase) && j.report == r && len(j.changed) == 0 {
+			j.reporting = false
+			j.mu.Unlock()
+			return
+		}
+		j.mu.Unlock()
+	}
+}
+
+func (w *Worker) send(ctx context.Context, id string, r api.DeployReport) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return tunnelclient.Post(ctx, w.ControlPlane, api.DeployReportPath+id, r, nil)
+}
+
+func atoiOr(s string, def int) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return def
+	}
+	return n
+}

@@ -1,0 +1,134 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/appliance/orchestrator"
+	"github.com/cameleer/cameleer/internal/httpjson"
+)
+
+// Handler serves the deployment and app routes of the runner's local API
+// (see api.RunnerDeploymentsPath and api.RunnerAppsPath); deployments it
+// accepts run until ctx is done.
+func (w *Worker) Handler(ctx context.Context) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+api.RunnerDeploymentsPath, func(rw http.ResponseWriter, r *http.Request) {
+		var d api.Deploy
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&d); err != nil {
+			httpjson.Error(rw, http.StatusBadRequest, "bad deployment: "+err.Error())
+			return
+		}
+		if err := w.Accept(ctx, d); err != nil {
+			httpjson.Error(rw, http.StatusBadRequest, err.Error())
+			return
+		}
+		rep, _ := w.Report(d.ID)
+		httpjson.Write(rw, http.StatusAccepted, rep)
+	})
+	mux.HandleFunc("GET "+api.RunnerDeploymentsPath+"/{id}", func(rw http.ResponseWriter, r *http.Request) {
+		rep, ok := w.Report(r.PathValue("id"))
+		if !ok {
+			httpjson.Error(rw, http.StatusNotFound, "no such deployment on this runner")
+			return
+		}
+		httpjson.Write(rw, http.StatusOK, rep)
+	})
+	apps := api.RunnerAppsPath + "{env}/apps"
+	mux.HandleFunc("GET "+apps, func(rw http.ResponseWriter, r *http.Request) {
+		names, err := w.Runtime.List(r.Context(), w.Tenant, r.PathValue("env"))
+		if err != nil {
+			httpjson.Error(rw, http.StatusBadGateway, err.Error())
+			return
+		}
+		httpjson.Write(rw, http.StatusOK, map[string]any{"apps": append([]string{}, names...)})
+	})
+	mux.HandleFunc("GET "+apps+"/{app}/status", w.appScoped(func(rw http.ResponseWriter, r *http.Request, a orchestrator.App) {
+		st, err := w.Runtime.Status(r.Context(), a)
+		if err != nil {
+			httpjson.Error(rw, http.StatusBadGateway, err.Error())
+			return
+		}
+		httpjson.Write(rw, http.StatusOK, api.AppStatus{App: a.Name, Image: st.Image, Replicas: st.Replicas, Ready: st.Ready, URL: w.URL(a)})
+	}))
+	mux.HandleFunc("GET "+apps+"/{app}/logs", w.appScoped(func(rw http.ResponseWriter, r *http.Request, a orchestrator.App) {
+		q := r.URL.Query()
+		tail, follow := atoiOr(q.Get("tail"), 100), q.Get("follow") == "true"
+		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		out := &flushWriter{w: rw}
+		if err := w.Runtime.Logs(r.Context(), a, tail, follow, out); err != nil {
+			if !out.wrote {
+				httpjson.Error(rw, http.StatusBadGateway, err.Error())
+				return
+			}
+			fmt.Fprintf(rw, "cameleer: logs ended: %v\n", err)
+		}
+	}))
+	mux.HandleFunc("POST "+apps+"/{app}/{op}", w.appScoped(func(rw http.ResponseWriter, r *http.Request, a orchestrator.App) {
+		var op api.AppOp
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&op); err != nil && !errors.Is(err, io.EOF) {
+			httpjson.Error(rw, http.StatusBadRequest, "bad request body: "+err.Error())
+			return
+		}
+		a.Replicas = max(op.Replicas, 1)
+		var err error
+		switch r.PathValue("op") {
+		case "stop":
+			err = w.Runtime.Stop(r.Context(), a)
+		case "start":
+			err = w.Runtime.Start(r.Context(), a)
+		case "restart":
+			err = w.Runtime.Restart(r.Context(), a)
+		default:
+			httpjson.Error(rw, http.StatusNotFound, "no such operation: "+r.PathValue("op"))
+			return
+		}
+		if err != nil {
+			httpjson.Error(rw, http.StatusBadGateway, r.PathValue("op")+" "+a.Name+": "+err.Error())
+			return
+		}
+		st, err := w.Runtime.Status(r.Context(), a)
+		if err != nil {
+			httpjson.Error(rw, http.StatusBadGateway, err.Error())
+			return
+		}
+		httpjson.Write(rw, http.StatusOK, api.AppStatus{App: a.Name, Image: st.Image, Replicas: st.Replicas, Ready: st.Ready, URL: w.URL(a)})
+	}))
+	return mux
+}
+
+// appScoped answers 404 for an app the environment does not have.
+func (w *Worker) appScoped(h func(http.ResponseWriter, *http.Request, orchestrator.App)) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		a := orchestrator.App{Tenant: w.Tenant, Environment: r.PathValue("env"), Name: r.PathValue("app")}
+		names, err := w.Runtime.List(r.Context(), a.Tenant, a.Environment)
+		if err != nil {
+			httpjson.Error(rw, http.StatusBadGateway, err.Error())
+			return
+		}
+		if !slices.Contains(names, a.Name) {
+			httpjson.Error(rw, http.StatusNotFound, fmt.Sprintf("no app %s in environment %s on this runner", a.Name, a.Environment))
+			return
+		}
+		h(rw, r, a)
+	}
+}
+
+// flushWriter sends each write on at once: followed logs are a stream.
+type flushWriter struct {
+	w     http.ResponseWriter
+	wrote bool
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	f.wrote = true
+	n, err := f.w.Write(p)
+	http.NewResponseController(f.w).Flush()
+	return n, err
+}
