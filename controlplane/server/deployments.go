@@ -175,8 +175,10 @@ func (s *Server) dispatch(rc *runnerConn, d store.Deployment) {
 		if err == nil {
 			return
 		}
+		// The runner answered, and not with a gateway's trouble: it will
+		// not take this deployment, now or later.
 		var refused *runnerError
-		if errors.As(err, &refused) && refused.status == http.StatusBadRequest {
+		if errors.As(err, &refused) && (refused.status < 502 || refused.status > 504) {
 			s.setPhase(d, api.DeployReport{Phase: api.PhaseFailed, Reason: "the runner refused it: " + refused.msg})
 			return
 		}
