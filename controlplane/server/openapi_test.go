@@ -1,0 +1,67 @@
+package server
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestOpenAPICoversRoutes keeps docs/api/openapi.yaml true: every route the
+// API serves has its path and method there.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	src, err := os.ReadFile("routes.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := string(src)
+	// Route patterns built from a prefix variable: NAME := "..."
+	for _, m := range regexp.MustCompile(`(\w+) := "(/api/[^"]+)"`).FindAllStringSubmatch(code, -1) {
+		code = strings.ReplaceAll(code, `"POST "+`+m[1]+`+"`, `"POST `+m[2])
+		code = strings.ReplaceAll(code, `"GET "+`+m[1]+`+"`, `"GET `+m[2])
+	}
+	routes := regexp.MustCompile(`Handle(?:Func)?\("(?:([A-Z]+) )?(/[^"]*)"`).FindAllStringSubmatch(code, -1)
+	if len(routes) < 20 {
+		t.Fatalf("found only %d routes in routes.go: the pattern no longer matches", len(routes))
+	}
+	paths := parsePaths(string(doc))
+	for _, r := range routes {
+		method, path := strings.ToLower(r[1]), strings.TrimSuffix(strings.ReplaceAll(r[2], "{path...}", "{path}"), "/")
+		if path == "/api/v1" {
+			continue // the authenticated sub-router's mount point
+		}
+		methods, ok := paths[path]
+		if !ok {
+			t.Errorf("%s is served but not in openapi.yaml", path)
+			continue
+		}
+		if method != "" && !methods[method] {
+			t.Errorf("%s %s is served but not in openapi.yaml", r[1], path)
+		}
+	}
+}
+
+// parsePaths reads the paths and their methods from an OpenAPI document
+// laid out as ours is (two-space indents).
+func parsePaths(doc string) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	var cur string
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(line, "  /") && strings.HasSuffix(line, ":") {
+			cur = strings.TrimSuffix(strings.TrimSpace(line), ":")
+			out[cur] = map[string]bool{}
+			continue
+		}
+		if cur != "" && strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     ") {
+			out[cur][strings.TrimSuffix(strings.Fields(line)[0], ":")] = true
+		}
+		if !strings.HasPrefix(line, " ") {
+			cur = ""
+		}
+	}
+	return out
+}
