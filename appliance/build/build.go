@@ -44,6 +44,8 @@ type Input struct {
 	Env []string
 	// Labels are set on the image.
 	Labels map[string]string
+	// Cache, when not nil, reuses the layers of earlier builds.
+	Cache *Cache
 }
 
 // Result is a built image and how it starts.
@@ -68,7 +70,7 @@ func Image(in Input) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	agentLayer, err := images.LayerFromFiles([]images.File{{Name: strings.TrimPrefix(AgentPath, "/"), Mode: 0o644, Data: in.Agent}})
+	agentLayer, err := in.Cache.layer([]images.File{{Name: strings.TrimPrefix(AgentPath, "/"), Mode: 0o644, Data: in.Agent}})
 	if err != nil {
 		return res, err
 	}
@@ -76,7 +78,7 @@ func Image(in Input) (Result, error) {
 	cmd := []string{"/opt/java/bin/java", "-javaagent:" + AgentPath}
 	if isSpringBoot(zr, mainClass) {
 		res.SpringBoot = true
-		appLayers, err := springBootLayers(zr)
+		appLayers, err := springBootLayers(zr, in.Cache)
 		if err != nil {
 			return res, err
 		}
@@ -84,7 +86,7 @@ func Image(in Input) (Result, error) {
 		// The exploded layout starts from the loader on the class path.
 		cmd = append(cmd, "-cp", AppDir, mainClass)
 	} else {
-		l, err := images.LayerFromFiles([]images.File{{Name: strings.TrimPrefix(AppDir, "/") + "/app.jar", Mode: 0o644, Data: in.App}})
+		l, err := in.Cache.layer([]images.File{{Name: strings.TrimPrefix(AppDir, "/") + "/app.jar", Mode: 0o644, Data: in.App}})
 		if err != nil {
 			return res, err
 		}
@@ -142,7 +144,7 @@ func isSpringBoot(zr *zip.Reader, mainClass string) bool {
 // released dependencies (BOOT-INF/lib, not -SNAPSHOT), the loader
 // (org/springframework/boot/loader), and everything else (the app's classes
 // and resources, snapshot dependencies, META-INF).
-func springBootLayers(zr *zip.Reader) ([]v1.Layer, error) {
+func springBootLayers(zr *zip.Reader, cache *Cache) ([]v1.Layer, error) {
 	var deps, loader, app []images.File
 	root := strings.TrimPrefix(AppDir, "/")
 	for _, f := range zr.File {
@@ -165,7 +167,7 @@ func springBootLayers(zr *zip.Reader) ([]v1.Layer, error) {
 	}
 	var layers []v1.Layer
 	for _, files := range [][]images.File{deps, loader, app} {
-		l, err := images.LayerFromFiles(files)
+		l, err := cache.layer(files)
 		if err != nil {
 			return nil, err
 		}

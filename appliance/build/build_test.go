@@ -83,3 +83,39 @@ func TestRefusesNonJars(t *testing.T) {
 		t.Error("built without a Main-Class")
 	}
 }
+
+func TestCacheReusesUnchangedLayers(t *testing.T) {
+	app := func(classes string) []byte {
+		return testutil.Zip(t, map[string]string{
+			"META-INF/MANIFEST.MF":                                     "Main-Class: org.springframework.boot.loader.launch.JarLauncher\r\n",
+			"org/springframework/boot/loader/launch/JarLauncher.class": "loader",
+			"BOOT-INF/lib/camel-core-4.0.0.jar":                        "camel",
+			"BOOT-INF/classes/a/App.class":                             classes,
+		})
+	}
+	cache := &Cache{Max: 4}
+	var results []Result
+	for _, v := range []string{"v1", "v2", "v1"} {
+		res, err := Image(Input{Base: empty.Image, Agent: []byte("agent"), App: app(v), Cache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, res)
+	}
+	uncached, err := Image(Input{Base: empty.Image, Agent: []byte("agent"), App: app("v1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d0, _ := results[0].Image.Digest()
+	d2, _ := results[2].Image.Digest()
+	du, _ := uncached.Image.Digest()
+	if d0 != du || d2 != du {
+		t.Errorf("the cache changed the image: %s %s, uncached %s", d0, d2, du)
+	}
+	if results[0].Layers[0] != results[1].Layers[0] || results[0].Layers[2] == results[1].Layers[2] {
+		t.Errorf("layers %v then %v", results[0].Layers, results[1].Layers)
+	}
+	if len(cache.layers) > cache.Max {
+		t.Errorf("the cache holds %d layers, more than %d", len(cache.layers), cache.Max)
+	}
+}

@@ -49,6 +49,9 @@ type Worker struct {
 	ControlPlane *http.Client
 	// CacheDir keeps fetched artifacts by SHA-256.
 	CacheDir string
+	// Layers keeps recent builds' layers: an app's next version with the
+	// same dependencies reuses their layer.
+	Layers *build.Cache
 	// URL says where an app is routed.
 	URL func(orchestrator.App) string
 	Log *slog.Logger
@@ -207,7 +210,7 @@ func (w *Worker) build(ctx context.Context, d api.Deploy) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the agent: %w", err)
 	}
-	res, err := build.Image(build.Input{Base: base, Agent: agent, App: jar, Labels: map[string]string{
+	res, err := build.Image(build.Input{Base: base, Agent: agent, App: jar, Cache: w.Layers, Labels: map[string]string{
 		"io.cameleer.app": d.App, "io.cameleer.artifact": d.Artifact,
 	}})
 	if err != nil {

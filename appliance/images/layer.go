@@ -131,6 +131,15 @@ type File struct {
 // (mode 0755), in sorted order, owned by root, every time at Epoch: the same
 // files give the same digest.
 func LayerFromFiles(files []File) (v1.Layer, error) {
+	b, err := TarFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	return LayerFromTar(b)
+}
+
+// TarFiles is the uncompressed tar LayerFromFiles makes a layer of.
+func TarFiles(files []File) ([]byte, error) {
 	dirs := map[string]bool{}
 	for _, f := range files {
 		for d := path.Dir(path.Clean(f.Name)); d != "." && d != "/"; d = path.Dir(d) {
@@ -169,5 +178,5 @@ func LayerFromFiles(files []File) (v1.Layer, error) {
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	return LayerFromTar(buf.Bytes())
+	return buf.Bytes(), nil
 }

@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/appliance/build"
 	"github.com/cameleer/cameleer/appliance/config"
 	"github.com/cameleer/cameleer/appliance/deploy"
 	"github.com/cameleer/cameleer/appliance/engine"
@@ -79,6 +80,7 @@ func appWorker(log *slog.Logger, c config.Config, p engine.Paths) *deploy.Worker
 		Base:      base,
 		Agent:     func() ([]byte, error) { return os.ReadFile(filepath.Join(p.Payload, "agent", "cameleer-agent.jar")) },
 		CacheDir:  c.Path("cache", "artifacts"),
+		Layers:    &build.Cache{},
 		URL:       func(a orchestrator.App) string { return AppURL(c, a) },
 		Log:       log.With("component", "deploy"),
 	}
