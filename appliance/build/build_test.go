@@ -87,7 +87,7 @@ func TestRefusesNonJars(t *testing.T) {
 func TestCacheReusesUnchangedLayers(t *testing.T) {
 	app := func(classes string) []byte {
 		return testutil.Zip(t, map[string]string{
-			"META-INF/MANIFEST.MF":                                     "Main-Class: org.springframework.boot.loader.launch.JarLauncher\r\n",
+			"META-INF/MANIFEST.MF": "Main-Class: org.springframework.boot.loader.launch.JarLauncher\r\n",
 			"org/springframework/boot/loader/launch/JarLauncher.class": "loader",
 			"BOOT-INF/lib/camel-core-4.0.0.jar":                        "camel",
 			"BOOT-INF/classes/a/App.class":                             classes,
