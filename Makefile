@@ -103,6 +103,7 @@ test: bin/cameleer
 	go test ./...
 	$(MAKE) fuzz
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) go test -tags payload -count=1 ./test/payload/...
+	$(MAKE) test-docker
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer go test -tags node -count=1 -timeout 30m -v ./test/node/...
 
 # Every fuzz target, briefly (FUZZTIME each); a longer run finds more.
@@ -115,6 +116,13 @@ fuzz:
 	$(FUZZ) '^FuzzParseEnrollRequest$$' ./api
 	$(FUZZ) '^FuzzParseHeader$$' ./tunnel
 	$(FUZZ) '^FuzzCheck$$' ./controlplane/artifact
+
+# The Docker orchestrator on a Docker Engine the test starts and removes
+# itself (root; docker.io from scripts/deps.sh), with the payload's Traefik,
+# Java runtime and agent.
+.PHONY: test-docker
+test-docker: $(STAMP)/images $(STAMP)/agent
+	CAMELEER_BUILD=$(CURDIR)/$(BUILD) go test -tags docker -count=1 -timeout 15m -v ./appliance/orchestrator/...
 
 # Only the node test, with the payload built.
 .PHONY: test-node

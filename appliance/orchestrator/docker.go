@@ -1,0 +1,825 @@
+package orchestrator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Docker runs apps as containers of a Docker Engine on this host, talking
+// to its API socket. An environment is a bridge network; one Traefik
+// container serves every app, routed by the labels of the app's
+// containers. See docs/apps.md.
+type Docker struct {
+	// Socket is the daemon's API socket on this host; empty:
+	// /var/run/docker.sock.
+	Socket string
+	// AppsDomain is the DNS suffix apps are routed under.
+	AppsDomain string
+	// HTTPPort is the host port Traefik serves apps on; 0: 80.
+	HTTPPort int
+	// HTTPAddress is the host address Traefik's port is bound to; empty:
+	// every address.
+	HTTPAddress string
+	// TraefikImage is a reference the daemon can pull.
+	TraefikImage string
+	// Log is where changes to the host's containers are told; nil:
+	// slog.Default().
+	Log *slog.Logger
+
+	engineMu sync.Mutex // guards engine
+	engine   *engine
+	// envMu serializes the changes to networks and Traefik, which every
+	// deploy makes sure of.
+	envMu sync.Mutex
+}
+
+var _ Runtime = (*Docker)(nil)
+
+// Names and labels of what Docker creates.
+const (
+	traefikName = "cameleer-traefik"
+	// Traefik's own network, which its port is published from; it joins
+	// every environment's network besides.
+	traefikNetwork = "cameleer-traefik"
+
+	labelManagedBy   = "app.kubernetes.io/managed-by"
+	labelTenant      = "cameleer.io/tenant"
+	labelEnvironment = "cameleer.io/environment"
+	labelApp         = "cameleer.io/app"
+	labelInstance    = "cameleer.io/instance"
+	labelImage       = "cameleer.io/image"
+	labelPort        = "cameleer.io/port"
+	// labelSpec is a digest of what an instance is made of (image, port,
+	// environment); an instance whose digest differs is replaced.
+	labelSpec = "cameleer.io/spec"
+
+	// readyTimeout bounds the wait for new instances, as the rollout
+	// timeout does on Kubernetes.
+	readyTimeout = 3 * time.Minute
+	// appMemory is every app container's memory limit: the default limit
+	// an environment's LimitRange gives on Kubernetes.
+	appMemory = 512 << 20
+)
+
+// Host an app is routed at.
+func (d *Docker) Host(a App) string { return Host(a, d.AppsDomain) }
+
+func (d *Docker) socket() string {
+	if d.Socket == "" {
+		return "/var/run/docker.sock"
+	}
+	return d.Socket
+}
+
+func (d *Docker) log() *slog.Logger {
+	if d.Log == nil {
+		return slog.Default()
+	}
+	return d.Log
+}
+
+// connect returns the API client, asking the daemon for its API version on
+// first use (and again after a failure, so a daemon that comes up later is
+// found).
+func (d *Docker) connect(ctx context.Context) (*engine, error) {
+	d.engineMu.Lock()
+	defer d.engineMu.Unlock()
+	if d.engine != nil {
+		return d.engine, nil
+	}
+	e, err := dialEngine(ctx, d.socket())
+	if err != nil {
+		return nil, err
+	}
+	d.engine = e
+	return e, nil
+}
+
+// instance is one of an app's containers.
+type instance struct {
+	containerSummary
+	index int
+	name  string
+}
+
+// instanceName is the container name of an app's i-th instance.
+func instanceName(a App, i int) string {
+	return Namespace(a.Tenant, a.Environment) + "-" + a.Name + "-" + strconv.Itoa(i)
+}
+
+func appLabels(a App) map[string]string {
+	return map[string]string{labelManagedBy: "cameleer", labelTenant: a.Tenant, labelEnvironment: a.Environment, labelApp: a.Name}
+}
+
+// instances lists an app's containers, by index.
+func (d *Docker) instances(ctx context.Context, e *engine, a App) ([]instance, error) {
+	cs, err := e.listContainers(ctx, appLabels(a))
+	if err != nil {
+		return nil, fmt.Errorf("list the containers of %s: %w", a.Name, err)
+	}
+	var out []instance
+	for _, c := range cs {
+		i, err := strconv.Atoi(c.Labels[labelInstance])
+		if err != nil {
+			continue
+		}
+		in := instance{containerSummary: c, index: i}
+		if len(c.Names) > 0 {
+			in.name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].index != out[j].index {
+			return out[i].index < out[j].index
+		}
+		return out[i].name < out[j].name
+	})
+	return out, nil
+}
+
+// meantToRun tells an instance that runs, or is to run again after a
+// crash, from one stopped with its app.
+func (in instance) meantToRun() bool {
+	return in.State == "running" || in.State == "restarting" || in.State == "paused"
+}
+
+// spec is what an app's instances are made of.
+type spec struct {
+	image string
+	port  int
+	env   []string // NAME=VALUE, sorted by name
+	// digest of the above.
+	digest string
+}
+
+func appSpec(a App) spec {
+	merged := map[string]string{}
+	for n, v := range a.Env {
+		merged[n] = v
+	}
+	// A secret wins over a plain variable of the same name, as the later
+	// entry does on Kubernetes.
+	for n, v := range a.Secrets {
+		merged[n] = v
+	}
+	s := spec{image: a.Image, port: a.Port}
+	for _, v := range sorted(merged) {
+		s.env = append(s.env, v.Name+"="+v.Value)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00", s.image, s.port)
+	for _, v := range s.env {
+		fmt.Fprintf(h, "%s\x00", v)
+	}
+	s.digest = hex.EncodeToString(h.Sum(nil))[:16]
+	return s
+}
+
+// specOf reads back what an existing instance is made of, for Start and
+// Restart, which are given no more than the app's name.
+func specOf(ctx context.Context, e *engine, in instance) (spec, error) {
+	c, err := e.inspectContainer(ctx, in.ID)
+	if err != nil {
+		return spec{}, fmt.Errorf("inspect %s: %w", in.name, err)
+	}
+	port, err := strconv.Atoi(c.Config.Labels[labelPort])
+	if err != nil {
+		return spec{}, fmt.Errorf("%s has no port label", in.name)
+	}
+	return spec{image: c.Config.Labels[labelImage], port: port, env: c.Config.Env, digest: c.Config.Labels[labelSpec]}, nil
+}
+
+func checkNames(a App) error {
+	if a.Tenant == "" || a.Environment == "" || a.Name == "" {
+		return fmt.Errorf("an app needs a tenant, an environment and a name")
+	}
+	return nil
+}
+
+// Deploy creates the app's environment if it is new, then runs a.Replicas
+// instances of the app: instances made of what a asks for stay, the others
+// are replaced side by side (the new ones must be ready before the old ones
+// go; if they do not get ready, they go and the old ones stay).
+func (d *Docker) Deploy(ctx context.Context, a App) error {
+	if err := checkNames(a); err != nil {
+		return err
+	}
+	if a.Image == "" || a.Port <= 0 || a.Port > 65535 || a.Replicas < 0 {
+		return fmt.Errorf("deploy %s: an image, a port (1-65535) and no negative replicas are needed", a.Name)
+	}
+	if a.Replicas == 0 {
+		a.Replicas = 1
+	}
+	e, err := d.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if err := d.ensureEnvironment(ctx, e, a.Tenant, a.Environment); err != nil {
+		return err
+	}
+	if err := pullIfMissing(ctx, e, a.Image); err != nil {
+		return err
+	}
+	img, err := e.inspectImage(ctx, a.Image)
+	if err != nil {
+		return fmt.Errorf("inspect image %s: %w", a.Image, err)
+	}
+	if runsAsRoot(img.Config.User) {
+		return fmt.Errorf("deploy %s: image %s runs as root; an app runs as a user of its own", a.Name, a.Image)
+	}
+	if err := d.rollout(ctx, e, a, appSpec(a), a.Replicas, false); err != nil {
+		return fmt.Errorf("rollout of %s: %w", a.Name, err)
+	}
+	return nil
+}
+
+func runsAsRoot(user string) bool {
+	u, _, _ := strings.Cut(user, ":")
+	return u == "" || u == "0" || u == "root"
+}
+
+func pullIfMissing(ctx context.Context, e *engine, ref string) error {
+	_, err := e.inspectImage(ctx, ref)
+	if err == nil {
+		return nil
+	}
+	if !isNotFound(err) {
+		return fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	if err := e.pullImage(ctx, ref); err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	return nil
+}
+
+// ensureEnvironment creates the environment's network and Traefik, and
+// joins Traefik to the network, where they are missing.
+func (d *Docker) ensureEnvironment(ctx context.Context, e *engine, tenant, env string) error {
+	d.envMu.Lock()
+	defer d.envMu.Unlock()
+	network := Namespace(tenant, env)
+	// Internal: the environment's apps reach each other and are reached
+	// by Traefik and this host, and nothing else, as an environment's
+	// network policy allows on Kubernetes.
+	if err := ensureNetwork(ctx, e, network, true, map[string]string{labelManagedBy: "cameleer", labelTenant: tenant, labelEnvironment: env}); err != nil {
+		return err
+	}
+	return d.ensureTraefik(ctx, e)
+}
+
+func ensureNetwork(ctx context.Context, e *engine, name string, internal bool, labels map[string]string) error {
+	_, err := e.inspectNetwork(ctx, name)
+	if err == nil {
+		return nil
+	}
+	if !isNotFound(err) {
+		return fmt.Errorf("inspect network %s: %w", name, err)
+	}
+	if err := e.createNetwork(ctx, name, internal, labels); err != nil && !isConflict(err) {
+		return fmt.Errorf("create network %s: %w", name, err)
+	}
+	return nil
+}
+
+// traefikSpec is the Traefik container: the Docker provider reading the
+// daemon's socket (read-only mount; the socket's group lets Traefik's
+// unprivileged user in), routing only containers labelled as cameleer's
+// that enable it.
+func (d *Docker) traefikSpec() (containerSpec, error) {
+	fi, err := os.Stat(d.socket())
+	if err != nil {
+		return containerSpec{}, fmt.Errorf("traefik: read the Docker socket's group: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return containerSpec{}, fmt.Errorf("traefik: no owner for %s", d.socket())
+	}
+	port := d.HTTPPort
+	if port == 0 {
+		port = 80
+	}
+	s := containerSpec{
+		Image: d.TraefikImage,
+		Cmd: []string{
+			"--entryPoints.web.address=:8000/tcp",
+			"--providers.docker=true",
+			"--providers.docker.endpoint=unix:///var/run/docker.sock",
+			"--providers.docker.exposedByDefault=false",
+			"--providers.docker.constraints=Label(`" + labelManagedBy + "`,`cameleer`)",
+			"--global.checkNewVersion=false",
+			"--global.sendAnonymousUsage=false",
+			"--log.level=INFO",
+		},
+		User:         "65532:65532",
+		Labels:       map[string]string{labelManagedBy: "cameleer"},
+		ExposedPorts: map[string]struct{}{"8000/tcp": {}},
+	}
+	s.HostConfig = hostConfig{
+		NetworkMode:    traefikNetwork,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		GroupAdd:       []string{strconv.FormatUint(uint64(st.Gid), 10)},
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": "rw,noexec,nosuid,size=16m"},
+		Binds:          []string{d.socket() + ":/var/run/docker.sock:ro"},
+		PortBindings:   map[string][]portBinding{"8000/tcp": {{HostIP: d.HTTPAddress, HostPort: strconv.Itoa(port)}}},
+	}
+	s.HostConfig.RestartPolicy.Name = "unless-stopped"
+	s.HostConfig.LogConfig.Type = "json-file"
+	s.HostConfig.LogConfig.Config = map[string]string{"max-size": "10m", "max-file": "3"}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s:%d\x00%d", s.Image, strings.Join(s.Cmd, "\x00"), d.socket(), d.HTTPAddress, port, st.Gid)
+	s.Labels[labelSpec] = hex.EncodeToString(h.Sum(nil))[:16]
+	return s, nil
+}
+
+// ensureTraefik runs Traefik as traefikSpec says, replacing a Traefik made
+// otherwise, and joins it to every environment's network. The caller holds
+// d.envMu.
+func (d *Docker) ensureTraefik(ctx context.Context, e *engine) error {
+	if d.TraefikImage == "" {
+		return fmt.Errorf("traefik: no image configured")
+	}
+	want, err := d.traefikSpec()
+	if err != nil {
+		return err
+	}
+	c, err := e.inspectContainer(ctx, traefikName)
+	switch {
+	case isNotFound(err):
+	case err != nil:
+		return fmt.Errorf("inspect %s: %w", traefikName, err)
+	case c.Config.Labels[labelSpec] == want.Labels[labelSpec]:
+		if !c.State.Running {
+			if err := e.startContainer(ctx, c.ID); err != nil {
+				return fmt.Errorf("start %s: %w", traefikName, err)
+			}
+		}
+		return d.joinEnvironments(ctx, e)
+	default:
+		d.log().Info("replacing traefik, its configuration changed", "container", traefikName)
+		if err := e.removeContainer(ctx, c.ID); err != nil {
+			return fmt.Errorf("remove the outdated %s: %w", traefikName, err)
+		}
+	}
+	if err := ensureNetwork(ctx, e, traefikNetwork, false, map[string]string{labelManagedBy: "cameleer"}); err != nil {
+		return err
+	}
+	if err := pullIfMissing(ctx, e, want.Image); err != nil {
+		return err
+	}
+	id, err := e.createContainer(ctx, traefikName, want)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", traefikName, err)
+	}
+	if err := e.startContainer(ctx, id); err != nil {
+		return fmt.Errorf("start %s: %w", traefikName, err)
+	}
+	d.log().Info("traefik started", "container", traefikName, "image", want.Image, "port", want.HostConfig.PortBindings["8000/tcp"][0].HostPort)
+	return d.joinEnvironments(ctx, e)
+}
+
+// joinEnvironments connects Traefik to every environment network it is not
+// on yet.
+func (d *Docker) joinEnvironments(ctx context.Context, e *engine) error {
+	c, err := e.inspectContainer(ctx, traefikName)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", traefikName, err)
+	}
+	nets, err := e.listNetworks(ctx, map[string]string{labelManagedBy: "cameleer"})
+	if err != nil {
+		return fmt.Errorf("list the environments' networks: %w", err)
+	}
+	for _, n := range nets {
+		if _, on := c.NetworkSettings.Networks[n.Name]; on || n.Name == traefikNetwork {
+			continue
+		}
+		if err := e.connectNetwork(ctx, n.Name, c.ID); err != nil && !isConflict(err) {
+			return fmt.Errorf("connect %s to network %s: %w", traefikName, n.Name, err)
+		}
+	}
+	return nil
+}
+
+// instanceContainer is the definition of an app's i-th instance: the
+// image's user, no privileges, the environment's network only, routed by
+// Traefik at the app's host.
+func (d *Docker) instanceContainer(a App, s spec, i int) containerSpec {
+	network := Namespace(a.Tenant, a.Environment)
+	router := Namespace(a.Tenant, a.Environment) + "-" + a.Name
+	port := strconv.Itoa(s.port)
+	labels := appLabels(a)
+	for k, v := range map[string]string{
+		labelInstance:            strconv.Itoa(i),
+		labelImage:               s.image,
+		labelPort:                port,
+		labelSpec:                s.digest,
+		"traefik.enable":         "true",
+		"traefik.docker.network": network,
+		"traefik.http.routers." + router + ".rule":                      "Host(`" + d.Host(a) + "`)",
+		"traefik.http.routers." + router + ".entrypoints":               "web",
+		"traefik.http.routers." + router + ".service":                   router,
+		"traefik.http.services." + router + ".loadbalancer.server.port": port,
+	} {
+		labels[k] = v
+	}
+	c := containerSpec{
+		Image:  s.image,
+		Env:    s.env,
+		Labels: labels,
+		// The agent's port is neither exposed nor published: only this
+		// host reaches it, on the container's address.
+		ExposedPorts: map[string]struct{}{port + "/tcp": {}},
+	}
+	c.HostConfig = hostConfig{
+		NetworkMode: network,
+		CapDrop:     []string{"ALL"},
+		SecurityOpt: []string{"no-new-privileges"},
+		Memory:      appMemory,
+	}
+	c.HostConfig.RestartPolicy.Name = "unless-stopped"
+	// Bounded, and readable by the logs endpoint whatever the daemon's
+	// default driver is.
+	c.HostConfig.LogConfig.Type = "json-file"
+	c.HostConfig.LogConfig.Config = map[string]string{"max-size": "10m", "max-file": "5"}
+	return c
+}
+
+// rollout makes the app run n instances made of s. An instance with the
+// right index, name and spec stays (started if it is stopped), unless
+// replace; every other one is retired: renamed out of the way, left
+// running until the new instances are ready, then removed. If the new
+// instances do not get ready, they are removed and the retired ones take
+// their names back.
+func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, replace bool) error {
+	current, err := d.instances(ctx, e, a)
+	if err != nil {
+		return err
+	}
+	kept := map[int]instance{}
+	var retired, renamed []instance
+	for _, in := range current {
+		// A crash-looping or paused instance is replaced, not kept.
+		settled := in.State == "running" || in.State == "exited" || in.State == "created"
+		if !replace && settled && in.index < n && in.name == instanceName(a, in.index) && in.Labels[labelSpec] == s.digest {
+			kept[in.index] = in
+			continue
+		}
+		retired = append(retired, in)
+	}
+	for _, in := range retired {
+		if in.name != instanceName(a, in.index) {
+			continue
+		}
+		if err := e.renameContainer(ctx, in.ID, in.name+"-retired-"+in.ID[:12]); err != nil {
+			d.undo(e, a, nil, renamed, nil)
+			return fmt.Errorf("rename %s out of the way: %w", in.name, err)
+		}
+		renamed = append(renamed, in)
+	}
+
+	var created, started []string
+	var waits []readyWait
+	// The waits for the new instances' exits end with the rollout.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	fail := func(err error) error {
+		d.undo(e, a, created, renamed, started)
+		return err
+	}
+	for i := 0; i < n; i++ {
+		name := instanceName(a, i)
+		id := ""
+		if in, ok := kept[i]; ok {
+			if in.State == "running" {
+				waits = append(waits, readyWait{name: name, id: in.ID})
+				continue
+			}
+			id = in.ID
+		} else {
+			id, err = e.createContainer(ctx, name, d.instanceContainer(a, s, i))
+			if err != nil {
+				return fail(fmt.Errorf("create %s: %w", name, err))
+			}
+			created = append(created, id)
+		}
+		exited, err := e.watchExit(watchCtx, id)
+		if err != nil {
+			return fail(fmt.Errorf("watch %s: %w", name, err))
+		}
+		if err := e.startContainer(ctx, id); err != nil {
+			return fail(fmt.Errorf("start %s: %w", name, err))
+		}
+		if _, ok := kept[i]; ok {
+			started = append(started, id)
+		}
+		waits = append(waits, readyWait{name: name, id: id, exited: exited})
+	}
+	for _, w := range waits {
+		if err := waitReady(ctx, e, a, s.port, w); err != nil {
+			return fail(err)
+		}
+	}
+	for _, in := range retired {
+		if err := e.stopContainer(ctx, in.ID); err != nil && !isNotFound(err) {
+			return fmt.Errorf("stop the replaced %s: %w", in.name, err)
+		}
+		if err := e.removeContainer(ctx, in.ID); err != nil && !isNotFound(err) {
+			return fmt.Errorf("remove the replaced %s: %w", in.name, err)
+		}
+	}
+	return nil
+}
+
+// undo takes back a rollout that failed: removes the containers it
+// created, stops those it started, and gives renamed ones their names
+// back. It runs on its own context: the rollout's may be what ended it.
+func (d *Docker) undo(e *engine, a App, created []string, renamed []instance, started []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, id := range created {
+		if err := e.removeContainer(ctx, id); err != nil {
+			d.log().Warn("roll back: remove a new instance", "app", a.Name, "container", id, "err", err)
+		}
+	}
+	for _, id := range started {
+		if err := e.stopContainer(ctx, id); err != nil {
+			d.log().Warn("roll back: stop an instance", "app", a.Name, "container", id, "err", err)
+		}
+	}
+	for _, in := range renamed {
+		if err := e.renameContainer(ctx, in.ID, in.name); err != nil {
+			d.log().Warn("roll back: rename an instance back", "app", a.Name, "container", in.name, "err", err)
+		}
+	}
+}
+
+// readyWait is an instance to wait for; exited reports its exit if it was
+// started by this rollout.
+type readyWait struct {
+	name, id string
+	exited   <-chan exitStatus
+}
+
+// waitReady waits until the instance accepts TCP connections on port at
+// its address on the environment's network (what the readiness probe
+// checks on Kubernetes), and says why not if it exits or does not get
+// there in readyTimeout.
+func waitReady(ctx context.Context, e *engine, a App, port int, w readyWait) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	network := Namespace(a.Tenant, a.Environment)
+	var last string
+	for {
+		c, err := e.inspectContainer(ctx, w.id)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("inspect %s: %w", w.name, err)
+		}
+		switch {
+		case c.State.Status == "exited" || c.State.Status == "dead":
+			return exitError(e, w, c.State.ExitCode, c.State.OOMKilled, c.State.Error)
+		case c.State.Running:
+			ip := c.NetworkSettings.Networks[network].IPAddress
+			if accepts(ctx, ip, port) {
+				return nil
+			}
+			last = fmt.Sprintf("nothing accepts connections on port %d at %q", port, ip)
+		default:
+			last = "it is " + c.State.Status
+		}
+		select {
+		case st := <-w.exited:
+			if st.code < 0 {
+				return fmt.Errorf("wait for %s to exit: %v", w.name, st.err)
+			}
+			msg := ""
+			if st.err != nil {
+				msg = st.err.Error()
+			}
+			return exitError(e, w, st.code, false, msg)
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s is not ready after %s: %s%s", w.name, readyTimeout, last, lastLines(e, w.id))
+	}
+	return fmt.Errorf("wait for %s: %w", w.name, ctx.Err())
+}
+
+// accepts tells whether something listens on port at ip, an instance's
+// address on its environment's network; no address is no answer.
+func accepts(ctx context.Context, ip string, port int) bool {
+	if ip == "" || port == 0 {
+		return false
+	}
+	conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+func exitError(e *engine, w readyWait, code int, oom bool, reason string) error {
+	why := fmt.Sprintf("exited with code %d", code)
+	if oom {
+		why += " (out of memory)"
+	}
+	if reason != "" {
+		why += " (" + reason + ")"
+	}
+	return fmt.Errorf("%s %s%s", w.name, why, lastLines(e, w.id))
+}
+
+// lastLines is the end of an instance's output, on one line, for an error
+// that says why it failed.
+func lastLines(e *engine, id string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var b strings.Builder
+	if err := e.logs(ctx, id, 10, false, &b); err != nil || strings.TrimSpace(b.String()) == "" {
+		return ""
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return "; its last output: " + strings.Join(lines, " | ")
+}
+
+// Stop stops the app's containers; they stay, and stay stopped when the
+// daemon restarts.
+func (d *Docker) Stop(ctx context.Context, a App) error {
+	e, ins, err := d.find(ctx, a)
+	if err != nil {
+		return err
+	}
+	for _, in := range ins {
+		if err := e.stopContainer(ctx, in.ID); err != nil {
+			return fmt.Errorf("stop %s: %w", in.name, err)
+		}
+	}
+	return nil
+}
+
+// Start runs the app again with a.Replicas instances made as its existing
+// ones are, and waits for them.
+func (d *Docker) Start(ctx context.Context, a App) error {
+	if a.Replicas < 0 {
+		return fmt.Errorf("start %s: %d replicas", a.Name, a.Replicas)
+	}
+	if a.Replicas == 0 {
+		a.Replicas = 1
+	}
+	e, s, _, err := d.existing(ctx, a)
+	if err != nil {
+		return err
+	}
+	if err := d.rollout(ctx, e, a, s, a.Replicas, false); err != nil {
+		return fmt.Errorf("rollout of %s: %w", a.Name, err)
+	}
+	return nil
+}
+
+// Restart replaces the app's running instances with new ones made the same
+// way and waits for them; a stopped app stays stopped.
+func (d *Docker) Restart(ctx context.Context, a App) error {
+	e, s, ins, err := d.existing(ctx, a)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, in := range ins {
+		if in.meantToRun() {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := d.rollout(ctx, e, a, s, n, true); err != nil {
+		return fmt.Errorf("rollout of %s: %w", a.Name, err)
+	}
+	return nil
+}
+
+// find lists a deployed app's instances.
+func (d *Docker) find(ctx context.Context, a App) (*engine, []instance, error) {
+	if err := checkNames(a); err != nil {
+		return nil, nil, err
+	}
+	e, err := d.connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ins, err := d.instances(ctx, e, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ins) == 0 {
+		return nil, nil, fmt.Errorf("no such app %s in %s/%s", a.Name, a.Tenant, a.Environment)
+	}
+	return e, ins, nil
+}
+
+// existing finds a deployed app's instances and what they are made of.
+func (d *Docker) existing(ctx context.Context, a App) (*engine, spec, []instance, error) {
+	e, ins, err := d.find(ctx, a)
+	if err != nil {
+		return nil, spec{}, nil, err
+	}
+	s, err := specOf(ctx, e, ins[0])
+	if err != nil {
+		return nil, spec{}, nil, err
+	}
+	return e, s, ins, nil
+}
+
+// Status counts the app's instances meant to run and, of those, the ones
+// that accept connections on the app's port.
+func (d *Docker) Status(ctx context.Context, a App) (Status, error) {
+	e, ins, err := d.find(ctx, a)
+	if err != nil {
+		return Status{}, err
+	}
+	st := Status{App: a.Name, Image: ins[0].Labels[labelImage]}
+	network := Namespace(a.Tenant, a.Environment)
+	for _, in := range ins {
+		if !in.meantToRun() {
+			continue
+		}
+		st.Replicas++
+		if in.State != "running" {
+			continue
+		}
+		c, err := e.inspectContainer(ctx, in.ID)
+		if err != nil {
+			return Status{}, fmt.Errorf("inspect %s: %w", in.name, err)
+		}
+		port, _ := strconv.Atoi(in.Labels[labelPort])
+		if accepts(ctx, c.NetworkSettings.Networks[network].IPAddress, port) {
+			st.Ready++
+		}
+	}
+	return st, nil
+}
+
+// List names the apps of an environment.
+func (d *Docker) List(ctx context.Context, tenant, env string) ([]string, error) {
+	e, err := d.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := e.listContainers(ctx, map[string]string{labelManagedBy: "cameleer", labelTenant: tenant, labelEnvironment: env})
+	if err != nil {
+		return nil, fmt.Errorf("list the apps of %s/%s: %w", tenant, env, err)
+	}
+	var names []string
+	for _, c := range cs {
+		if n := c.Labels[labelApp]; n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Logs writes the output of the app's first instance to w (as kubectl logs
+// of a deployment picks one pod): the last tail lines (all if tail < 0),
+// then, with follow, what comes until ctx is done or the instance stops.
+func (d *Docker) Logs(ctx context.Context, a App, tail int, follow bool, w io.Writer) error {
+	e, ins, err := d.find(ctx, a)
+	if err != nil {
+		return err
+	}
+	if err := e.logs(ctx, ins[0].ID, tail, follow, w); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("logs of %s: %w", a.Name, err)
+	}
+	return nil
+}

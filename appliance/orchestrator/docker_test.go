@@ -1,0 +1,567 @@
+//go:build docker
+
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cameleer/cameleer/appliance/build"
+	"github.com/cameleer/cameleer/appliance/images"
+	"github.com/cameleer/cameleer/appliance/registry"
+	"github.com/cameleer/cameleer/internal/testutil"
+)
+
+const poll = 500 * time.Millisecond
+
+// TestDocker runs a Java app built with the payload's runtime and agent on
+// a Docker Engine started for the test, in two environments, routed by
+// the payload's Traefik, through deploy, stop, start, restart, a redeploy
+// and a deploy that fails.
+func TestDocker(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a Docker Engine")
+	}
+	buildDir := os.Getenv("CAMELEER_BUILD")
+	if buildDir == "" {
+		t.Skip("CAMELEER_BUILD is unset: run `make test-docker`, which builds the payload (images, agent) and points here")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+
+	socket := startDockerd(t)
+	reg := startRegistry(t)
+	traefik, _, err := images.OpenArchive(filepath.Join(buildDir, "payload", "images", "traefik.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jre, _, err := images.OpenArchive(filepath.Join(buildDir, "payload", "images", "jre.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := os.ReadFile(filepath.Join(buildDir, "payload", "agent", "cameleer-agent.jar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appImage := func(class, src string) v1.Image {
+		res, err := build.Image(build.Input{Base: jre, Agent: agent, App: javaJar(t, class, src)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Image
+	}
+	image := push(t, ctx, reg, "acme/orders", appImage("Orders", ordersSrc))
+	broken := push(t, ctx, reg, "acme/broken", appImage("Broken", brokenSrc))
+
+	d := &Docker{Socket: socket, AppsDomain: "apps.test", HTTPPort: freePort(t), HTTPAddress: "127.0.0.1",
+		TraefikImage: push(t, ctx, reg, "cameleer/traefik", traefik)}
+	dev := App{Tenant: "acme", Environment: "dev", Name: "orders", Image: image, Replicas: 2, Port: 8080,
+		Env: map[string]string{"GREETING": "hello-dev"}}
+	const secret = "s3cr3t-api-token-42"
+	prod := dev
+	prod.Environment, prod.Replicas = "prod", 1
+	prod.Env, prod.Secrets = map[string]string{"GREETING": "hello-prod"}, map[string]string{"API_TOKEN": secret}
+
+	// A connection a request: Traefik balances each over the instances.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(host, path string) (int, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(d.HTTPPort)+path, nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	answers := func(a App, want string) func() error {
+		return func() error {
+			code, body, err := get(d.Host(a), "/")
+			if err == nil && (code != http.StatusOK || !strings.Contains(body, want)) {
+				err = fmt.Errorf("HTTP %d %q, want 200 with %q", code, body, want)
+			}
+			return err
+		}
+	}
+	silent := func(a App) func() error {
+		return func() error {
+			if code, body, err := get(d.Host(a), "/"); err == nil && code == http.StatusOK {
+				return fmt.Errorf("still answers: %q", body)
+			}
+			return nil
+		}
+	}
+	ids := func(a App) []string {
+		t.Helper()
+		e, err := d.connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins, err := d.instances(ctx, e, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, in := range ins {
+			out = append(out, in.ID)
+		}
+		return out
+	}
+	status := func(a App, replicas, ready int) {
+		t.Helper()
+		st, err := d.Status(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Status{App: a.Name, Image: a.Image, Replicas: replicas, Ready: ready}); st != want {
+			t.Errorf("status of %s/%s: %+v, want %+v", a.Environment, a.Name, st, want)
+		}
+	}
+
+	// Deploy: the app answers through Traefik, its output has the agent's
+	// line and its configuration.
+	if err := d.Deploy(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, poll, 2*time.Minute, "dev answers through Traefik", answers(dev, "orders says hello-dev, token-length=0"))
+	var logs bytes.Buffer
+	if err := d.Logs(ctx, dev, 100, false, &logs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cameleer-agent ", "orders listening on 8080, GREETING=hello-dev"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, logs.String())
+		}
+	}
+	status(dev, 2, 2)
+	if apps, err := d.List(ctx, "acme", "dev"); err != nil || !slices.Equal(apps, []string{"orders"}) {
+		t.Errorf("list of acme/dev: %v %v, want [orders]", apps, err)
+	}
+	if code, body, err := get("nothing.dev.acme.apps.test", "/"); err != nil || code != http.StatusNotFound {
+		t.Errorf("an unknown host: HTTP %d %q %v, want 404", code, body, err)
+	}
+
+	// Following the logs shows what comes, until its context ends.
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	var followed syncBuffer
+	followDone := make(chan error, 1)
+	go func() { followDone <- d.Logs(followCtx, dev, 0, true, &followed) }()
+	testutil.Eventually(t, poll, time.Minute, "a request shows in the followed logs", func() error {
+		get(d.Host(dev), "/followed")
+		if !strings.Contains(followed.String(), "orders served /followed") {
+			return fmt.Errorf("followed so far: %q", followed.String())
+		}
+		return nil
+	})
+	stopFollowing()
+	if err := <-followDone; err != nil {
+		t.Errorf("logs --follow ended with %v", err)
+	}
+
+	// Deploying what runs changes nothing.
+	before := ids(dev)
+	if err := d.Deploy(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	if after := ids(dev); !slices.Equal(before, after) {
+		t.Errorf("deploying the same app again replaced its containers: %v, then %v", before, after)
+	}
+
+	// The same image digest in prod with prod's configuration and a
+	// secret: both environments answer with their own.
+	if err := d.Deploy(ctx, prod); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, poll, 2*time.Minute, "prod answers", answers(prod, fmt.Sprintf("orders says hello-prod, token-length=%d", len(secret))))
+	testutil.Eventually(t, poll, time.Minute, "dev still answers", answers(dev, "orders says hello-dev, token-length=0"))
+	status(prod, 1, 1)
+
+	// Stop, start, restart.
+	if err := d.Stop(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, poll, time.Minute, "stopped dev does not answer", silent(dev))
+	status(dev, 0, 0)
+	testutil.Eventually(t, poll, time.Minute, "prod answers while dev is stopped", answers(prod, "hello-prod"))
+	if err := d.Start(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	status(dev, 2, 2)
+	testutil.Eventually(t, poll, 2*time.Minute, "started dev answers", answers(dev, "hello-dev"))
+	before = ids(dev)
+	if err := d.Restart(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	after := ids(dev)
+	if len(after) != 2 || slices.ContainsFunc(after, func(id string) bool { return slices.Contains(before, id) }) {
+		t.Errorf("restart: containers %v, then %v, want two new ones", before, after)
+	}
+	testutil.Eventually(t, poll, 2*time.Minute, "restarted dev answers", answers(dev, "hello-dev"))
+
+	// A redeploy with other configuration replaces the containers.
+	dev.Env = map[string]string{"GREETING": "hello-again"}
+	before = ids(dev)
+	if err := d.Deploy(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	if after := ids(dev); len(after) != 2 || slices.ContainsFunc(after, func(id string) bool { return slices.Contains(before, id) }) {
+		t.Errorf("redeploy: containers %v, then %v, want two new ones", before, after)
+	}
+	testutil.Eventually(t, poll, 2*time.Minute, "redeployed dev answers", answers(dev, "orders says hello-again"))
+
+	// An image whose process exits fails the deploy, which says how, and
+	// leaves the app as it was.
+	before = ids(dev)
+	failing := dev
+	failing.Image = broken
+	err = d.Deploy(ctx, failing)
+	if err == nil || !strings.Contains(err.Error(), "exited with code 3") || !strings.Contains(err.Error(), "broken on purpose") {
+		t.Errorf("deploying an app that exits: %v, want an error naming the exit code and its output", err)
+	} else {
+		t.Logf("deploying an app that exits: %v", err)
+	}
+	if after := ids(dev); !slices.Equal(before, after) {
+		t.Errorf("a failed deploy changed the app's containers: %v, then %v", before, after)
+	}
+	status(dev, 2, 2)
+	testutil.Eventually(t, poll, time.Minute, "dev answers after the failed deploy", answers(dev, "orders says hello-again"))
+}
+
+const ordersSrc = `import com.sun.net.httpserver.HttpServer;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+
+public class Orders {
+    public static void main(String[] args) throws Exception {
+        HttpServer s = HttpServer.create(new InetSocketAddress(8080), 0);
+        s.createContext("/", x -> {
+            String token = System.getenv("API_TOKEN");
+            byte[] b = ("orders says " + System.getenv("GREETING") + ", token-length=" + (token == null ? 0 : token.length()) + "\n").getBytes(StandardCharsets.UTF_8);
+            x.sendResponseHeaders(200, b.length);
+            x.getResponseBody().write(b);
+            x.close();
+            System.out.println("orders served " + x.getRequestURI().getPath());
+        });
+        s.start();
+        System.out.println("orders listening on 8080, GREETING=" + System.getenv("GREETING"));
+    }
+}
+`
+
+const brokenSrc = `public class Broken {
+    public static void main(String[] args) {
+        System.out.println("broken on purpose");
+        System.exit(3);
+    }
+}
+`
+
+// javaJar compiles one class and packs it as a runnable JAR.
+func javaJar(t *testing.T, class, src string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, class+".java"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest"), []byte("Main-Class: "+class+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"javac", "--release", "17", class + ".java"},
+		{"jar", "--create", "--file", "app.jar", "--manifest", "manifest", class + ".class"},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "app.jar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// startRegistry serves the in-process registry on loopback, which Docker
+// pulls from over plain HTTP.
+func startRegistry(t *testing.T) string {
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := registry.New(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("registry: %v", err)
+		}
+	})
+	return l.Addr().String()
+}
+
+// push writes img to the registry and returns its reference by digest.
+func push(t *testing.T, ctx context.Context, reg, repo string, img v1.Image) string {
+	t.Helper()
+	digest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(reg+"/"+repo+":test", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	return reg + "/" + repo + "@" + digest.String()
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a buffer one goroutine writes while another reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDockerd runs a Docker Engine of the test's own and returns its
+// socket. Everything it keeps is under a temporary directory, and it stays
+// off what another engine on this host uses: it runs in a mount namespace
+// of its own with empty /run and /opt (so it neither finds nor touches a
+// containerd under /run/containerd or /opt/containerd and starts its own,
+// whose state is under the exec root), with no default bridge, no
+// iptables rules, no IP forwarding and a cgroup parent of its own. Cleanup
+// removes its containers and networks through its API, stops it by its
+// PID, and then checks that no process, mount, bridge or cgroup of it is
+// left, removing what is.
+func startDockerd(t *testing.T) string {
+	path := "/usr/sbin:/usr/bin:/sbin:/bin"
+	dockerd, err := lookPath("dockerd", path)
+	if err != nil {
+		t.Fatalf("dockerd: %v (scripts/deps.sh installs docker.io)", err)
+	}
+	dir := t.TempDir()
+	linksBefore := links(t)
+	cgroupParent := fmt.Sprintf("cameleer-docker-test-%d", os.Getpid())
+	config := fmt.Sprintf(`{"deprecated-key-path": %q}`, filepath.Join(dir, "key.json"))
+	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(dir, "docker.sock")
+	logFile, err := os.Create(filepath.Join(dir, "dockerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	script := `mount -t tmpfs -o mode=0755 cameleer-test /run && mount -t tmpfs -o mode=0755 cameleer-test /opt && exec "$0" "$@"`
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, dockerd,
+		"--data-root", filepath.Join(dir, "root"), "--exec-root", filepath.Join(dir, "exec"),
+		"-H", "unix://"+socket, "--pidfile", filepath.Join(dir, "docker.pid"),
+		"--config-file", filepath.Join(dir, "daemon.json"),
+		"--iptables=false", "--ip6tables=false", "--ip-forward=false", "--bridge=none",
+		"--cgroup-parent=/"+cgroupParent)
+	cmd.Env = append(os.Environ(), "PATH="+path)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start dockerd: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	dockerdLog := func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "dockerd.log"))
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		return string(b)
+	}
+
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if e, err := dialEngine(ctx, socket); err == nil {
+			removeEverything(t, ctx, e)
+		} else {
+			t.Errorf("dockerd before stopping: %v", err)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			t.Errorf("dockerd did not stop on SIGTERM in a minute; killing it")
+			cmd.Process.Kill()
+			<-exited
+		}
+		// What it started (containerd, shims) names the directory in its
+		// command line; nothing else does.
+		for _, pid := range processesNaming(dir) {
+			t.Errorf("process %d of the test's dockerd outlived it; killing it", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		for _, m := range mountsUnder(t, dir) {
+			t.Errorf("%s is still mounted; unmounting it", m)
+			syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+		for _, l := range links(t) {
+			if !slices.Contains(linksBefore, l) && (strings.HasPrefix(l, "br-") || l == "docker0") {
+				t.Errorf("bridge %s is left; deleting it", l)
+				if out, err := exec.Command("ip", "link", "delete", l).CombinedOutput(); err != nil {
+					t.Errorf("ip link delete %s: %v: %s", l, err, out)
+				}
+			}
+		}
+		cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroupParent)
+		cgroups = append(cgroups, "/sys/fs/cgroup/"+cgroupParent)
+		for _, cg := range cgroups {
+			if err := os.Remove(cg); err != nil && !os.IsNotExist(err) {
+				t.Errorf("remove cgroup %s: %v", cg, err)
+			}
+		}
+		if t.Failed() {
+			t.Logf("dockerd's log ends:\n%s", dockerdLog())
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		if _, err := dialEngine(ctx, socket); err == nil {
+			return socket
+		}
+		select {
+		case <-exited:
+			t.Fatalf("dockerd exited:\n%s", dockerdLog())
+		case <-ctx.Done():
+			t.Fatalf("dockerd does not answer on %s after a minute:\n%s", socket, dockerdLog())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func lookPath(file, path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, file)
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not in %s", file, path)
+}
+
+// removeEverything removes the daemon's containers, then its networks,
+// which takes their bridges off the host.
+func removeEverything(t *testing.T, ctx context.Context, e *engine) {
+	cs, err := e.listContainers(ctx, nil)
+	if err != nil {
+		t.Errorf("list containers: %v", err)
+	}
+	for _, c := range cs {
+		if err := e.removeContainer(ctx, c.ID); err != nil {
+			t.Errorf("remove container %v: %v", c.Names, err)
+		}
+	}
+	ns, err := e.listNetworks(ctx, nil)
+	if err != nil {
+		t.Errorf("list networks: %v", err)
+	}
+	for _, n := range ns {
+		if n.Name == "host" || n.Name == "none" || n.Name == "bridge" {
+			continue
+		}
+		if err := e.do(ctx, http.MethodDelete, "/networks/"+n.ID, nil, nil, nil); err != nil {
+			t.Errorf("remove network %s: %v", n.Name, err)
+		}
+	}
+}
+
+// links names this host's network interfaces.
+func links(t *testing.T) []string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, i := range ifs {
+		names = append(names, i.Name)
+	}
+	return names
+}
+
+// processesNaming lists the processes whose command line mentions s.
+func processesNaming(s string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, en := range entries {
+		pid, err := strconv.Atoi(en.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
+		if err == nil && bytes.Contains(b, []byte(s)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// mountsUnder lists this mount namespace's mount points under dir, deepest
+// first.
+func mountsUnder(t *testing.T, dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			ms = append(ms, f[4])
+		}
+	}
+	slices.SortFunc(ms, func(a, b string) int { return len(b) - len(a) })
+	return ms
+}
