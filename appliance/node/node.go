@@ -23,6 +23,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/engine"
 	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/appliance/payload"
+	"github.com/cameleer/cameleer/appliance/tunnelclient"
 )
 
 // Status is what a running node reports.
@@ -114,8 +115,11 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 	defer srv.Close()
 	log.Info("starting engine", "dataDir", c.DataDir, "payload", p.Payload)
 	go func() {
-		if err := runTunnel(ctx, log, c.DataDir, status, appWorker(log, c, p)); err != nil {
-			log.Info("no tunnel to a control plane", "reason", err)
+		if _, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(c.DataDir)); err != nil {
+			log.Info("not registered with a control plane yet; waiting for `cameleer token redeem`")
+		}
+		if err := runTunnel(ctx, log, c.DataDir, true, status, appWorker(log, c, p)); err != nil {
+			log.Warn("no tunnel to a control plane", "reason", err)
 		}
 	}()
 	go func() {

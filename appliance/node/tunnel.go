@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -48,11 +49,24 @@ func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context
 	return mux
 }
 
-// runTunnel keeps the tunnel to the control plane open when this host is
-// registered; it returns at once when it is not. worker, when not nil, runs
-// the control plane's deployments.
-func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, nodeStatus func(context.Context) Status, worker *deploy.Worker) error {
+// registrationPoll is how often a node that is not registered looks for a
+// registration (`cameleer token redeem` while it runs).
+const registrationPoll = 2 * time.Second
+
+// runTunnel keeps the tunnel to the control plane open once this host is
+// registered; with wait, a host that is not registered yet waits for
+// `cameleer token redeem`, else it returns at once. worker, when not nil,
+// runs the control plane's deployments.
+func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool, nodeStatus func(context.Context) Status, worker *deploy.Worker) error {
 	id, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(dataDir))
+	for wait && errors.Is(err, tunnelclient.ErrNotRegistered) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(registrationPoll):
+		}
+		id, err = tunnelclient.LoadIdentity(tunnelclient.IdentityDir(dataDir))
+	}
 	if err != nil {
 		return err
 	}
@@ -98,5 +112,5 @@ func AppURL(c config.Config, a orchestrator.App) string {
 // RunNoEngine runs only the tunnel and the local API, without Kubernetes
 // (tests, debugging, hosts that only relay).
 func RunNoEngine(ctx context.Context, log *slog.Logger, dataDir string) error {
-	return runTunnel(ctx, log, dataDir, nil, nil)
+	return runTunnel(ctx, log, dataDir, false, nil, nil)
 }

@@ -26,8 +26,21 @@ func (n *node) testTunnelWithEngine(t *testing.T) {
 	var ott struct{ Token string }
 	call("POST", "/api/v1/tenants/acme/runner-tokens", nil, &ott)
 	n.run("token", "redeem", ott.Token, "--data-dir", dataDir, "--name", "e2e-node")
+	var runners []struct {
+		ID        string
+		Connected bool
+	}
+	connected := func() error {
+		call("GET", "/api/v1/tenants/acme/runners", nil, &runners)
+		if len(runners) != 1 || !runners[0].Connected {
+			return fmt.Errorf("runners %+v", runners)
+		}
+		return nil
+	}
+	// The running node picks its registration up by itself.
+	testutil.Eventually(t, poll, time.Minute, "the running node connected after redeem", connected)
 
-	// Restart cameleer run so that it picks the identity up.
+	// And connects again after a restart of cameleer run.
 	before := n.status(t)
 	if err := syscall.Kill(before.PID, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -43,17 +56,7 @@ func (n *node) testTunnelWithEngine(t *testing.T) {
 		t.Fatalf("install after stop:\n%s", out)
 	}
 
-	var runners []struct {
-		ID        string
-		Connected bool
-	}
-	testutil.Eventually(t, poll, time.Minute, "the node's runner connected", func() error {
-		call("GET", "/api/v1/tenants/acme/runners", nil, &runners)
-		if len(runners) != 1 || !runners[0].Connected {
-			return fmt.Errorf("runners %+v", runners)
-		}
-		return nil
-	})
+	testutil.Eventually(t, poll, time.Minute, "the node's runner connected after the restart", connected)
 	var st struct {
 		Engine bool
 		Node   struct {
