@@ -9,9 +9,9 @@
 # RUNS times: compiles a new version of a small Java HTTP server (javac),
 # uploads it, deploys it to dev through the API and times until Traefik on
 # :80 answers 200 with the new version (JVM start included), and until the
-# deployment reports running (rollout complete). The first run also pays for the JRE base layers going
-# into the node's registry. The node is reset and the control plane stopped
-# at the end. Needs root, javac, and the node's ports free.
+# deployment reports running (rollout complete). The first run also pays
+# for the JRE base layers going into the node's registry. The node is reset
+# and the control plane stopped at the end. Needs root, javac, and the node's ports free.
 set -euo pipefail
 bin=$(realpath "${CAMELEER_BIN:-bin/cameleer}")
 cpbin=$(realpath "${CONTROLPLANE_BIN:-bin/cameleer-controlplane}")
