@@ -18,13 +18,16 @@ const StatusPath = "/status"
 
 // RunnerStatus is what the runner's local API answers on /status.
 type RunnerStatus struct {
-	RunnerID string    `json:"runnerId"`
-	Name     string    `json:"name"`
-	Tenant   string    `json:"tenant"`
-	Version  string    `json:"version"`
-	Hostname string    `json:"hostname"`
-	Engine   bool      `json:"engine"`
-	Since    time.Time `json:"since"`
+	RunnerID string `json:"runnerId"`
+	Name     string `json:"name"`
+	Tenant   string `json:"tenant"`
+	Version  string `json:"version"`
+	Hostname string `json:"hostname"`
+	Engine   bool   `json:"engine"`
+	// Orchestrator runs the runner's apps: kubernetes (the engine),
+	// docker, or "" (none: --no-engine).
+	Orchestrator string    `json:"orchestrator,omitempty"`
+	Since        time.Time `json:"since"`
 	// Node is the engine's status when the engine runs.
 	Node any `json:"node,omitempty"`
 }

@@ -38,14 +38,14 @@ func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []
 		byName["containerd"],
 		{
 			Name:  "registry",
-			Run:   p.runRegistry,
+			Run:   p.RunRegistry,
 			Ready: httpReady(regURL),
 		},
 		{
 			Name:  "system-images",
 			Needs: []string{"registry"},
 			Init: func(ctx context.Context) error {
-				return p.pushImages(ctx, log, imageArchives)
+				return p.PushImages(ctx, log, imageArchives)
 			},
 		},
 		byName["kube-apiserver"],
@@ -87,7 +87,8 @@ func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []
 // SystemDeployments are the add-ons' deployments in kube-system.
 var SystemDeployments = []string{"coredns", "local-path-provisioner", "traefik"}
 
-func (p Paths) runRegistry(ctx context.Context) error {
+// RunRegistry serves the node's registry on RegistryAddr until ctx is done.
+func (p Paths) RunRegistry(ctx context.Context) error {
 	reg, err := registry.New(ctx, p.Path("registry"))
 	if err != nil {
 		return err
@@ -99,10 +100,10 @@ func (p Paths) runRegistry(ctx context.Context) error {
 	return reg.Serve(ctx, l)
 }
 
-// pushImages copies the payload's system images into the node's registry,
+// PushImages copies the payload's system images into the node's registry,
 // under the names the manifests use. Blobs already there are skipped, so
 // this is cheap after the first start.
-func (p Paths) pushImages(ctx context.Context, log *slog.Logger, archives []string) error {
+func (p Paths) PushImages(ctx context.Context, log *slog.Logger, archives []string) error {
 	for _, a := range archives {
 		img, info, err := images.OpenArchive(a)
 		if err != nil {

@@ -42,6 +42,19 @@ func PIDFile(c config.Config) string { return c.Path("run", "cameleer.pid") }
 // engine's PKI and configs. Install calls it too, so a node is complete on
 // disk before it first starts.
 func Prepare(ctx context.Context, c config.Config) (engine.Paths, []string, error) {
+	p, archives, err := extract(ctx, c)
+	if err != nil {
+		return p, nil, err
+	}
+	if err := engine.Prepare(p); err != nil {
+		return p, nil, err
+	}
+	return p, archives, nil
+}
+
+// extract unpacks the running executable's payload into the data dir (a
+// payload already there is kept) and lists its image archives.
+func extract(ctx context.Context, c config.Config) (engine.Paths, []string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return engine.Paths{}, nil, err
@@ -65,9 +78,6 @@ func Prepare(ctx context.Context, c config.Config) (engine.Paths, []string, erro
 			p.Images[part.Name] = part.Image
 			archives = append(archives, filepath.Join(dir, part.Files[0]))
 		}
-	}
-	if err := engine.Prepare(p); err != nil {
-		return p, nil, err
 	}
 	return p, archives, nil
 }
@@ -118,7 +128,7 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 		if _, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(c.DataDir)); err != nil {
 			log.Info("not registered with a control plane yet; waiting for `cameleer token redeem`")
 		}
-		if err := runTunnel(ctx, log, c.DataDir, true, status, appWorker(log, c, p)); err != nil {
+		if err := runTunnel(ctx, log, c.DataDir, true, status, "kubernetes", appWorker(log, c, p)); err != nil {
 			log.Warn("no tunnel to a control plane", "reason", err)
 		}
 	}()

@@ -27,13 +27,14 @@ import (
 )
 
 // localAPI is what the control plane may call on the runner, through the
-// tunnel. nodeStatus and apps are nil without the engine.
-func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status, apps http.Handler) http.Handler {
+// tunnel. nodeStatus is nil without the engine, apps nil without an
+// orchestrator (named by orch).
+func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status, orch string, apps http.Handler) http.Handler {
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		st := api.RunnerStatus{RunnerID: id.RunnerID, Name: id.Name, Tenant: id.Tenant, Version: version.Version,
-			Hostname: host, Engine: nodeStatus != nil, Since: since}
+			Hostname: host, Engine: nodeStatus != nil, Orchestrator: orch, Since: since}
 		if nodeStatus != nil {
 			st.Node = nodeStatus(r.Context())
 		}
@@ -56,8 +57,8 @@ const registrationPoll = 2 * time.Second
 // runTunnel keeps the tunnel to the control plane open once this host is
 // registered; with wait, a host that is not registered yet waits for
 // `cameleer token redeem`, else it returns at once. worker, when not nil,
-// runs the control plane's deployments.
-func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool, nodeStatus func(context.Context) Status, worker *deploy.Worker) error {
+// runs the control plane's deployments on the orchestrator orch.
+func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool, nodeStatus func(context.Context) Status, orch string, worker *deploy.Worker) error {
 	id, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(dataDir))
 	for wait && errors.Is(err, tunnelclient.ErrNotRegistered) {
 		select {
@@ -76,7 +77,7 @@ func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool,
 		worker.Tenant, worker.ControlPlane = id.Tenant, c.ControlPlane()
 		apps = worker.Handler(ctx)
 	}
-	c.LocalAPI = localAPI(id, time.Now(), nodeStatus, apps)
+	c.LocalAPI = localAPI(id, time.Now(), nodeStatus, orch, apps)
 	return c.Run(ctx)
 }
 
@@ -112,5 +113,5 @@ func AppURL(c config.Config, a orchestrator.App) string {
 // RunNoEngine runs only the tunnel and the local API, without Kubernetes
 // (tests, debugging, hosts that only relay).
 func RunNoEngine(ctx context.Context, log *slog.Logger, dataDir string) error {
-	return runTunnel(ctx, log, dataDir, false, nil, nil)
+	return runTunnel(ctx, log, dataDir, false, nil, "", nil)
 }

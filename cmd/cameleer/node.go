@@ -34,12 +34,26 @@ func newRunCommand() *cobra.Command {
 	}
 	dataDir := dataDirFlag(cmd)
 	noEngine := cmd.Flags().Bool("no-engine", false, "run only the tunnel to the control plane and the local API, no Kubernetes")
+	orch := cmd.Flags().String("orchestrator", "kubernetes", "what runs the apps: kubernetes (the embedded engine) or docker (this host's Docker Engine)")
+	socket := cmd.Flags().String("docker-socket", "/var/run/docker.sock", "with --orchestrator docker: the Docker Engine's API socket")
+	httpPort := cmd.Flags().Int("http-port", config.DefaultHTTPPort, "with --orchestrator docker: the port Traefik serves apps on")
+	appsDomain := cmd.Flags().String("apps-domain", config.DefaultAppsDomain, "with --orchestrator docker: DNS suffix apps are routed under: APP.ENV.TENANT.DOMAIN")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-		if *noEngine {
+		switch {
+		case *noEngine:
 			return node.RunNoEngine(ctx, log, *dataDir)
+		case *orch == "docker":
+			c, err := config.Default(*dataDir)
+			if err != nil {
+				return err
+			}
+			c.HTTPPort, c.AppsDomain = *httpPort, *appsDomain
+			return node.RunDocker(ctx, log, c, node.DockerOptions{Socket: *socket})
+		case *orch != "kubernetes":
+			return fmt.Errorf("--orchestrator %q: use kubernetes or docker", *orch)
 		}
 		c, err := config.Load(*dataDir)
 		if err != nil {

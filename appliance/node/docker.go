@@ -1,0 +1,91 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/orchestrator"
+)
+
+// DockerOptions configure a runner that runs apps on a host's Docker
+// Engine instead of the embedded Kubernetes.
+type DockerOptions struct {
+	// Socket is the Docker Engine's API socket; empty: /var/run/docker.sock.
+	Socket string
+}
+
+// RunDocker runs the runner without the engine, its apps on the host's
+// Docker Engine: the registry (for the images it builds and for Traefik's),
+// the tunnel, the local API and the deploy worker, until ctx is done.
+func RunDocker(ctx context.Context, log *slog.Logger, c config.Config, opts DockerOptions) error {
+	if err := os.MkdirAll(c.RunDir(), 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockRun(c)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	p, _, err := extract(ctx, c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	regErr := make(chan error, 1)
+	go func() { regErr <- p.RunRegistry(ctx) }()
+	if err := waitRegistry(ctx, p.RegistryAddr(), regErr); err != nil {
+		return err
+	}
+	traefik := filepath.Join(p.Payload, "images", "traefik.tar")
+	if err := p.PushImages(ctx, log, []string{traefik}); err != nil {
+		return err
+	}
+	ref, ok := p.Images["traefik"]
+	if !ok {
+		return fmt.Errorf("the payload has no traefik image")
+	}
+	w := appWorker(log, c, p)
+	// Docker pulls from the registry on loopback, which it trusts without
+	// TLS; the images keep the names they have in the registry.
+	w.ImageHost = p.RegistryAddr()
+	w.Runtime = &orchestrator.Docker{Socket: opts.Socket, AppsDomain: c.AppsDomain, HTTPPort: c.HTTPPort,
+		TraefikImage: strings.Replace(ref, config.RegistryHost, p.RegistryAddr(), 1), Log: log.With("component", "docker")}
+	log.Info("running apps on Docker", "socket", opts.Socket, "dataDir", c.DataDir)
+	tunnelErr := make(chan error, 1)
+	go func() { tunnelErr <- runTunnel(ctx, log, c.DataDir, true, nil, "docker", w) }()
+	select {
+	case err := <-regErr:
+		if err != nil {
+			return fmt.Errorf("registry: %w", err)
+		}
+		return nil
+	case err := <-tunnelErr:
+		return err
+	}
+}
+
+// waitRegistry waits until the registry answers, or says why it stopped.
+func waitRegistry(ctx context.Context, addr string, stopped <-chan error) error {
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		if resp, err := hc.Get("http://" + addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case err := <-stopped:
+			return fmt.Errorf("registry: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
