@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/build"
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/registry"
+	"github.com/cameleer/cameleer/internal/dockertest"
 	"github.com/cameleer/cameleer/internal/testutil"
 )
 
@@ -47,7 +47,7 @@ func TestDocker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 
-	socket := startDockerd(t)
+	socket := dockertest.Start(t).Socket
 	reg := startRegistry(t)
 	traefik, _, err := images.OpenArchive(filepath.Join(buildDir, "payload", "images", "traefik.tar"))
 	if err != nil {
@@ -71,7 +71,7 @@ func TestDocker(t *testing.T) {
 	image := push(t, ctx, reg, "acme/orders", appImage("Orders", ordersSrc))
 	broken := push(t, ctx, reg, "acme/broken", appImage("Broken", brokenSrc))
 
-	d := &Docker{Socket: socket, AppsDomain: "apps.test", HTTPPort: freePort(t), HTTPAddress: "127.0.0.1",
+	d := &Docker{Socket: socket, AppsDomain: "apps.test", HTTPPort: dockertest.FreePort(t), HTTPAddress: "127.0.0.1",
 		TraefikImage: push(t, ctx, reg, "cameleer/traefik", traefik)}
 	dev := App{Tenant: "acme", Environment: "dev", Name: "orders", Image: image, Replicas: 2, Port: 8080,
 		Env: map[string]string{"GREETING": "hello-dev"}}
@@ -342,15 +342,6 @@ func push(t *testing.T, ctx context.Context, reg, repo string, img v1.Image) str
 	return reg + "/" + repo + "@" + digest.String()
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // syncBuffer is a buffer one goroutine writes while another reads it.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -367,201 +358,4 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// startDockerd runs a Docker Engine of the test's own and returns its
-// socket. Everything it keeps is under a temporary directory, and it stays
-// off what another engine on this host uses: it runs in a mount namespace
-// of its own with empty /run and /opt (so it neither finds nor touches a
-// containerd under /run/containerd or /opt/containerd and starts its own,
-// whose state is under the exec root), with no default bridge, no
-// iptables rules, no IP forwarding and a cgroup parent of its own. Cleanup
-// removes its containers and networks through its API, stops it by its
-// PID, and then checks that no process, mount, bridge or cgroup of it is
-// left, removing what is.
-func startDockerd(t *testing.T) string {
-	path := "/usr/sbin:/usr/bin:/sbin:/bin"
-	dockerd, err := lookPath("dockerd", path)
-	if err != nil {
-		t.Fatalf("dockerd: %v (scripts/deps.sh installs docker.io)", err)
-	}
-	dir := t.TempDir()
-	linksBefore := links(t)
-	cgroupParent := fmt.Sprintf("cameleer-docker-test-%d", os.Getpid())
-	config := fmt.Sprintf(`{"deprecated-key-path": %q}`, filepath.Join(dir, "key.json"))
-	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	socket := filepath.Join(dir, "docker.sock")
-	logFile, err := os.Create(filepath.Join(dir, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	script := `mount -t tmpfs -o mode=0755 cameleer-test /run && mount -t tmpfs -o mode=0755 cameleer-test /opt && exec "$0" "$@"`
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, dockerd,
-		"--data-root", filepath.Join(dir, "root"), "--exec-root", filepath.Join(dir, "exec"),
-		"-H", "unix://"+socket, "--pidfile", filepath.Join(dir, "docker.pid"),
-		"--config-file", filepath.Join(dir, "daemon.json"),
-		"--iptables=false", "--ip6tables=false", "--ip-forward=false", "--bridge=none",
-		"--cgroup-parent=/"+cgroupParent)
-	cmd.Env = append(os.Environ(), "PATH="+path)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dockerd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	dockerdLog := func() string {
-		b, _ := os.ReadFile(filepath.Join(dir, "dockerd.log"))
-		if len(b) > 4000 {
-			b = b[len(b)-4000:]
-		}
-		return string(b)
-	}
-
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if e, err := dialEngine(ctx, socket); err == nil {
-			removeEverything(t, ctx, e)
-		} else {
-			t.Errorf("dockerd before stopping: %v", err)
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(time.Minute):
-			t.Errorf("dockerd did not stop on SIGTERM in a minute; killing it")
-			cmd.Process.Kill()
-			<-exited
-		}
-		// What it started (containerd, shims) names the directory in its
-		// command line; nothing else does.
-		for _, pid := range processesNaming(dir) {
-			t.Errorf("process %d of the test's dockerd outlived it; killing it", pid)
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		for _, m := range mountsUnder(t, dir) {
-			t.Errorf("%s is still mounted; unmounting it", m)
-			syscall.Unmount(m, syscall.MNT_DETACH)
-		}
-		for _, l := range links(t) {
-			if !slices.Contains(linksBefore, l) && (strings.HasPrefix(l, "br-") || l == "docker0") {
-				t.Errorf("bridge %s is left; deleting it", l)
-				if out, err := exec.Command("ip", "link", "delete", l).CombinedOutput(); err != nil {
-					t.Errorf("ip link delete %s: %v: %s", l, err, out)
-				}
-			}
-		}
-		cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroupParent)
-		cgroups = append(cgroups, "/sys/fs/cgroup/"+cgroupParent)
-		for _, cg := range cgroups {
-			if err := os.Remove(cg); err != nil && !os.IsNotExist(err) {
-				t.Errorf("remove cgroup %s: %v", cg, err)
-			}
-		}
-		if t.Failed() {
-			t.Logf("dockerd's log ends:\n%s", dockerdLog())
-		}
-	})
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for {
-		if _, err := dialEngine(ctx, socket); err == nil {
-			return socket
-		}
-		select {
-		case <-exited:
-			t.Fatalf("dockerd exited:\n%s", dockerdLog())
-		case <-ctx.Done():
-			t.Fatalf("dockerd does not answer on %s after a minute:\n%s", socket, dockerdLog())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func lookPath(file, path string) (string, error) {
-	for _, dir := range filepath.SplitList(path) {
-		p := filepath.Join(dir, file)
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not in %s", file, path)
-}
-
-// removeEverything removes the daemon's containers, then its networks,
-// which takes their bridges off the host.
-func removeEverything(t *testing.T, ctx context.Context, e *engine) {
-	cs, err := e.listContainers(ctx, nil)
-	if err != nil {
-		t.Errorf("list containers: %v", err)
-	}
-	for _, c := range cs {
-		if err := e.removeContainer(ctx, c.ID); err != nil {
-			t.Errorf("remove container %v: %v", c.Names, err)
-		}
-	}
-	ns, err := e.listNetworks(ctx, nil)
-	if err != nil {
-		t.Errorf("list networks: %v", err)
-	}
-	for _, n := range ns {
-		if n.Name == "host" || n.Name == "none" || n.Name == "bridge" {
-			continue
-		}
-		if err := e.do(ctx, http.MethodDelete, "/networks/"+n.ID, nil, nil, nil); err != nil {
-			t.Errorf("remove network %s: %v", n.Name, err)
-		}
-	}
-}
-
-// links names this host's network interfaces.
-func links(t *testing.T) []string {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, i := range ifs {
-		names = append(names, i.Name)
-	}
-	return names
-}
-
-// processesNaming lists the processes whose command line mentions s.
-func processesNaming(s string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, en := range entries {
-		pid, err := strconv.Atoi(en.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
-		if err == nil && bytes.Contains(b, []byte(s)) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// mountsUnder lists this mount namespace's mount points under dir, deepest
-// first.
-func mountsUnder(t *testing.T, dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ms []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			ms = append(ms, f[4])
-		}
-	}
-	slices.SortFunc(ms, func(a, b string) int { return len(b) - len(a) })
-	return ms
 }
