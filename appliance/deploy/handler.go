@@ -62,6 +62,12 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 		tail, follow := atoiOr(q.Get("tail"), 100), q.Get("follow") == "true"
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		out := &flushWriter{w: rw}
+		if follow {
+			// The stream is open: the caller sees so now, not with the
+			// app's next line, which may be long in coming. What breaks
+			// it from here on is told in its last line.
+			out.Write(nil)
+		}
 		if err := w.Runtime.Logs(r.Context(), a, tail, follow, out); err != nil {
 			if !out.wrote {
 				httpjson.Error(rw, http.StatusBadGateway, err.Error())

@@ -1,0 +1,55 @@
+package deploy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/appliance/orchestrator"
+)
+
+// quietApp is a runtime with one app that prints nothing until it is
+// asked to stop following.
+type quietApp struct {
+	orchestrator.Runtime
+	following chan struct{}
+}
+
+func (q *quietApp) List(context.Context, string, string) ([]string, error) {
+	return []string{"orders"}, nil
+}
+
+func (q *quietApp) Logs(ctx context.Context, _ orchestrator.App, _ int, follow bool, _ io.Writer) error {
+	if follow {
+		close(q.following)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// Followed logs answer at once, before the app prints anything: a caller
+// waiting for the answer's header must not wait for the app's next line.
+func TestFollowedLogsAnswerAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q := &quietApp{following: make(chan struct{})}
+	srv := httptest.NewServer((&Worker{Tenant: "acme", Runtime: q}).Handler(ctx))
+	defer srv.Close()
+	// Bounds a hang, should the header not come; it measures nothing.
+	reqCtx, stop := context.WithTimeout(ctx, time.Minute)
+	defer stop()
+	req, _ := http.NewRequestWithContext(reqCtx, http.MethodGet, srv.URL+api.RunnerAppsPath+"dev/apps/orders/logs?follow=true&tail=0", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("followed logs of an app that prints nothing: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("followed logs: %s", resp.Status)
+	}
+	<-q.following
+}
