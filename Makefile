@@ -119,10 +119,14 @@ fuzz:
 
 # The Docker orchestrator on a Docker Engine the test starts and removes
 # itself (root; docker.io from scripts/deps.sh), with the payload's Traefik,
-# Java runtime and agent.
+# Java runtime and agent; then `cameleer run --orchestrator docker` with a
+# control plane, through deploy, stop, start, restart and a promotion
+# (the runner's registry takes port 5000). One package at a time: each
+# test's cleanup removes the Docker bridges that were not there before it.
 .PHONY: test-docker
-test-docker: $(STAMP)/images $(STAMP)/agent
-	CAMELEER_BUILD=$(CURDIR)/$(BUILD) go test -tags docker -count=1 -timeout 15m -v ./appliance/orchestrator/...
+test-docker: bin/cameleer
+	CAMELEER_BUILD=$(CURDIR)/$(BUILD) CAMELEER_BIN=$(CURDIR)/bin/cameleer \
+		go test -tags docker -count=1 -p 1 -timeout 15m -v ./appliance/orchestrator/... ./test/docker/...
 
 # Only the node test, with the payload built.
 .PHONY: test-node
