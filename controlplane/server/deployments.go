@@ -424,6 +424,9 @@ func (s *Server) appLogs(w http.ResponseWriter, r *http.Request, a store.App) {
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 	w.WriteHeader(resp.StatusCode)
 	rcw := http.NewResponseController(w)
+	// The caller learns the stream is open now, not with the app's next
+	// line.
+	rcw.Flush()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := resp.Body.Read(buf)
