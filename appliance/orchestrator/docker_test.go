@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -62,13 +61,13 @@ func TestDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	appImage := func(class, src string) v1.Image {
-		res, err := build.Image(build.Input{Base: jre, Agent: agent, App: javaJar(t, class, src)})
+		res, err := build.Image(build.Input{Base: jre, Agent: agent, App: testutil.JavaJar(t, class, src)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return res.Image
 	}
-	image := push(t, ctx, reg, "acme/orders", appImage("Orders", ordersSrc))
+	image := push(t, ctx, reg, "acme/orders", appImage("Orders", testutil.OrdersSource))
 	broken := push(t, ctx, reg, "acme/broken", appImage("Broken", brokenSrc))
 
 	d := &Docker{Socket: socket, AppsDomain: "apps.test", HTTPPort: dockertest.FreePort(t), HTTPAddress: "127.0.0.1",
@@ -246,27 +245,6 @@ func TestDocker(t *testing.T) {
 	testutil.Eventually(t, poll, time.Minute, "dev answers after the failed deploy", answers(dev, "orders says hello-again"))
 }
 
-const ordersSrc = `import com.sun.net.httpserver.HttpServer;
-import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
-
-public class Orders {
-    public static void main(String[] args) throws Exception {
-        HttpServer s = HttpServer.create(new InetSocketAddress(8080), 0);
-        s.createContext("/", x -> {
-            String token = System.getenv("API_TOKEN");
-            byte[] b = ("orders says " + System.getenv("GREETING") + ", token-length=" + (token == null ? 0 : token.length()) + "\n").getBytes(StandardCharsets.UTF_8);
-            x.sendResponseHeaders(200, b.length);
-            x.getResponseBody().write(b);
-            x.close();
-            System.out.println("orders served " + x.getRequestURI().getPath());
-        });
-        s.start();
-        System.out.println("orders listening on 8080, GREETING=" + System.getenv("GREETING"));
-    }
-}
-`
-
 const brokenSrc = `public class Broken {
     public static void main(String[] args) {
         System.out.println("broken on purpose");
@@ -274,33 +252,6 @@ const brokenSrc = `public class Broken {
     }
 }
 `
-
-// javaJar compiles one class and packs it as a runnable JAR.
-func javaJar(t *testing.T, class, src string) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, class+".java"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "manifest"), []byte("Main-Class: "+class+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{
-		{"javac", "--release", "17", class + ".java"},
-		{"jar", "--create", "--file", "app.jar", "--manifest", "manifest", class + ".class"},
-	} {
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "app.jar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // startRegistry serves the in-process registry on loopback, which Docker
 // pulls from over plain HTTP.

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,48 +25,7 @@ import (
 
 // javaApp compiles a small HTTP server that answers with its name and the
 // GREETING from its environment, and packs it as a JAR.
-func javaApp(t *testing.T) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	src := `import com.sun.net.httpserver.HttpServer;
-import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
-
-public class Orders {
-    public static void main(String[] args) throws Exception {
-        HttpServer s = HttpServer.create(new InetSocketAddress(8080), 0);
-        s.createContext("/", x -> {
-            String token = System.getenv("API_TOKEN");
-            byte[] b = ("orders says " + System.getenv("GREETING") + ", token-length=" + (token == null ? 0 : token.length()) + "\n").getBytes(StandardCharsets.UTF_8);
-            x.sendResponseHeaders(200, b.length);
-            x.getResponseBody().write(b);
-            x.close();
-        });
-        s.start();
-        System.out.println("orders listening on 8080, GREETING=" + System.getenv("GREETING"));
-    }
-}
-`
-	if err := os.WriteFile(filepath.Join(dir, "Orders.java"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "manifest"), []byte("Main-Class: Orders\n"), 0o644)
-	for _, args := range [][]string{
-		{"javac", "--release", "17", "Orders.java"},
-		{"jar", "--create", "--file", "orders.jar", "--manifest", "manifest", "Orders.class"},
-	} {
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "orders.jar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func javaApp(t *testing.T) []byte { return testutil.JavaJar(t, "Orders", testutil.OrdersSource) }
 
 // testAppRuntime builds a Java app into an image with the agent, pushes it
 // to the node's registry, and runs it in two environments through the

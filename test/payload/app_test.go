@@ -12,6 +12,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/build"
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/payload"
+	"github.com/cameleer/cameleer/internal/testutil"
 )
 
 // An app JAR built here with javac becomes an image on the payload's Java
@@ -43,30 +44,12 @@ func TestAppImageRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, "Hello.java"), []byte(`public class Hello {
+	app := testutil.JavaJar(t, "Hello", `public class Hello {
     public static void main(String[] args) {
         System.out.println("hello from the app, GREETING=" + System.getenv("GREETING") + ", user " + System.getProperty("user.name"));
     }
 }
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := func(name string, args ...string) {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Dir = src
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", name, err, out)
-		}
-	}
-	run("javac", "--release", "17", "Hello.java")
-	os.WriteFile(filepath.Join(src, "manifest"), []byte("Main-Class: Hello\n"), 0o644)
-	run("jar", "--create", "--file", "app.jar", "--manifest", "manifest", "Hello.class")
-	app, err := os.ReadFile(filepath.Join(src, "app.jar"))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 
 	res, err := build.Image(build.Input{Base: base, Agent: agentJar, App: app, Env: []string{"GREETING=bonjour"}})
 	if err != nil {
