@@ -74,7 +74,7 @@ rm -f "$rootfs/jre/opt/java/lib/"{libawt_xawt,libjawt,libsplashscreen,libjsound,
 libs=$(find "$rootfs/jre/opt/java" -type f \( -name '*.so' -o -path '*/bin/*' \) -exec ldd {} + 2>/dev/null |
 	awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | grep -v "^$rootfs" | sort -u)
 # glibc loads libgcc_s at run time (thread cancellation), so ldd cannot see it.
-libs="$libs $(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ {print $NF; exit}')"
+libs="$libs $(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ && !found {print $NF; found = 1}')"
 for lib in $libs; do
 	install -D -m 0755 "$(readlink -f "$lib")" "$rootfs/jre$lib"
 done
