@@ -113,4 +113,13 @@ func BenchmarkRoundTrip(b *testing.B) {
 		defer hs.Close()
 		get(b, httpClient(srv), "http://runner/")
 	})
+	// What the control plane uses: Transport, no read and write loops.
+	b.Run("tunnel-transport", func(b *testing.B) {
+		srv, cli := pair(b)
+		hs := &http.Server{Handler: handler}
+		go hs.Serve(cli.Listener())
+		defer hs.Close()
+		tr := &Transport{Open: func(ctx context.Context) (net.Conn, error) { return srv.Open(ctx, KindHTTP) }}
+		get(b, &http.Client{Transport: tr}, "http://runner/")
+	})
 }

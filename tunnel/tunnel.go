@@ -103,7 +103,7 @@ type Session struct {
 
 // Server starts the control plane's side of a tunnel over conn.
 func Server(conn net.Conn, log *slog.Logger) (*Session, error) {
-	mux, err := yamux.Server(conn, Config(log))
+	mux, err := yamux.Server(&coalescingConn{Conn: conn}, Config(log))
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: %w", err)
 	}
@@ -112,7 +112,7 @@ func Server(conn net.Conn, log *slog.Logger) (*Session, error) {
 
 // Client starts the runner's side of a tunnel over conn.
 func Client(conn net.Conn, log *slog.Logger) (*Session, error) {
-	mux, err := yamux.Client(conn, Config(log))
+	mux, err := yamux.Client(&coalescingConn{Conn: conn}, Config(log))
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: %w", err)
 	}

@@ -64,14 +64,10 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 		return
 	}
 	rc := &runnerConn{id: r.ID, session: sess, lastSeen: time.Now().UTC(), version: r.Version}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			s.metrics.streams.Inc()
-			return sess.Open(ctx, tunnel.KindHTTP)
-		},
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     90 * time.Second,
-	}
+	tr := &tunnel.Transport{Open: func(ctx context.Context) (net.Conn, error) {
+		s.metrics.streams.Inc()
+		return sess.Open(ctx, tunnel.KindHTTP)
+	}}
 	rc.client = &http.Client{Transport: tr}
 	rc.proxy = &httputil.ReverseProxy{
 		Transport: tr,

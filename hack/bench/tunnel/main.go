@@ -24,6 +24,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +42,7 @@ import (
 func main() {
 	// As a child: serve the local API's answer directly, for comparison.
 	if cert := os.Getenv("BENCH_DIRECT_CERT"); cert != "" {
-		serveDirect(cert, os.Getenv("BENCH_DIRECT_KEY"))
+		serveDirect(cert, os.Getenv("BENCH_DIRECT_KEY"), os.Getenv("BENCH_RELAY_TO"))
 		return
 	}
 	cpBin := flag.String("cp", "bin/cameleer-controlplane", "control plane binary")
@@ -207,11 +209,20 @@ func latency(b *bench, dir string, requests int) error {
 	}
 	// Direct: the same answer from its own process (as the runner is one),
 	// behind TLS on loopback, the same client.
-	addr, stop, err := startDirect(dir)
+	addr, stop, err := startDirect(dir, "")
 	if err != nil {
 		return err
 	}
 	defer stop()
+	// Relay: one more process between the client and the direct server, a
+	// plain TLS reverse proxy: what any extra hop costs on this machine,
+	// with no tunnel and no control plane logic.
+	relayAddr, stopRelay, err := startDirect(dir, addr)
+	if err != nil {
+		return err
+	}
+	defer stopRelay()
+	relay := "https://" + relayAddr + "/status"
 	direct := "https://" + addr + "/status"
 	proxied := "https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID + "/proxy/status"
 	sample := func(url string) ([]time.Duration, error) {
@@ -238,7 +249,14 @@ func latency(b *bench, dir string, requests int) error {
 	if _, err := sample(proxied); err != nil {
 		return err
 	}
+	if _, err := sample(relay); err != nil {
+		return err
+	}
 	d, err := sample(direct)
+	if err != nil {
+		return err
+	}
+	r, err := sample(relay)
 	if err != nil {
 		return err
 	}
@@ -263,18 +281,22 @@ func latency(b *bench, dir string, requests int) error {
 	q := func(s []time.Duration, f float64) time.Duration { return s[int(f*float64(len(s)-1))] }
 	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
 	fmt.Printf("control plane API without the tunnel: p50 %.3f ms p99 %.3f ms\n", ms(q(a, .5)), ms(q(a, .99)))
+	fmt.Printf("one plain relay process in between: p50 %.3f ms p99 %.3f ms; added p50 %.3f ms p99 %.3f ms\n",
+		ms(q(r, .5)), ms(q(r, .99)), ms(q(r, .5)-q(d, .5)), ms(q(r, .99)-q(d, .99)))
 	fmt.Printf("latency over %d requests: direct p50 %.3f ms p99 %.3f ms; proxied p50 %.3f ms p99 %.3f ms; added p50 %.3f ms p99 %.3f ms\n",
 		requests, ms(q(d, .5)), ms(q(d, .99)), ms(q(p, .5)), ms(q(p, .99)), ms(q(p, .5)-q(d, .5)), ms(q(p, .99)-q(d, .99)))
 	return nil
 }
 
 // startDirect runs this program again as a server of the local API's
-// answer, with the control plane's serving certificate, and says where.
-func startDirect(dir string) (string, func(), error) {
+// answer, or with relayTo as a reverse proxy to that address, with the
+// control plane's serving certificate, and says where.
+func startDirect(dir, relayTo string) (string, func(), error) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
 		"BENCH_DIRECT_CERT="+filepath.Join(dir, "cp", "pki", "serving.crt"),
-		"BENCH_DIRECT_KEY="+filepath.Join(dir, "cp", "pki", "serving.key"))
+		"BENCH_DIRECT_KEY="+filepath.Join(dir, "cp", "pki", "serving.key"),
+		"BENCH_RELAY_TO="+relayTo)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
@@ -290,7 +312,7 @@ func startDirect(dir string) (string, func(), error) {
 	return strings.TrimSpace(line), func() { cmd.Process.Kill(); cmd.Wait() }, nil
 }
 
-func serveDirect(certFile, keyFile string) {
+func serveDirect(certFile, keyFile, relayTo string) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		panic(err)
@@ -300,6 +322,15 @@ func serveDirect(certFile, keyFile string) {
 		panic(err)
 	}
 	fmt.Println(l.Addr().String())
+	if relayTo != "" {
+		target := &url.URL{Scheme: "https", Host: relayTo}
+		rp := &httputil.ReverseProxy{
+			Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 16},
+		}
+		http.Serve(l, rp)
+		return
+	}
 	http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) }))
 }
 

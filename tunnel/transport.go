@@ -1,0 +1,187 @@
+package tunnel
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Transport is an http.RoundTripper for HTTP/1.1 over tunnel streams. It
+// writes the request and reads the answer in the caller's goroutine, where
+// http.Transport hands each request to a write loop and each answer back
+// from a read loop: those hand-offs are a good part of what a small
+// request through the tunnel costs. Streams are kept for the next request
+// once an answer was read to its end.
+type Transport struct {
+	// Open opens a new HTTP stream to the peer.
+	Open func(context.Context) (net.Conn, error)
+	// MaxIdle is how many streams are kept for reuse; 0 means 16.
+	MaxIdle int
+
+	mu     sync.Mutex
+	idle   []*stream
+	closed bool
+}
+
+type stream struct {
+	net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
+// RoundTrip sends req and reads the answer's head; the body streams as the
+// caller reads it.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	for {
+		s, reused, err := t.get(req.Context())
+		if err != nil {
+			return nil, err
+		}
+		resp, err := t.roundTrip(req, s)
+		// A kept stream the peer closed meanwhile fails before any answer:
+		// try again, on a new one, if the request can be sent again.
+		if err != nil && reused && resendable(req) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)) {
+			if req.Body != nil && req.Body != http.NoBody {
+				b, gerr := req.GetBody()
+				if gerr != nil {
+					return nil, err
+				}
+				again := *req
+				again.Body = b
+				req = &again
+			}
+			continue
+		}
+		return resp, err
+	}
+}
+
+func resendable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+func (t *Transport) roundTrip(req *http.Request, s *stream) (*http.Response, error) {
+	ctx := req.Context()
+	// A canceled request ends any read or write on its stream at once (a
+	// stream's Close alone is a half-close: reads would go on) and closes
+	// it.
+	stop := context.AfterFunc(ctx, func() {
+		s.SetDeadline(time.Unix(1, 0))
+		s.Close()
+	})
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		s.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if err := req.Write(s.bw); err != nil {
+		return fail(err)
+	}
+	if err := s.bw.Flush(); err != nil {
+		return fail(err)
+	}
+	resp, err := http.ReadResponse(s.br, req)
+	if err == nil && ctx.Err() != nil {
+		// An answer that came after the cancel, to the stream's close,
+		// is not this request's.
+		resp.Body.Close()
+		err = ctx.Err()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	keep := !resp.Close && !req.Close
+	if resp.Body == http.NoBody || resp.Body == nil {
+		if stop() && keep {
+			t.put(s)
+		} else {
+			s.Close()
+		}
+		return resp, nil
+	}
+	resp.Body = &streamBody{ReadCloser: resp.Body, t: t, s: s, stop: stop, keep: keep}
+	return resp, nil
+}
+
+// get takes a kept stream, or opens one.
+func (t *Transport) get(ctx context.Context) (*stream, bool, error) {
+	t.mu.Lock()
+	if n := len(t.idle); n > 0 {
+		s := t.idle[n-1]
+		t.idle = t.idle[:n-1]
+		t.mu.Unlock()
+		return s, true, nil
+	}
+	t.mu.Unlock()
+	c, err := t.Open(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return &stream{Conn: c, br: bufio.NewReader(c), bw: bufio.NewWriter(c)}, false, nil
+}
+
+func (t *Transport) put(s *stream) {
+	t.mu.Lock()
+	max := t.MaxIdle
+	if max == 0 {
+		max = 16
+	}
+	if !t.closed && len(t.idle) < max {
+		t.idle = append(t.idle, s)
+		s = nil
+	}
+	t.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+}
+
+// CloseIdleConnections closes the kept streams and keeps no more.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle, t.closed = nil, true
+	t.mu.Unlock()
+	for _, s := range idle {
+		s.Close()
+	}
+}
+
+// streamBody gives its stream back once the answer was read to its end.
+type streamBody struct {
+	io.ReadCloser
+	t    *Transport
+	s    *stream
+	stop func() bool
+	keep bool
+	eof  bool
+	once sync.Once
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *streamBody) Close() error {
+	b.once.Do(func() {
+		err := b.ReadCloser.Close()
+		if b.stop() && b.keep && b.eof && err == nil {
+			b.t.put(b.s)
+			return
+		}
+		b.s.Close()
+	})
+	return nil
+}
