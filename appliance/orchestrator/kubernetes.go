@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/manifests"
@@ -45,7 +48,7 @@ func (k *Kubernetes) EnsureEnvironment(ctx context.Context, tenant, env string) 
 type envVar struct{ Name, Value string }
 
 // Deploy applies an app and waits for its rollout; a rollout that fails
-// says why.
+// says why, and an app that ran before is rolled back to that version.
 func (k *Kubernetes) Deploy(ctx context.Context, a App) error {
 	if a.Replicas == 0 {
 		a.Replicas = 1
@@ -66,10 +69,22 @@ func (k *Kubernetes) Deploy(ctx context.Context, a App) error {
 	if err != nil {
 		return err
 	}
+	ns, name := Namespace(a.Tenant, a.Environment), "deployment/"+a.Name
+	_, err = k.Kubectl.Run(ctx, nil, "get", "-n", ns, name, "-o", "name")
+	existed := err == nil
 	if err := k.Kubectl.Apply(ctx, doc); err != nil {
 		return err
 	}
-	return k.rollout(ctx, a)
+	err = k.rollout(ctx, a)
+	if err != nil && existed {
+		// The version that ran before keeps serving, as it did during the
+		// rollout, and stays what the app is made of.
+		if _, uerr := k.Kubectl.Run(ctx, nil, "rollout", "undo", "-n", ns, name); uerr != nil {
+			return fmt.Errorf("%w (and rolling back failed: %v)", err, uerr)
+		}
+		return fmt.Errorf("%w; rolled back to the version before", err)
+	}
+	return err
 }
 
 func sorted(m map[string]string) []envVar {
@@ -81,12 +96,118 @@ func sorted(m map[string]string) []envVar {
 	return out
 }
 
+// rolloutTimeout bounds how long a rollout may take to become ready.
+const rolloutTimeout = 3 * time.Minute
+
+// rollout waits until the app's newest pods are all ready. A pod of them
+// that cannot run (its container exits, its image cannot be pulled, its
+// config is wrong) fails the rollout at once with why and the container's
+// last output, rather than after the timeout.
 func (k *Kubernetes) rollout(ctx context.Context, a App) error {
-	_, err := k.Kubectl.Run(ctx, nil, "rollout", "status", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name, "--timeout=180s")
-	if err != nil {
-		return fmt.Errorf("rollout of %s: %w", a.Name, err)
+	ctx, cancel := context.WithTimeout(ctx, rolloutTimeout)
+	defer cancel()
+	ns, name := Namespace(a.Tenant, a.Environment), "deployment/"+a.Name
+	for {
+		out, err := k.Kubectl.Run(ctx, nil, "rollout", "status", "-n", ns, name, "--watch=false")
+		if err == nil && strings.Contains(string(out), "successfully rolled out") {
+			return nil
+		}
+		if trouble := k.podTrouble(ctx, a); trouble != "" {
+			return fmt.Errorf("rollout of %s: %s", a.Name, trouble)
+		}
+		select {
+		case <-ctx.Done():
+			last := strings.TrimSpace(string(out))
+			if err != nil {
+				last = err.Error()
+			}
+			return fmt.Errorf("rollout of %s: not ready after %v: %s", a.Name, rolloutTimeout, last)
+		case <-time.After(time.Second):
+		}
 	}
-	return nil
+}
+
+// podList is what podTrouble reads of the app's pods and replica sets.
+type podList struct {
+	Items []struct {
+		Metadata struct {
+			Name        string
+			Labels      map[string]string
+			Annotations map[string]string
+		}
+		Status struct {
+			ContainerStatuses []struct {
+				Name         string
+				RestartCount int
+				State        containerState
+				LastState    containerState
+			}
+		}
+	}
+}
+
+type containerState struct {
+	Waiting *struct {
+		Reason, Message string
+	}
+	Terminated *struct {
+		ExitCode int
+		Reason   string
+	}
+}
+
+// Waiting reasons that do not go away by waiting.
+var stuck = []string{"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+
+// podTrouble says what keeps a pod of the app's newest replica set from
+// running, or "".
+func (k *Kubernetes) podTrouble(ctx context.Context, a App) string {
+	ns, sel := Namespace(a.Tenant, a.Environment), "app.kubernetes.io/name="+a.Name
+	var sets podList
+	if err := k.getJSON(ctx, &sets, "get", "replicasets", "-n", ns, "-l", sel); err != nil {
+		return ""
+	}
+	hash, newest := "", -1
+	for _, rs := range sets.Items {
+		if rev, err := strconv.Atoi(rs.Metadata.Annotations["deployment.kubernetes.io/revision"]); err == nil && rev > newest {
+			hash, newest = rs.Metadata.Labels["pod-template-hash"], rev
+		}
+	}
+	if hash == "" {
+		return ""
+	}
+	var pods podList
+	if err := k.getJSON(ctx, &pods, "get", "pods", "-n", ns, "-l", sel+",pod-template-hash="+hash); err != nil {
+		return ""
+	}
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			w := c.State.Waiting
+			if w == nil || !slices.Contains(stuck, w.Reason) {
+				continue
+			}
+			why := w.Reason
+			if t := c.LastState.Terminated; t != nil {
+				why = fmt.Sprintf("exited with code %d (%s), restarted %d times", t.ExitCode, t.Reason, c.RestartCount)
+			} else if w.Message != "" {
+				why += ": " + w.Message
+			}
+			msg := fmt.Sprintf("pod %s: %s", p.Metadata.Name, why)
+			if logs, err := k.Kubectl.Run(ctx, nil, "logs", "-n", ns, p.Metadata.Name, "-c", c.Name, "--previous", "--tail=10"); err == nil && len(bytes.TrimSpace(logs)) > 0 {
+				msg += "; its last output: " + strings.Join(strings.Split(strings.TrimSpace(string(logs)), "\n"), " | ")
+			}
+			return msg
+		}
+	}
+	return ""
+}
+
+func (k *Kubernetes) getJSON(ctx context.Context, v any, args ...string) error {
+	out, err := k.Kubectl.Run(ctx, nil, append(args, "-o", "json")...)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(out, v)
 }
 
 // Stop scales an app to zero; its objects stay.

@@ -119,6 +119,39 @@ func (n *node) testDeploy(t *testing.T) {
 		t.Errorf("a pod in prod reaching dev's app: %v\n%s", err, out)
 	}
 
+	// A version that cannot start fails its deployment with why, and the
+	// running version goes on serving.
+	broken := cp.upload(t, tenant, app, testutil.JavaJar(t, "Broken", `public class Broken {
+    public static void main(String[] args) {
+        System.out.println("broken on purpose");
+        System.exit(3);
+    }
+}
+`))
+	var b deployment
+	cp.must(t, http.StatusAccepted, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": broken}, &b)
+	testutil.Eventually(t, poll, 3*time.Minute, "the broken version's deployment fails", func() error {
+		cp.call("GET", base+"/environments/dev/deployments/"+b.ID, nil, &b)
+		if b.Phase != "failed" {
+			return fmt.Errorf("phase %s", b.Phase)
+		}
+		return nil
+	})
+	t.Logf("the broken version's deployment: %s", b.Reason)
+	if !strings.Contains(b.Reason, "exited with code 3") || !strings.Contains(b.Reason, "broken on purpose") || !strings.Contains(b.Reason, "rolled back") {
+		t.Errorf("the failed deployment's reason does not say why: %s", b.Reason)
+	}
+	if err := answers(devHost, "orders says hello-dev")(); err != nil {
+		t.Errorf("the running version stopped serving after a failed deployment: %v", err)
+	}
+	testutil.Eventually(t, poll, time.Minute, "the app rolled back to the version before", func() error {
+		cp.must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &st)
+		if st.Live == nil || st.Live.Image != dev.Image || st.Live.Ready != 1 || st.Running != dev.Image {
+			return fmt.Errorf("status %+v live %+v", st, st.Live)
+		}
+		return nil
+	})
+
 	// What cannot be deployed is refused up front.
 	cp.must(t, http.StatusNotFound, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": strings.Repeat("0", 64)}, nil)
 	cp.must(t, http.StatusNotFound, "POST", base+"/environments/staging/deployments", map[string]any{"app": app, "artifact": sha}, nil)
