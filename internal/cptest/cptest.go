@@ -33,7 +33,46 @@ type ControlPlane struct {
 	// LogFile has its output.
 	LogFile string
 
-	cmd *exec.Cmd
+	bin, dir string
+	log      *os.File
+	cmd      *exec.Cmd
+}
+
+// start runs the control plane on its data dir and address and waits
+// until it answers.
+func (cp *ControlPlane) start(t testing.TB) {
+	t.Helper()
+	cp.cmd = exec.Command(cp.bin, "serve", "--data-dir", filepath.Join(cp.dir, "cp"), "--listen", cp.Addr, "--url", "https://"+cp.Addr)
+	cp.cmd.Stdout, cp.cmd.Stderr = cp.log, cp.log
+	if err := cp.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 200*time.Millisecond, 30*time.Second, "control plane up", func() error {
+		b, err := os.ReadFile(filepath.Join(cp.dir, "cp", "admin.token"))
+		if err != nil {
+			return err
+		}
+		cp.Admin = strings.TrimSpace(string(b))
+		_, err = cp.Call("GET", "/healthz", nil, nil)
+		return err
+	})
+}
+
+// Stop stops the control plane (SIGINT) and waits for it.
+func (cp *ControlPlane) Stop() {
+	if cp.cmd == nil {
+		return
+	}
+	cp.cmd.Process.Signal(os.Interrupt)
+	cp.cmd.Wait()
+	cp.cmd = nil
+}
+
+// Restart starts a stopped control plane again, on the same data dir and
+// address.
+func (cp *ControlPlane) Restart(t testing.TB) {
+	t.Helper()
+	cp.start(t)
 }
 
 // Start builds and starts a control plane that lives as long as owner
@@ -60,28 +99,15 @@ func Start(t, owner testing.TB) *ControlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp.cmd = exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "cp"), "--listen", cp.Addr, "--url", "https://"+cp.Addr)
-	cp.cmd.Stdout, cp.cmd.Stderr = logf, logf
-	if err := cp.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cp.bin, cp.dir, cp.log = bin, dir, logf
+	cp.start(t)
 	owner.Cleanup(func() {
-		cp.cmd.Process.Signal(os.Interrupt)
-		cp.cmd.Wait()
+		cp.Stop()
 		logf.Close()
 		if owner.Failed() {
 			b, _ := os.ReadFile(cp.LogFile)
 			owner.Logf("control plane log:\n%s", b)
 		}
-	})
-	testutil.Eventually(t, 500*time.Millisecond, 30*time.Second, "control plane up", func() error {
-		b, err := os.ReadFile(filepath.Join(dir, "cp", "admin.token"))
-		if err != nil {
-			return err
-		}
-		cp.Admin = strings.TrimSpace(string(b))
-		_, err = cp.Call("GET", "/healthz", nil, nil)
-		return err
 	})
 	return cp
 }

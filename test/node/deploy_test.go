@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/appliance/orchestrator"
+	"github.com/cameleer/cameleer/internal/cptest"
 	"github.com/cameleer/cameleer/internal/testutil"
 )
 
@@ -24,7 +25,7 @@ type appStatus struct {
 	Name, Phase, Image, URL, Running string
 	Connected                        bool
 	Live                             *struct {
-		Image          string
+		Image           string
 		Replicas, Ready int
 	}
 }
@@ -41,15 +42,15 @@ func (n *node) testDeploy(t *testing.T) {
 		"dev":  map[string]any{"env": map[string]string{"GREETING": "hello-dev"}},
 		"prod": map[string]any{"env": map[string]string{"GREETING": "hello-prod"}, "secrets": map[string]string{"API_TOKEN": secret}},
 	} {
-		cp.must(t, http.StatusCreated, "POST", base+"/environments", map[string]string{"name": env}, nil)
-		cp.must(t, http.StatusOK, "PUT", base+"/environments/"+env+"/config", cfg, nil)
+		cp.Must(t, http.StatusCreated, "POST", base+"/environments", map[string]string{"name": env}, nil)
+		cp.Must(t, http.StatusOK, "PUT", base+"/environments/"+env+"/config", cfg, nil)
 	}
 
 	uploaded := time.Now()
-	sha := cp.upload(t, tenant, app, javaApp(t))
+	sha := cp.Upload(t, tenant, app, javaApp(t))
 	// The tenant has one runner: the deployment need not name it.
 	var d deployment
-	cp.must(t, http.StatusAccepted, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": sha}, &d)
+	cp.Must(t, http.StatusAccepted, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": sha}, &d)
 	if d.Phase != "validating" {
 		t.Errorf("a new deployment is %q", d.Phase)
 	}
@@ -68,18 +69,18 @@ func (n *node) testDeploy(t *testing.T) {
 	n.followLogs(t, base+"/environments/dev/apps/"+app+"/logs?follow=true&tail=1")
 
 	var st appStatus
-	cp.must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &st)
+	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &st)
 	if st.Phase != "running" || !st.Connected || st.Live == nil || st.Live.Ready != 1 || st.Live.Image != dev.Image {
 		t.Errorf("status %+v live %+v", st, st.Live)
 	}
 	var list []appStatus
-	cp.must(t, http.StatusOK, "GET", base+"/environments/dev/apps", nil, &list)
+	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps", nil, &list)
 	if len(list) != 1 || list[0].Name != app || list[0].Running != dev.Image {
 		t.Errorf("list %+v", list)
 	}
 
-	cp.must(t, http.StatusOK, "POST", base+"/environments/dev/apps/"+app+"/stop", nil, nil)
-	cp.must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &st)
+	cp.Must(t, http.StatusOK, "POST", base+"/environments/dev/apps/"+app+"/stop", nil, nil)
+	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &st)
 	if st.Live == nil || st.Live.Replicas != 0 {
 		t.Errorf("stopped: %+v", st.Live)
 	}
@@ -89,16 +90,16 @@ func (n *node) testDeploy(t *testing.T) {
 		}
 		return nil
 	})
-	cp.must(t, http.StatusOK, "POST", base+"/environments/dev/apps/"+app+"/start", nil, nil)
+	cp.Must(t, http.StatusOK, "POST", base+"/environments/dev/apps/"+app+"/start", nil, nil)
 	testutil.Eventually(t, poll, 2*time.Minute, "started app answers", answers(devHost, "hello-dev"))
-	cp.must(t, http.StatusOK, "POST", base+"/environments/dev/apps/"+app+"/restart", nil, nil)
+	cp.Must(t, http.StatusOK, "POST", base+"/environments/dev/apps/"+app+"/restart", nil, nil)
 	testutil.Eventually(t, poll, 2*time.Minute, "restarted app answers", answers(devHost, "hello-dev"))
-	cp.must(t, http.StatusNotFound, "POST", base+"/environments/dev/apps/"+app+"/explode", nil, nil)
-	cp.must(t, http.StatusNotFound, "GET", base+"/environments/dev/apps/nosuchapp/status", nil, nil)
+	cp.Must(t, http.StatusNotFound, "POST", base+"/environments/dev/apps/"+app+"/explode", nil, nil)
+	cp.Must(t, http.StatusNotFound, "GET", base+"/environments/dev/apps/nosuchapp/status", nil, nil)
 
 	// Promotion: the image running in dev, with prod's config, no build.
 	var p deployment
-	cp.must(t, http.StatusAccepted, "POST", base+"/environments/prod/promotions", map[string]string{"app": app, "from": "dev"}, &p)
+	cp.Must(t, http.StatusAccepted, "POST", base+"/environments/prod/promotions", map[string]string{"app": app, "from": "dev"}, &p)
 	prod := n.waitRunning(t, base+"/environments/prod/deployments/"+p.ID)
 	if prod.Image != dev.Image || prod.PromotedFrom != "dev" {
 		t.Errorf("promoted %+v, want image %s", prod, dev.Image)
@@ -119,9 +120,24 @@ func (n *node) testDeploy(t *testing.T) {
 		t.Errorf("a pod in prod reaching dev's app: %v\n%s", err, out)
 	}
 
+	// The control plane goes away during a deployment: the runner carries
+	// on, and its report reaches the control plane once it is back.
+	var r deployment
+	cp.Must(t, http.StatusAccepted, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": sha, "replicas": 2}, &r)
+	cp.Stop()
+	testutil.Eventually(t, poll, 3*time.Minute, "two dev replicas ready while the control plane is down", func() error {
+		out, err := n.tryKubectl("", "get", "deployment", app, "-n", orchestrator.Namespace(tenant, "dev"), "-o", "jsonpath={.status.readyReplicas}/{.status.updatedReplicas}")
+		if err != nil || strings.TrimSpace(out) != "2/2" {
+			return fmt.Errorf("ready/updated %q %v", out, err)
+		}
+		return nil
+	})
+	cp.Restart(t)
+	n.waitRunning(t, base+"/environments/dev/deployments/"+r.ID)
+
 	// A version that cannot start fails its deployment with why, and the
 	// running version goes on serving.
-	broken := cp.upload(t, tenant, app, testutil.JavaJar(t, "Broken", `public class Broken {
+	broken := cp.Upload(t, tenant, app, testutil.JavaJar(t, "Broken", `public class Broken {
     public static void main(String[] args) {
         System.out.println("broken on purpose");
         System.exit(3);
@@ -129,9 +145,9 @@ func (n *node) testDeploy(t *testing.T) {
 }
 `))
 	var b deployment
-	cp.must(t, http.StatusAccepted, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": broken}, &b)
+	cp.Must(t, http.StatusAccepted, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": broken}, &b)
 	testutil.Eventually(t, poll, 3*time.Minute, "the broken version's deployment fails", func() error {
-		cp.call("GET", base+"/environments/dev/deployments/"+b.ID, nil, &b)
+		cp.Call("GET", base+"/environments/dev/deployments/"+b.ID, nil, &b)
 		if b.Phase != "failed" {
 			return fmt.Errorf("phase %s", b.Phase)
 		}
@@ -145,17 +161,17 @@ func (n *node) testDeploy(t *testing.T) {
 		t.Errorf("the running version stopped serving after a failed deployment: %v", err)
 	}
 	testutil.Eventually(t, poll, time.Minute, "the app rolled back to the version before", func() error {
-		cp.must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &st)
-		if st.Live == nil || st.Live.Image != dev.Image || st.Live.Ready != 1 || st.Running != dev.Image {
+		cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &st)
+		if st.Live == nil || st.Live.Image != dev.Image || st.Live.Ready == 0 || st.Live.Ready != st.Live.Replicas || st.Running != dev.Image {
 			return fmt.Errorf("status %+v live %+v", st, st.Live)
 		}
 		return nil
 	})
 
 	// What cannot be deployed is refused up front.
-	cp.must(t, http.StatusNotFound, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": strings.Repeat("0", 64)}, nil)
-	cp.must(t, http.StatusNotFound, "POST", base+"/environments/staging/deployments", map[string]any{"app": app, "artifact": sha}, nil)
-	cp.must(t, http.StatusNotFound, "POST", base+"/environments/prod/promotions", map[string]string{"app": "nosuchapp", "from": "dev"}, nil)
+	cp.Must(t, http.StatusNotFound, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": strings.Repeat("0", 64)}, nil)
+	cp.Must(t, http.StatusNotFound, "POST", base+"/environments/staging/deployments", map[string]any{"app": app, "artifact": sha}, nil)
+	cp.Must(t, http.StatusNotFound, "POST", base+"/environments/prod/promotions", map[string]string{"app": "nosuchapp", "from": "dev"}, nil)
 }
 
 // waitRunning polls a deployment until it runs; a failed one fails the
@@ -165,7 +181,7 @@ func (n *node) waitRunning(t *testing.T, path string) deployment {
 	var d deployment
 	seen := map[string]bool{}
 	testutil.Eventually(t, 100*time.Millisecond, 5*time.Minute, "deployment running", func() error {
-		if _, err := n.cp.call("GET", path, nil, &d); err != nil {
+		if _, err := n.cp.Call("GET", path, nil, &d); err != nil {
 			return err
 		}
 		seen[d.Phase] = true
@@ -193,11 +209,11 @@ func answers(host, want string) func() error {
 	}
 }
 
-func appLogs(t *testing.T, cp *controlPlane, path string) string {
+func appLogs(t *testing.T, cp *cptest.ControlPlane, path string) string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "https://"+cp.addr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+cp.admin)
-	resp, err := cp.http.Do(req)
+	req, _ := http.NewRequest("GET", "https://"+cp.Addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+cp.Admin)
+	resp, err := cp.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,9 +230,9 @@ func appLogs(t *testing.T, cp *controlPlane, path string) string {
 func (n *node) followLogs(t *testing.T, path string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+n.cp.addr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+n.cp.admin)
-	resp, err := n.cp.http.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+n.cp.Addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+n.cp.Admin)
+	resp, err := n.cp.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/reset"
+	"github.com/cameleer/cameleer/internal/cptest"
 	"github.com/cameleer/cameleer/internal/testutil"
 )
 
@@ -52,7 +53,7 @@ type node struct {
 	t   *testing.T
 	bin string
 	// cp is the control plane the node registers with.
-	cp *controlPlane
+	cp *cptest.ControlPlane
 }
 
 func TestNode(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cameleer/cameleer/internal/cptest"
 	"github.com/cameleer/cameleer/internal/testutil"
 )
 
@@ -18,8 +19,8 @@ import (
 // engine's status through the tunnel. The control plane stays up for the
 // tests that follow (n.cp).
 func (n *node) testTunnelWithEngine(t *testing.T) {
-	n.cp = startControlPlane(t, n.t)
-	call := n.cp.call
+	n.cp = cptest.Start(t, n.t)
+	call := n.cp.Call
 	if code, err := call("POST", "/api/v1/tenants", map[string]string{"name": "acme", "tier": "high"}, nil); code != http.StatusCreated {
 		t.Fatalf("tenant: %d %v", code, err)
 	}
