@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,9 +24,6 @@ type DockerOptions struct {
 // Docker Engine: the registry (for the images it builds and for Traefik's),
 // the tunnel, the local API and the deploy worker, until ctx is done.
 func RunDocker(ctx context.Context, log *slog.Logger, c config.Config, opts DockerOptions) error {
-	if err := os.MkdirAll(c.RunDir(), 0o700); err != nil {
-		return err
-	}
 	unlock, err := lockRun(c)
 	if err != nil {
 		return err

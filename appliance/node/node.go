@@ -84,9 +84,6 @@ func extract(ctx context.Context, c config.Config) (engine.Paths, []string, erro
 
 // Run runs the node until ctx is done, then stops every component.
 func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
-	if err := os.MkdirAll(c.RunDir(), 0o700); err != nil {
-		return err
-	}
 	unlock, err := lockRun(c)
 	if err != nil {
 		return err
@@ -143,6 +140,9 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 // lockRun makes sure one `cameleer run` serves a data dir, and records its
 // pid for install and reset.
 func lockRun(c config.Config) (func(), error) {
+	if err := os.MkdirAll(c.RunDir(), 0o700); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(c.Path("run", "cameleer.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
