@@ -1,5 +1,7 @@
 package api
 
+import "encoding/json"
+
 // Phases of a deployment, in the order a deployment passes them; failed can
 // follow any of the others.
 const (
@@ -56,14 +58,20 @@ type AppOp struct {
 	Replicas int `json:"replicas"`
 }
 
-// AppStatus is a running app's state as its runner sees it.
+// AppStatus is a running app's state as its runner sees it. JVM is what
+// the agent in its first ready instance says of the JVM (see
+// AgentFactsPath), when it answered.
 type AppStatus struct {
-	App      string `json:"app"`
-	Image    string `json:"image"`
-	Replicas int    `json:"replicas"`
-	Ready    int    `json:"ready"`
-	URL      string `json:"url"`
+	App      string          `json:"app"`
+	Image    string          `json:"image"`
+	Replicas int             `json:"replicas"`
+	Ready    int             `json:"ready"`
+	URL      string          `json:"url"`
+	JVM      json.RawMessage `json:"jvm,omitempty"`
 }
+
+// AgentFactsPath is where the agent serves the JVM's facts, on AgentPort.
+const AgentFactsPath = "/cameleer/jvm"
 
 // Runner local API paths for deployments and apps, as the control plane
 // calls them through the tunnel.

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
@@ -55,7 +58,7 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 			httpjson.Error(rw, http.StatusBadGateway, err.Error())
 			return
 		}
-		httpjson.Write(rw, http.StatusOK, api.AppStatus{App: a.Name, Image: st.Image, Replicas: st.Replicas, Ready: st.Ready, URL: w.URL(a)})
+		httpjson.Write(rw, http.StatusOK, w.appStatus(r.Context(), a, st))
 	}))
 	mux.HandleFunc("GET "+apps+"/{app}/logs", w.appScoped(func(rw http.ResponseWriter, r *http.Request, a orchestrator.App) {
 		q := r.URL.Query()
@@ -104,9 +107,36 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 			httpjson.Error(rw, http.StatusBadGateway, err.Error())
 			return
 		}
-		httpjson.Write(rw, http.StatusOK, api.AppStatus{App: a.Name, Image: st.Image, Replicas: st.Replicas, Ready: st.Ready, URL: w.URL(a)})
+		httpjson.Write(rw, http.StatusOK, w.appStatus(r.Context(), a, st))
 	}))
 	return mux
+}
+
+// appStatus is st as the control plane sees it, with the JVM facts the
+// agent of the app's first ready instance serves.
+func (w *Worker) appStatus(ctx context.Context, a orchestrator.App, st orchestrator.Status) api.AppStatus {
+	out := api.AppStatus{App: a.Name, Image: st.Image, Replicas: st.Replicas, Ready: st.Ready, URL: w.URL(a)}
+	if len(st.Addresses) == 0 {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	u := "http://" + net.JoinHostPort(st.Addresses[0], strconv.Itoa(api.AgentPort)) + api.AgentFactsPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return out
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.Log.Debug("agent facts", "app", a.Name, "err", err)
+		return out
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err == nil && resp.StatusCode == http.StatusOK && json.Valid(b) {
+		out.JVM = b
+	}
+	return out
 }
 
 // appScoped answers 404 for an app the environment does not have.

@@ -783,8 +783,9 @@ func (d *Docker) Status(ctx context.Context, a App) (Status, error) {
 			return Status{}, fmt.Errorf("inspect %s: %w", in.name, err)
 		}
 		port, _ := strconv.Atoi(in.Labels[labelPort])
-		if accepts(ctx, c.NetworkSettings.Networks[network].IPAddress, port) {
+		if ip := c.NetworkSettings.Networks[network].IPAddress; accepts(ctx, ip, port) {
 			st.Ready++
+			st.Addresses = append(st.Addresses, ip)
 		}
 	}
 	return st, nil

@@ -254,6 +254,24 @@ func (k *Kubernetes) Status(ctx context.Context, a App) (Status, error) {
 		st.Replicas, _ = strconv.Atoi(f[0])
 		st.Image = f[1]
 	}
+	var pods struct {
+		Items []struct {
+			Status struct {
+				PodIP      string
+				Conditions []struct{ Type, Status string }
+			}
+		}
+	}
+	if err := k.getJSON(ctx, &pods, "get", "pods", "-n", Namespace(a.Tenant, a.Environment), "-l", "app.kubernetes.io/name="+a.Name); err != nil {
+		return Status{}, err
+	}
+	for _, p := range pods.Items {
+		for _, c := range p.Status.Conditions {
+			if c.Type == "Ready" && c.Status == "True" && p.Status.PodIP != "" {
+				st.Addresses = append(st.Addresses, p.Status.PodIP)
+			}
+		}
+	}
 	return st, nil
 }
 

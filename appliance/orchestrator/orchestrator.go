@@ -60,6 +60,9 @@ type Status struct {
 	Image    string `json:"image"`
 	Replicas int    `json:"replicas"`
 	Ready    int    `json:"ready"`
+	// Addresses are the ready instances' IP addresses, which this host
+	// reaches (the agent's port among others).
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 // Namespace of a tenant's environment.

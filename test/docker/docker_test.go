@@ -41,6 +41,12 @@ type appStatus struct {
 	Live                             *struct {
 		Image           string
 		Replicas, Ready int
+		// JVM is what the agent in the app says of its JVM.
+		JVM struct {
+			AgentVersion  string
+			HeapUsedBytes int64
+			MainCommand   string
+		}
 	}
 }
 
@@ -137,7 +143,11 @@ func TestRunnerOnDocker(t *testing.T) {
 	var as appStatus
 	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &as)
 	if as.Phase != "running" || !as.Connected || as.Live == nil || as.Live.Ready != 1 || as.Live.Image != dev.Image {
-		t.Errorf("status %+v live %+v", as, as.Live)
+		t.Fatalf("status %+v live %+v", as, as.Live)
+	}
+	// The runner reads the JVM's facts from the agent in the app.
+	if j := as.Live.JVM; j.AgentVersion == "" || j.HeapUsedBytes <= 0 || !strings.Contains(j.MainCommand, "app.jar") {
+		t.Errorf("the agent's JVM facts in the status: %+v", j)
 	}
 	var list []appStatus
 	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps", nil, &list)

@@ -27,6 +27,12 @@ type appStatus struct {
 	Live                             *struct {
 		Image           string
 		Replicas, Ready int
+		// JVM is what the agent in the app says of its JVM.
+		JVM struct {
+			AgentVersion  string
+			HeapUsedBytes int64
+			MainCommand   string
+		}
 	}
 }
 
@@ -71,7 +77,11 @@ func (n *node) testDeploy(t *testing.T) {
 	var st appStatus
 	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &st)
 	if st.Phase != "running" || !st.Connected || st.Live == nil || st.Live.Ready != 1 || st.Live.Image != dev.Image {
-		t.Errorf("status %+v live %+v", st, st.Live)
+		t.Fatalf("status %+v live %+v", st, st.Live)
+	}
+	// The runner reads the JVM's facts from the agent in the app.
+	if j := st.Live.JVM; j.AgentVersion == "" || j.HeapUsedBytes <= 0 || !strings.Contains(j.MainCommand, "app.jar") {
+		t.Errorf("the agent's JVM facts in the status: %+v", j)
 	}
 	var list []appStatus
 	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps", nil, &list)
