@@ -131,8 +131,8 @@ func TestDocker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (Status{App: a.Name, Image: a.Image, Replicas: replicas, Ready: ready}); st != want {
-			t.Errorf("status of %s/%s: %+v, want %+v", a.Environment, a.Name, st, want)
+		if st.App != a.Name || st.Image != a.Image || st.Replicas != replicas || st.Ready != ready || len(st.Addresses) != ready {
+			t.Errorf("status of %s/%s: %+v, want image %s, %d replicas, %d ready with their addresses", a.Environment, a.Name, st, a.Image, replicas, ready)
 		}
 	}
 
