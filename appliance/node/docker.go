@@ -56,7 +56,7 @@ func RunDocker(ctx context.Context, log *slog.Logger, c config.Config, opts Dock
 		TraefikImage: strings.Replace(ref, config.RegistryHost, p.RegistryAddr(), 1), Log: log.With("component", "docker")}
 	log.Info("running apps on Docker", "socket", opts.Socket, "dataDir", c.DataDir)
 	tunnelErr := make(chan error, 1)
-	go func() { tunnelErr <- runTunnel(ctx, log, c.DataDir, true, nil, "docker", w) }()
+	go func() { tunnelErr <- runTunnel(ctx, log, c.DataDir, true, nil, "docker", w, nil) }()
 	select {
 	case err := <-regErr:
 		if err != nil {

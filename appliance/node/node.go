@@ -33,6 +33,8 @@ type Status struct {
 	Ready      bool                     `json:"ready"`
 	Node       *kube.Condition          `json:"node,omitempty"`
 	Components []engine.ComponentStatus `json:"components"`
+	// ControlPlane is the tunnel to the control plane.
+	ControlPlane *TunnelStatus `json:"controlPlane,omitempty"`
 }
 
 // PIDFile holds the pid of the running `cameleer run` of a data dir.
@@ -103,8 +105,9 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 		return err
 	}
 	started := time.Now()
+	view := &tunnelView{}
 	status := func(ctx context.Context) Status {
-		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status(ctx)}
+		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status(ctx), ControlPlane: view.status()}
 		if n, err := admin.Node(ctx, c.NodeName); err == nil {
 			cond := n.Ready()
 			st.Node = &cond
@@ -125,7 +128,7 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 		if _, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(c.DataDir)); err != nil {
 			log.Info("not registered with a control plane yet; waiting for `cameleer token redeem`")
 		}
-		if err := runTunnel(ctx, log, c.DataDir, true, status, "kubernetes", appWorker(log, c, p)); err != nil {
+		if err := runTunnel(ctx, log, c.DataDir, true, status, "kubernetes", appWorker(log, c, p), view); err != nil {
 			log.Warn("no tunnel to a control plane", "reason", err)
 		}
 	}()

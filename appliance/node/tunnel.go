@@ -58,7 +58,7 @@ const registrationPoll = 2 * time.Second
 // registered; with wait, a host that is not registered yet waits for
 // `cameleer token redeem`, else it returns at once. worker, when not nil,
 // runs the control plane's deployments on the orchestrator orch.
-func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool, nodeStatus func(context.Context) Status, orch string, worker *deploy.Worker) error {
+func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool, nodeStatus func(context.Context) Status, orch string, worker *deploy.Worker, view *tunnelView) error {
 	id, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(dataDir))
 	for wait && errors.Is(err, tunnelclient.ErrNotRegistered) {
 		select {
@@ -78,7 +78,42 @@ func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool,
 		apps = worker.Handler(ctx)
 	}
 	c.LocalAPI = localAPI(id, time.Now(), nodeStatus, orch, apps)
+	if view != nil {
+		view.set(id, c)
+	}
 	return c.Run(ctx)
+}
+
+// TunnelStatus is the node's link to its control plane.
+type TunnelStatus struct {
+	// Registered says whether `cameleer token redeem` was run here.
+	Registered bool   `json:"registered"`
+	URL        string `json:"url,omitempty"`
+	RunnerID   string `json:"runnerId,omitempty"`
+	tunnelclient.State
+}
+
+// tunnelView shows the status the tunnel runTunnel keeps, once it keeps
+// one.
+type tunnelView struct {
+	mu sync.Mutex
+	id tunnelclient.Identity
+	c  *tunnelclient.Client
+}
+
+func (v *tunnelView) set(id tunnelclient.Identity, c *tunnelclient.Client) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.id, v.c = id, c
+}
+
+func (v *tunnelView) status() *TunnelStatus {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.c == nil {
+		return &TunnelStatus{}
+	}
+	return &TunnelStatus{Registered: true, URL: v.id.URL, RunnerID: v.id.RunnerID, State: v.c.State()}
 }
 
 // appWorker runs the control plane's deployments on this node's cluster,
@@ -113,5 +148,5 @@ func AppURL(c config.Config, a orchestrator.App) string {
 // RunNoEngine runs only the tunnel and the local API, without Kubernetes
 // (tests, debugging, hosts that only relay).
 func RunNoEngine(ctx context.Context, log *slog.Logger, dataDir string) error {
-	return runTunnel(ctx, log, dataDir, false, nil, "", nil)
+	return runTunnel(ctx, log, dataDir, false, nil, "", nil, nil)
 }

@@ -45,9 +45,28 @@ type Client struct {
 
 	connected chan struct{} // signalled on each new connection (tests)
 
-	mu      sync.Mutex
-	session *tunnel.Session // the current tunnel, nil while down
-	changed chan struct{}   // closed when session changes
+	mu        sync.Mutex
+	session   *tunnel.Session // the current tunnel, nil while down
+	changed   chan struct{}   // closed when session changes
+	since     time.Time       // when the current tunnel came up, or the last went down
+	lastError string          // why the last tunnel ended or failed
+}
+
+// State is what a runner's tunnel is doing.
+type State struct {
+	Connected bool `json:"connected"`
+	// Since is when the tunnel came up, or (not connected) when it last
+	// went down; zero before the first attempt ended.
+	Since time.Time `json:"since,omitzero"`
+	// LastError says why the last tunnel ended or could not be made.
+	LastError string `json:"lastError,omitempty"`
+}
+
+// State is the tunnel's state now.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return State{Connected: c.session != nil, Since: c.since, LastError: c.lastError}
 }
 
 // ControlPlane is an HTTP client to the control plane through whichever
@@ -84,7 +103,7 @@ func (c *Client) openStream(ctx context.Context) (net.Conn, error) {
 func (c *Client) setSession(s *tunnel.Session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.session = s
+	c.session, c.since = s, time.Now()
 	if c.changed != nil {
 		close(c.changed)
 	}
@@ -100,6 +119,12 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		c.mu.Lock()
+		if c.since.Before(start) {
+			c.since = time.Now() // it never came up
+		}
+		c.lastError = err.Error()
+		c.mu.Unlock()
 		if time.Since(start) > maxBackoff {
 			attempt = 0 // it was up for a while: start over
 		}

@@ -91,7 +91,8 @@ func newStatusCommand() *cobra.Command {
 					node += " (" + st.Node.Reason + ")"
 				}
 			}
-			fmt.Fprintf(w, "node %s: Ready=%s, cameleer run pid %d since %s\n\n", c.NodeName, node, st.PID, st.Since.Format(time.RFC3339))
+			fmt.Fprintf(w, "node %s: Ready=%s, cameleer run pid %d since %s\n", c.NodeName, node, st.PID, st.Since.Format(time.RFC3339))
+			fmt.Fprintf(w, "control plane: %s\n\n", controlPlaneLine(st.ControlPlane))
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "COMPONENT\tSTATE\tREADY\tPID\tRESTARTS\tMESSAGE")
 			for _, cs := range st.Components {
@@ -225,4 +226,19 @@ func newTokenCommand() *cobra.Command {
 	}
 	cmd.AddCommand(redeem)
 	return cmd
+}
+
+// controlPlaneLine says in a line how the node stands with its control
+// plane.
+func controlPlaneLine(cp *node.TunnelStatus) string {
+	switch {
+	case cp == nil || !cp.Registered:
+		return "not registered (cameleer token redeem)"
+	case cp.Connected:
+		return fmt.Sprintf("%s, connected since %s as runner %s", cp.URL, cp.Since.Format(time.RFC3339), cp.RunnerID)
+	case cp.LastError != "":
+		return fmt.Sprintf("%s, not connected: %s", cp.URL, cp.LastError)
+	default:
+		return fmt.Sprintf("%s, connecting", cp.URL)
+	}
 }

@@ -190,7 +190,12 @@ type status struct {
 	Node  *struct {
 		Status string `json:"status"`
 	} `json:"node"`
-	Components []componentStatus `json:"components"`
+	Components   []componentStatus `json:"components"`
+	ControlPlane struct {
+		Registered bool   `json:"registered"`
+		Connected  bool   `json:"connected"`
+		RunnerID   string `json:"runnerId"`
+	} `json:"controlPlane"`
 }
 
 type componentStatus struct {
@@ -224,6 +229,9 @@ func (n *node) status(t *testing.T) status {
 
 func (n *node) testStatus(t *testing.T) {
 	st := n.status(t)
+	if st.ControlPlane.Registered || st.ControlPlane.Connected {
+		t.Errorf("a node never registered shows a control plane: %+v", st.ControlPlane)
+	}
 	want := []string{"kine", "containerd", "registry", "system-images", "kube-apiserver", "rbac",
 		"kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "flannel", "network-policy", "add-ons"}
 	if len(st.Components) != len(want) {

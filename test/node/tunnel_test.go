@@ -58,6 +58,9 @@ func (n *node) testTunnelWithEngine(t *testing.T) {
 	}
 
 	testutil.Eventually(t, poll, time.Minute, "the node's runner connected after the restart", connected)
+	if st := n.status(t); !st.ControlPlane.Connected || st.ControlPlane.RunnerID != runners[0].ID {
+		t.Errorf("cameleer status on the control plane: %+v, want connected as %s", st.ControlPlane, runners[0].ID)
+	}
 	var st struct {
 		Engine bool
 		Node   struct {
