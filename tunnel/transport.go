@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		s, reused, err := t.get(req.Context())
 		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
 			return nil, err
 		}
 		resp, err := t.roundTrip(req, s)
@@ -61,7 +65,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// resendable says whether a request may go out again: only an idempotent
+// one (the peer may have acted on it before its stream broke) whose body
+// can be had again.
 func resendable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	default:
+		return false
+	}
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
@@ -89,6 +101,10 @@ func (t *Transport) roundTrip(req *http.Request, s *stream) (*http.Response, err
 		return fail(err)
 	}
 	resp, err := http.ReadResponse(s.br, req)
+	// Informational answers (100 Continue, 103) come before the answer.
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(s.br, req)
+	}
 	if err == nil && ctx.Err() != nil {
 		// An answer that came after the cancel, to the stream's close,
 		// is not this request's.
@@ -162,22 +178,32 @@ type streamBody struct {
 	s    *stream
 	stop func() bool
 	keep bool
-	eof  bool
+	eof  atomic.Bool
 	once sync.Once
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF {
-		b.eof = true
+		b.eof.Store(true)
 	}
 	return n, err
 }
 
 func (b *streamBody) Close() error {
 	b.once.Do(func() {
+		if !b.eof.Load() {
+			// An answer left half read: end the stream first, or closing
+			// the body would read it to its end (a followed log never
+			// ends).
+			b.stop()
+			b.s.SetDeadline(time.Unix(1, 0))
+			b.s.Close()
+			b.ReadCloser.Close()
+			return
+		}
 		err := b.ReadCloser.Close()
-		if b.stop() && b.keep && b.eof && err == nil {
+		if b.stop() && b.keep && err == nil {
 			b.t.put(b.s)
 			return
 		}
