@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,8 +58,8 @@ type Worker struct {
 	Log *slog.Logger
 
 	mu   sync.Mutex
-	jobs map[string]*job // by deployment ID
-	apps map[string]*sync.Mutex
+	jobs map[string]*job      // by deployment ID
+	apps map[string]*appQueue // by ENV/APP
 }
 
 // job is one deployment as this runner knows it.
@@ -109,7 +110,7 @@ func (w *Worker) Accept(ctx context.Context, d api.Deploy) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.jobs == nil {
-		w.jobs, w.apps = map[string]*job{}, map[string]*sync.Mutex{}
+		w.jobs, w.apps = map[string]*job{}, map[string]*appQueue{}
 	}
 	if j, ok := w.jobs[d.ID]; ok {
 		w.startReporting(ctx, d.ID, j)
@@ -118,18 +119,39 @@ func (w *Worker) Accept(ctx context.Context, d api.Deploy) error {
 	j := &job{report: api.DeployReport{Phase: api.PhaseValidating}, changed: make(chan struct{}, 1)}
 	w.jobs[d.ID] = j
 	key := d.Environment + "/" + d.App
-	if w.apps[key] == nil {
-		w.apps[key] = &sync.Mutex{}
+	q := w.apps[key]
+	if q == nil {
+		q = &appQueue{}
+		w.apps[key] = q
 	}
-	appLock := w.apps[key]
+	// The control plane's IDs sort by creation: the newest deployment of
+	// an app is the one to run.
+	if d.ID > q.newest {
+		q.newest = d.ID
+	}
 	w.startReporting(ctx, d.ID, j)
 	go func() {
-		// One deployment of an app at a time, in the order they came.
-		appLock.Lock()
-		defer appLock.Unlock()
+		// One deployment of an app at a time; one that waited while a
+		// newer one came does not run at all, so an older version never
+		// rolls out after a newer one.
+		q.run.Lock()
+		defer q.run.Unlock()
+		w.mu.Lock()
+		newest := q.newest
+		w.mu.Unlock()
+		if newest != d.ID {
+			j.set(api.DeployReport{Phase: api.PhaseFailed, Reason: "superseded by deployment " + newest})
+			return
+		}
 		w.run(ctx, d, j)
 	}()
 	return nil
+}
+
+// appQueue orders an app's deployments.
+type appQueue struct {
+	run    sync.Mutex
+	newest string // guarded by Worker.mu
 }
 
 // Report is where a deployment this runner knows is.
@@ -156,6 +178,16 @@ func (w *Worker) startReporting(ctx context.Context, id string, j *job) {
 	}
 }
 
+// redact replaces the values of secrets in s.
+func redact(s string, secrets map[string]string) string {
+	for name, v := range secrets {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "[secret "+name+"]")
+		}
+	}
+	return s
+}
+
 func validSHA256(s string) bool {
 	b, err := hex.DecodeString(s)
 	return err == nil && len(b) == sha256.Size
@@ -169,8 +201,10 @@ func (w *Worker) run(ctx context.Context, d api.Deploy, j *job) {
 		a.Port = api.DefaultAppPort
 	}
 	fail := func(phase string, err error) {
-		log.Warn("deployment failed", "phase", phase, "err", err)
-		j.set(api.DeployReport{Phase: api.PhaseFailed, Reason: phase + ": " + err.Error(), Image: a.Image})
+		// The app's last output may print a secret's value.
+		reason := redact(phase+": "+err.Error(), d.Secrets)
+		log.Warn("deployment failed", "reason", reason)
+		j.set(api.DeployReport{Phase: api.PhaseFailed, Reason: reason, Image: a.Image})
 	}
 	if d.Artifact != "" {
 		j.set(api.DeployReport{Phase: api.PhaseBuilding})
@@ -220,41 +254,82 @@ func (w *Worker) build(ctx context.Context, d api.Deploy) (v1.Image, error) {
 }
 
 // artifact returns the JAR with the given SHA-256, from the cache or
-// through the tunnel; what it fetched must hash to that SHA-256.
+// through the tunnel; what it fetched must hash to that SHA-256. A fetch
+// that breaks (the tunnel or the control plane restarting) is tried again
+// until ctx ends; only the control plane's refusal is final.
 func (w *Worker) artifact(ctx context.Context, sha string) ([]byte, error) {
 	path := filepath.Join(w.CacheDir, sha+".jar")
 	if b, err := os.ReadFile(path); err == nil && hexSHA(b) == sha {
 		return b, nil
 	}
+	backoff := 200 * time.Millisecond
+	for {
+		b, final, err := w.fetch(ctx, sha)
+		if err == nil {
+			w.cache(path, b)
+			return b, nil
+		}
+		if final || ctx.Err() != nil {
+			return nil, err
+		}
+		w.Log.Info("fetching the artifact failed; trying again", "artifact", sha, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff/2 + mrand.N(backoff/2+1)):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// fetch gets an artifact from the control plane; final says a failure will
+// not go away by trying again.
+func (w *Worker) fetch(ctx context.Context, sha string) (b []byte, final bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://controlplane"+api.ArtifactPath+sha, nil)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	resp, err := w.ControlPlane.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch artifact %s: %w", sha, err)
+		return nil, false, fmt.Errorf("fetch the artifact: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return nil, fmt.Errorf("fetch artifact %s: %s: %s", sha, resp.Status, httpjson.ErrorText(msg))
+		return nil, resp.StatusCode/100 == 4, fmt.Errorf("fetch the artifact: %s: %s", resp.Status, httpjson.ErrorText(msg))
 	}
-	b, err := io.ReadAll(resp.Body)
+	b, err = io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("fetch artifact %s: %w", sha, err)
+		return nil, false, fmt.Errorf("fetch the artifact: %w", err)
 	}
 	if got := hexSHA(b); got != sha {
-		return nil, fmt.Errorf("fetch artifact %s: got bytes with SHA-256 %s", sha, got)
+		return nil, false, fmt.Errorf("fetch the artifact: got bytes with SHA-256 %s", got)
 	}
+	return b, false, nil
+}
+
+// cache keeps an artifact for the next build, if it can: a file written
+// under a name of its own, then renamed, so concurrent fetches and a crash
+// leave no partial file under the artifact's name.
+func (w *Worker) cache(path string, b []byte) {
 	if err := os.MkdirAll(w.CacheDir, 0o700); err != nil {
-		return nil, err
+		return
 	}
-	// A partial file never has the right name.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return nil, err
+	f, err := os.CreateTemp(w.CacheDir, ".fetch-*")
+	if err != nil {
+		return
 	}
-	return b, os.Rename(tmp, path)
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		w.Log.Debug("cache artifact", "err", err)
+	}
 }
 
 func hexSHA(b []byte) string {
@@ -293,6 +368,16 @@ func (w *Worker) reportUntilDone(ctx context.Context, id string, j *job) {
 		}
 		r := j.get()
 		if err := w.send(ctx, id, r); err != nil {
+			var refused *tunnelclient.StatusError
+			if errors.As(err, &refused) && refused.Code/100 == 4 {
+				// The control plane does not know the deployment (any
+				// more): no report will change that.
+				w.Log.Warn("deployment report refused", "deployment", id, "err", err)
+				j.mu.Lock()
+				j.reporting = false
+				j.mu.Unlock()
+				return
+			}
 			w.Log.Debug("report deployment", "deployment", id, "err", err)
 			j.poke() // try again
 			select {

@@ -317,6 +317,17 @@ func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.
 	}
 }
 
+// StatusError is the control plane's answer other than 2xx.
+type StatusError struct {
+	Path string
+	Code int
+	Msg  string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s: %d %s: %s", e.Path, e.Code, http.StatusText(e.Code), e.Msg)
+}
+
 // Post sends body (bytes as they are, anything else as JSON) to the control
 // plane through cp, and decodes the answer into out when out is not nil.
 func Post(ctx context.Context, cp *http.Client, path string, body any, out any) error {
@@ -338,7 +349,7 @@ func Post(ctx context.Context, cp *http.Client, path string, body any, out any) 
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s: %s: %s", path, resp.Status, httpjson.ErrorText(raw))
+		return &StatusError{Path: path, Code: resp.StatusCode, Msg: httpjson.ErrorText(raw)}
 	}
 	if out != nil {
 		return json.Unmarshal(raw, out)
