@@ -89,7 +89,8 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request, to store.Enviro
 	}
 	d := store.Deployment{Tenant: to.Tenant, Environment: to.Name, App: req.App, Artifact: from.Artifact,
 		Image: from.Running, PromotedFrom: req.From, Replicas: orDefault(req.Replicas, from.Replicas), Port: from.Port}
-	// The image lives in that runner's registry.
+	// The image lives in that runner's registry. Artifact, replicas and
+	// port are those of the deployment that runs it.
 	s.startDeployment(w, d, from.Runner)
 }
 
@@ -139,10 +140,14 @@ func (s *Server) startDeployment(w http.ResponseWriter, d store.Deployment, runn
 		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("port %d is not a port the app can serve HTTP on", d.Port))
 		return
 	}
+	if a, err := s.store.App(d.Tenant, d.Environment, d.App); err == nil && a.Running != "" && a.Runner != rn.ID {
+		// The app would run twice, and its operations reach one of them.
+		httpjson.Error(w, http.StatusConflict, fmt.Sprintf("app %s runs in %s on runner %s: deploy it there", d.App, d.Environment, a.Runner))
+		return
+	}
 	now := time.Now().UTC()
 	d.ID, d.Runner, d.Phase, d.Created, d.Updated = deploymentID(), rn.ID, api.PhaseValidating, now, now
-	rc := s.live(rn.ID)
-	if rc == nil {
+	if s.live(rn.ID) == nil {
 		d.Reason = "waiting for runner " + rn.Name + " to connect"
 	}
 	if err := s.store.CreateDeployment(d); err != nil {
@@ -151,7 +156,10 @@ func (s *Server) startDeployment(w http.ResponseWriter, d store.Deployment, runn
 	}
 	s.log.Info("deployment created", "deployment", d.ID, "tenant", d.Tenant, "env", d.Environment, "app", d.App,
 		"runner", d.Runner, "artifact", d.Artifact, "promotedFrom", d.PromotedFrom)
-	if rc != nil {
+	// Looked up after the deployment is stored: a runner that connected
+	// meanwhile has it from its own pending list or from here (it takes
+	// a deployment once).
+	if rc := s.live(rn.ID); rc != nil {
 		go s.dispatch(rc, d)
 	}
 	w.Header().Set("Location", "/api/v1/tenants/"+d.Tenant+"/environments/"+d.Environment+"/deployments/"+d.ID)
@@ -216,8 +224,28 @@ func (s *Server) command(d store.Deployment) (api.Deploy, error) {
 	return cmd, nil
 }
 
-// dispatchPending sends a runner that just connected every deployment of
-// its that has not finished: commands survive a restart of either side.
+// resendInterval is how often a connected runner is sent its unfinished
+// deployments again: a command or report lost on the way is made good, and
+// the runner only says where it is with those it has.
+const resendInterval = 30 * time.Second
+
+// keepDispatching sends a runner its unfinished deployments when it
+// connects, and again every resendInterval while it stays connected.
+func (s *Server) keepDispatching(rc *runnerConn, tenant string) {
+	t := time.NewTicker(resendInterval)
+	defer t.Stop()
+	for {
+		s.dispatchPending(rc, tenant)
+		select {
+		case <-rc.session.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// dispatchPending sends a runner every deployment of its that has not
+// finished: commands survive a restart of either side.
 func (s *Server) dispatchPending(rc *runnerConn, tenant string) {
 	ds, err := s.store.Deployments(tenant, func(d store.Deployment) bool { return d.Runner == rc.id && !api.Done(d.Phase) })
 	if err != nil {
@@ -268,6 +296,11 @@ func (s *Server) deploymentReport(rc *runnerConn, w http.ResponseWriter, r *http
 	d, err := s.store.UpdateDeployment(rn.Tenant, r.PathValue("id"), func(d *store.Deployment) error {
 		if d.Runner != rc.id {
 			return store.ErrNotFound
+		}
+		// A report from before a deployment ended (late, or resent) does
+		// not reopen it.
+		if api.Done(d.Phase) && !api.Done(rep.Phase) {
+			return nil
 		}
 		apply(d, rep)
 		return nil

@@ -297,6 +297,14 @@ func (s *Server) revokeRunner(w http.ResponseWriter, _ *http.Request, r store.Ru
 		return
 	}
 	s.disconnect(r.ID)
+	// Its unfinished deployments will not be taken by anyone.
+	ds, err := s.store.Deployments(r.Tenant, func(d store.Deployment) bool { return d.Runner == r.ID && !api.Done(d.Phase) })
+	if err != nil {
+		s.log.Warn("deployments of a revoked runner", "runner", r.ID, "err", err)
+	}
+	for _, d := range ds {
+		s.setPhase(d, api.DeployReport{Phase: api.PhaseFailed, Reason: "runner " + r.Name + " was revoked"})
+	}
 	s.log.Info("runner revoked", "runner", r.ID, "tenant", r.Tenant)
 	httpjson.Write(w, http.StatusOK, s.view(r))
 }

@@ -99,7 +99,7 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 
 	srv := &http.Server{Handler: s.runnerRoutes(rc), ReadHeaderTimeout: 30 * time.Second}
 	go srv.Serve(sess.Listener())
-	go s.dispatchPending(rc, r.Tenant)
+	go s.keepDispatching(rc, r.Tenant)
 	select {
 	case <-sess.Done():
 	case <-ctx.Done():

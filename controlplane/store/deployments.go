@@ -44,8 +44,8 @@ type App struct {
 	Environment string `json:"environment"`
 	Name        string `json:"name"`
 	Runner      string `json:"runner"`
-	// Deployment is the latest deployment's ID; Phase, Image and URL are
-	// its.
+	// Deployment is the latest deployment's ID; Phase, Reason and Image
+	// are its.
 	Deployment string `json:"deployment"`
 	Artifact   string `json:"artifact,omitempty"`
 	Image      string `json:"image,omitempty"`
@@ -54,10 +54,12 @@ type App struct {
 	Phase      string `json:"phase"`
 	Reason     string `json:"reason,omitempty"`
 	URL        string `json:"url,omitempty"`
-	// Running is the image the app last ran successfully: what a promotion
-	// copies.
-	Running string    `json:"running,omitempty"`
-	Updated time.Time `json:"updated"`
+	// Running is the image the app last ran successfully, by
+	// RunningDeployment: what a promotion copies. Artifact, Replicas and
+	// Port are that deployment's once one ran.
+	Running           string    `json:"running,omitempty"`
+	RunningDeployment string    `json:"runningDeployment,omitempty"`
+	Updated           time.Time `json:"updated"`
 }
 
 func deploymentKey(tenant, id string) string { return tenant + "/" + id }
@@ -88,7 +90,12 @@ func (s *Store) CreateDeployment(d Deployment) error {
 			return err
 		}
 		a.Tenant, a.Environment, a.Name = d.Tenant, d.Environment, d.App
-		a.Runner, a.Deployment, a.Artifact, a.Replicas, a.Port = d.Runner, d.ID, d.Artifact, d.Replicas, d.Port
+		a.Runner, a.Deployment = d.Runner, d.ID
+		if a.Running == "" {
+			// Until a version runs, the app is what it is being made of;
+			// after, what runs (a failed deployment changes nothing).
+			a.Artifact, a.Replicas, a.Port = d.Artifact, d.Replicas, d.Port
+		}
 		// URL stays: the app answers there until the new version replaces it.
 		a.Phase, a.Reason, a.Image, a.Updated = d.Phase, d.Reason, d.Image, d.Updated
 		return put(apps, key, a)
@@ -123,7 +130,8 @@ func (s *Store) UpdateDeployment(tenant, id string, change func(*Deployment) err
 		}
 		a.Phase, a.Reason, a.Image, a.URL, a.Updated = d.Phase, d.Reason, d.Image, d.URL, d.Updated
 		if d.Phase == api.PhaseRunning {
-			a.Running = d.Image
+			a.Running, a.RunningDeployment = d.Image, d.ID
+			a.Artifact, a.Replicas, a.Port = d.Artifact, d.Replicas, d.Port
 		}
 		return put(apps, key, a)
 	})

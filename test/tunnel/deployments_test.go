@@ -68,7 +68,7 @@ func TestDeploymentAPI(t *testing.T) {
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+	t.Cleanup(func() { run.Process.Kill() })
 	testutil.Eventually(t, poll, 30*time.Second, "deployment handed to the runner and refused", func() error {
 		e.call("GET", deployments+"/"+d.ID, e.admin, nil, &d)
 		if d.Phase != "failed" {
@@ -95,9 +95,28 @@ func TestDeploymentAPI(t *testing.T) {
 	e.call("POST", "/api/v1/tenants/acme/environments", e.admin, map[string]string{"name": "prod"}, nil)
 	refused("promotion of an app that never ran", "/api/v1/tenants/acme/environments/prod/promotions", e.admin, map[string]string{"app": "orders", "from": "dev"}, http.StatusConflict, "nothing to promote")
 
-	// A revoked runner takes no deployment.
+	// A runner that goes away leaves a new deployment waiting; revoking it
+	// fails what waits for it.
+	run.Process.Kill()
+	run.Wait()
+	testutil.Eventually(t, poll, 30*time.Second, "runner disconnected", func() error {
+		var r struct{ Connected bool }
+		e.call("GET", "/api/v1/tenants/acme/runners/"+d.Runner, e.admin, nil, &r)
+		if r.Connected {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	var waiting struct{ ID, Phase, Reason string }
+	if code := e.call("POST", deployments, e.admin, deploy, &waiting); code != http.StatusAccepted || waiting.Phase != "validating" {
+		t.Fatalf("deployment to a runner that went away: %d %+v", code, waiting)
+	}
 	if code := e.call("DELETE", "/api/v1/tenants/acme/runners/"+d.Runner, e.admin, nil, nil); code != http.StatusOK {
 		t.Fatalf("revoke: %d", code)
+	}
+	e.call("GET", deployments+"/"+waiting.ID, e.admin, nil, &waiting)
+	if waiting.Phase != "failed" || !strings.Contains(waiting.Reason, "revoked") {
+		t.Errorf("a deployment waiting for a revoked runner: %+v", waiting)
 	}
 	refused("revoked runner", deployments, e.admin, map[string]any{"app": "orders", "artifact": sha, "runner": d.Runner}, http.StatusConflict, "revoked")
 }
