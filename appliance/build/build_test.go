@@ -118,4 +118,11 @@ func TestCacheReusesUnchangedLayers(t *testing.T) {
 	if len(cache.layers) > cache.Max {
 		t.Errorf("the cache holds %d layers, more than %d", len(cache.layers), cache.Max)
 	}
+	small := &Cache{MaxBytes: 1} // no layer fits: nothing stays
+	if _, err := Image(Input{Base: empty.Image, Agent: []byte("agent"), App: app("v1"), Cache: small}); err != nil {
+		t.Fatal(err)
+	}
+	if len(small.layers) != 0 || small.bytes != 0 {
+		t.Errorf("a cache of 1 byte holds %d layers, %d bytes", len(small.layers), small.bytes)
+	}
 }

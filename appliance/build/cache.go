@@ -12,18 +12,22 @@ import (
 // Cache keeps the layers of recent builds by their content, so a new
 // version of an app whose dependencies did not change reuses the
 // dependency layer as it is, compressed and digested, instead of
-// compressing it again. It holds at most Max layers (default 16), dropping
+// compressing it again. It holds at most Max layers (default 16) of at
+// most MaxBytes together (default 512 MiB, counted uncompressed), dropping
 // the least recently used.
 type Cache struct {
-	Max int
+	Max      int
+	MaxBytes int64
 
 	mu     sync.Mutex
 	layers map[[sha256.Size]byte]*cached
+	bytes  int64
 	tick   uint64
 }
 
 type cached struct {
 	layer v1.Layer
+	size  int64
 	used  uint64
 }
 
@@ -58,12 +62,18 @@ func (c *Cache) layer(files []images.File) (v1.Layer, error) {
 	if c.layers == nil {
 		c.layers = map[[sha256.Size]byte]*cached{}
 	}
-	c.layers[key] = &cached{layer: l, used: c.tick}
-	max := c.Max
+	if _, ok := c.layers[key]; !ok {
+		c.layers[key] = &cached{layer: l, size: int64(len(tar)), used: c.tick}
+		c.bytes += int64(len(tar))
+	}
+	max, maxBytes := c.Max, c.MaxBytes
 	if max <= 0 {
 		max = 16
 	}
-	for len(c.layers) > max {
+	if maxBytes <= 0 {
+		maxBytes = 512 << 20
+	}
+	for len(c.layers) > max || c.bytes > maxBytes {
 		var oldest [sha256.Size]byte
 		first := true
 		for k, e := range c.layers {
@@ -71,6 +81,7 @@ func (c *Cache) layer(files []images.File) (v1.Layer, error) {
 				oldest, first = k, false
 			}
 		}
+		c.bytes -= c.layers[oldest].size
 		delete(c.layers, oldest)
 	}
 	return l, nil

@@ -70,21 +70,48 @@ func (k *Kubernetes) Deploy(ctx context.Context, a App) error {
 		return err
 	}
 	ns, name := Namespace(a.Tenant, a.Environment), "deployment/"+a.Name
-	_, err = k.Kubectl.Run(ctx, nil, "get", "-n", ns, name, "-o", "name")
-	existed := err == nil
+	before, _ := k.revision(ctx, a) // 0: the app is new
 	if err := k.Kubectl.Apply(ctx, doc); err != nil {
 		return err
 	}
 	err = k.rollout(ctx, a)
-	if err != nil && existed {
-		// The version that ran before keeps serving, as it did during the
-		// rollout, and stays what the app is made of.
-		if _, uerr := k.Kubectl.Run(ctx, nil, "rollout", "undo", "-n", ns, name); uerr != nil {
-			return fmt.Errorf("%w (and rolling back failed: %v)", err, uerr)
-		}
-		return fmt.Errorf("%w; rolled back to the version before", err)
+	if err == nil || before == 0 {
+		return err
 	}
-	return err
+	// A new pod template made a new revision; the one before kept serving
+	// during the rollout and stays what the app is made of. (An apply that
+	// changed only the replicas made none: there is nothing to undo.)
+	if after, rerr := k.revision(ctx, a); rerr != nil || after == before {
+		return err
+	}
+	if _, uerr := k.Kubectl.Run(ctx, nil, "rollout", "undo", "-n", ns, name, "--to-revision="+strconv.Itoa(before)); uerr != nil {
+		return fmt.Errorf("%w (and rolling back failed: %v)", err, uerr)
+	}
+	return fmt.Errorf("%w; rolled back to the version before", err)
+}
+
+// deploymentState is what rollout and revision read of an app's Deployment.
+type deploymentState struct {
+	Metadata struct {
+		Generation  int64
+		Annotations map[string]string
+	}
+	Status struct{ ObservedGeneration int64 }
+}
+
+func (k *Kubernetes) deployment(ctx context.Context, a App) (deploymentState, error) {
+	var d deploymentState
+	err := k.getJSON(ctx, &d, "get", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name)
+	return d, err
+}
+
+// revision is the app's Deployment's current revision.
+func (k *Kubernetes) revision(ctx context.Context, a App) (int, error) {
+	d, err := k.deployment(ctx, a)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(d.Metadata.Annotations["deployment.kubernetes.io/revision"])
 }
 
 func sorted(m map[string]string) []envVar {
@@ -159,18 +186,24 @@ type containerState struct {
 // Waiting reasons that do not go away by waiting.
 var stuck = []string{"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
-// podTrouble says what keeps a pod of the app's newest replica set from
-// running, or "".
+// podTrouble says what keeps a pod of the app's current revision from
+// running, or "". Until the Deployment controller has seen the latest
+// change, the current revision is not known yet: nothing is judged.
 func (k *Kubernetes) podTrouble(ctx context.Context, a App) string {
 	ns, sel := Namespace(a.Tenant, a.Environment), "app.kubernetes.io/name="+a.Name
+	dep, err := k.deployment(ctx, a)
+	if err != nil || dep.Status.ObservedGeneration < dep.Metadata.Generation {
+		return ""
+	}
+	revision := dep.Metadata.Annotations["deployment.kubernetes.io/revision"]
 	var sets podList
 	if err := k.getJSON(ctx, &sets, "get", "replicasets", "-n", ns, "-l", sel); err != nil {
 		return ""
 	}
-	hash, newest := "", -1
+	hash := ""
 	for _, rs := range sets.Items {
-		if rev, err := strconv.Atoi(rs.Metadata.Annotations["deployment.kubernetes.io/revision"]); err == nil && rev > newest {
-			hash, newest = rs.Metadata.Labels["pod-template-hash"], rev
+		if rs.Metadata.Annotations["deployment.kubernetes.io/revision"] == revision {
+			hash = rs.Metadata.Labels["pod-template-hash"]
 		}
 	}
 	if hash == "" {
