@@ -134,6 +134,13 @@ func (n *node) testDeploy(t *testing.T) {
 	// on, and its report reaches the control plane once it is back.
 	var r deployment
 	cp.Must(t, http.StatusAccepted, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": sha, "replicas": 2}, &r)
+	testutil.Eventually(t, 50*time.Millisecond, time.Minute, "the runner took the deployment", func() error {
+		cp.Call("GET", base+"/environments/dev/deployments/"+r.ID, nil, &r)
+		if r.Phase == "validating" {
+			return fmt.Errorf("phase %s", r.Phase)
+		}
+		return nil
+	})
 	cp.Stop()
 	testutil.Eventually(t, poll, 3*time.Minute, "two dev replicas ready while the control plane is down", func() error {
 		out, err := n.tryKubectl("", "get", "deployment", app, "-n", orchestrator.Namespace(tenant, "dev"), "-o", "jsonpath={.status.readyReplicas}/{.status.updatedReplicas}")
