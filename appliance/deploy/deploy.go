@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,7 @@ type Worker struct {
 type job struct {
 	mu        sync.Mutex
 	report    api.DeployReport
+	done      time.Time     // when the report became final
 	reporting bool          // a goroutine sends the reports
 	changed   chan struct{} // signalled when there is a report to send
 }
@@ -73,8 +75,28 @@ type job struct {
 func (j *job) set(r api.DeployReport) {
 	j.mu.Lock()
 	j.report = r
+	if api.Done(r.Phase) {
+		j.done = time.Now()
+	}
 	j.mu.Unlock()
 	j.poke()
+}
+
+// forgetAfter is how long a finished deployment is remembered: long past
+// the last time the control plane could send it again (it stops once it
+// has the final report, resending every 30 s until then).
+const forgetAfter = 15 * time.Minute
+
+// forget drops finished deployments reported long ago. Callers hold w.mu.
+func (w *Worker) forget(now time.Time) {
+	for id, j := range w.jobs {
+		j.mu.Lock()
+		old := !j.done.IsZero() && !j.reporting && now.Sub(j.done) > forgetAfter
+		j.mu.Unlock()
+		if old {
+			delete(w.jobs, id)
+		}
+	}
 }
 
 func (j *job) poke() {
@@ -112,6 +134,7 @@ func (w *Worker) Accept(ctx context.Context, d api.Deploy) error {
 	if w.jobs == nil {
 		w.jobs, w.apps = map[string]*job{}, map[string]*appQueue{}
 	}
+	w.forget(time.Now())
 	if j, ok := w.jobs[d.ID]; ok {
 		w.startReporting(ctx, d.ID, j)
 		return nil
@@ -329,6 +352,29 @@ func (w *Worker) cache(path string, b []byte) {
 	if err != nil {
 		os.Remove(f.Name())
 		w.Log.Debug("cache artifact", "err", err)
+	}
+	w.pruneCache()
+}
+
+// keepArtifacts is how many artifacts the cache keeps, the most recently
+// fetched.
+const keepArtifacts = 20
+
+func (w *Worker) pruneCache() {
+	files, err := filepath.Glob(filepath.Join(w.CacheDir, "*.jar"))
+	if err != nil || len(files) <= keepArtifacts {
+		return
+	}
+	mtime := func(p string) time.Time {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return time.Time{}
+		}
+		return fi.ModTime()
+	}
+	slices.SortFunc(files, func(a, b string) int { return mtime(b).Compare(mtime(a)) })
+	for _, p := range files[keepArtifacts:] {
+		os.Remove(p)
 	}
 }
 

@@ -5,15 +5,21 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
@@ -195,4 +201,30 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// Finished deployments are forgotten once the control plane cannot send
+// them again; the artifact cache keeps the newest artifacts only.
+func TestForgetAndPrune(t *testing.T) {
+	w := newWorker(t, &controlPlane{reports: map[string][]api.DeployReport{}}, nil)
+	now := time.Now()
+	w.jobs = map[string]*job{
+		"old":     {report: api.DeployReport{Phase: api.PhaseRunning}, done: now.Add(-forgetAfter - time.Minute)},
+		"recent":  {report: api.DeployReport{Phase: api.PhaseFailed}, done: now.Add(-time.Minute)},
+		"ongoing": {report: api.DeployReport{Phase: api.PhaseBuilding}},
+	}
+	w.forget(now)
+	if _, ok := w.jobs["old"]; ok || len(w.jobs) != 2 {
+		t.Errorf("jobs after forget: %v", slices.Collect(maps.Keys(w.jobs)))
+	}
+	for i := range keepArtifacts + 5 {
+		p := filepath.Join(w.CacheDir, fmt.Sprintf("%02d.jar", i))
+		os.WriteFile(p, nil, 0o600)
+		os.Chtimes(p, now, now.Add(time.Duration(i)*time.Second))
+	}
+	w.pruneCache()
+	left, _ := filepath.Glob(filepath.Join(w.CacheDir, "*.jar"))
+	if len(left) != keepArtifacts || slices.Contains(left, filepath.Join(w.CacheDir, "00.jar")) || !slices.Contains(left, filepath.Join(w.CacheDir, "24.jar")) {
+		t.Errorf("cache after pruning: %v", left)
+	}
 }

@@ -33,7 +33,9 @@ func (k Kubectl) Run(ctx context.Context, stdin []byte, args ...string) ([]byte,
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("kubectl %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+		// One line: it ends up in a deployment's reason.
+		msg := strings.ReplaceAll(strings.TrimSpace(stderr.String()), "\n", "; ")
+		return nil, fmt.Errorf("kubectl %s: %w: %s", args[0], err, msg)
 	}
 	return out, nil
 }
