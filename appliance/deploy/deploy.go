@@ -141,12 +141,7 @@ func (w *Worker) Accept(ctx context.Context, d api.Deploy) error {
 	}
 	j := &job{report: api.DeployReport{Phase: api.PhaseValidating}, changed: make(chan struct{}, 1)}
 	w.jobs[d.ID] = j
-	key := d.Environment + "/" + d.App
-	q := w.apps[key]
-	if q == nil {
-		q = &appQueue{}
-		w.apps[key] = q
-	}
+	q := w.queueLocked(d.Environment + "/" + d.App)
 	// The control plane's IDs sort by creation: the newest deployment of
 	// an app is the one to run.
 	if d.ID > q.newest {
@@ -171,7 +166,27 @@ func (w *Worker) Accept(ctx context.Context, d api.Deploy) error {
 	return nil
 }
 
-// appQueue orders an app's deployments.
+// queue is the app's queue, made on first use.
+func (w *Worker) queue(key string) *appQueue {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.queueLocked(key)
+}
+
+// queueLocked is queue for callers that hold w.mu.
+func (w *Worker) queueLocked(key string) *appQueue {
+	if w.apps == nil {
+		w.jobs, w.apps = map[string]*job{}, map[string]*appQueue{}
+	}
+	q := w.apps[key]
+	if q == nil {
+		q = &appQueue{}
+		w.apps[key] = q
+	}
+	return q
+}
+
+// appQueue orders an app's deployments and operations.
 type appQueue struct {
 	run    sync.Mutex
 	newest string // guarded by Worker.mu

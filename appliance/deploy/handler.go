@@ -86,6 +86,11 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 			return
 		}
 		a.Replicas = max(op.Replicas, 1)
+		// Not while a deployment of the app rolls out: a restart that read
+		// the old version would put it back.
+		q := w.queue(a.Environment + "/" + a.Name)
+		q.run.Lock()
+		defer q.run.Unlock()
 		var err error
 		switch r.PathValue("op") {
 		case "stop":
