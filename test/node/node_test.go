@@ -70,6 +70,9 @@ func TestNode(t *testing.T) {
 		n.run("reset", "--data-dir", dataDir)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			logTail(t, filepath.Join(dataDir, "logs", "cameleer.log"), 150)
+		}
 		if _, err := os.Stat(dataDir); err == nil {
 			n.cameleer(context.Background(), "reset", "--data-dir", dataDir)
 		}
@@ -92,6 +95,18 @@ func TestNode(t *testing.T) {
 	}
 	t.Run("recovers from kill -9", n.testKill)
 	t.Run("reset leaves nothing", n.testReset)
+}
+
+// logTail logs the last n lines of the file at path: what cameleer run said
+// before a test failed.
+func logTail(t *testing.T, path string, n int) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("no log: %v", err)
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	t.Logf("last lines of %s:\n%s", path, strings.Join(lines[max(0, len(lines)-n):], "\n"))
 }
 
 // cameleer runs bin/cameleer and returns its combined output.

@@ -58,9 +58,18 @@ func (n *node) testTunnelWithEngine(t *testing.T) {
 	}
 
 	testutil.Eventually(t, poll, time.Minute, "the node's runner connected after the restart", connected)
-	if st := n.status(t); !st.ControlPlane.Connected || st.ControlPlane.RunnerID != runners[0].ID {
-		t.Errorf("cameleer status on the control plane: %+v, want connected as %s", st.ControlPlane, runners[0].ID)
-	}
+	// The control plane counts a runner connected once the TLS handshake is
+	// done; the runner, once its first ping came back.
+	testutil.Eventually(t, poll, 30*time.Second, "cameleer status shows the link", func() error {
+		st, err := n.tryStatus()
+		if err != nil {
+			return err
+		}
+		if !st.ControlPlane.Connected || st.ControlPlane.RunnerID != runners[0].ID {
+			return fmt.Errorf("control plane %+v, want connected as %s", st.ControlPlane, runners[0].ID)
+		}
+		return nil
+	})
 	var st struct {
 		Engine bool
 		Node   struct {
@@ -68,9 +77,12 @@ func (n *node) testTunnelWithEngine(t *testing.T) {
 			Components []struct{ Name string }
 		}
 	}
-	if code, err := call("GET", "/api/v1/tenants/acme/runners/"+runners[0].ID+"/proxy/status", nil, &st); code != http.StatusOK || err != nil {
-		t.Fatalf("proxied status: %d %v", code, err)
-	}
+	testutil.Eventually(t, poll, 30*time.Second, "status proxied through the tunnel", func() error {
+		if code, err := call("GET", "/api/v1/tenants/acme/runners/"+runners[0].ID+"/proxy/status", nil, &st); code != http.StatusOK || err != nil {
+			return fmt.Errorf("%d %v", code, err)
+		}
+		return nil
+	})
 	if !st.Engine || !st.Node.Ready || len(st.Node.Components) < 10 {
 		t.Errorf("the engine's status through the tunnel: %+v", st)
 	}
