@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cameleer/cameleer/api"
 )
 
 // Docker runs apps as containers of a Docker Engine on this host, talking
@@ -116,9 +118,22 @@ type instance struct {
 	name  string
 }
 
+// dockerName joins a tenant, environment and app (and an instance's index)
+// with '_', which these names cannot hold (checkNames), so two apps never
+// share a name, as joining them with '-' would (env prod, app eu-api and
+// env prod-eu, app api). Docker's container and network names and
+// Traefik's router names all take '_'.
+func dockerName(parts ...string) string { return "cameleer_" + strings.Join(parts, "_") }
+
+// envNetwork is the network of a tenant's environment.
+func envNetwork(tenant, env string) string { return dockerName(tenant, env) }
+
+// routerName names the app's Traefik router and service.
+func routerName(a App) string { return dockerName(a.Tenant, a.Environment, a.Name) }
+
 // instanceName is the container name of an app's i-th instance.
 func instanceName(a App, i int) string {
-	return Namespace(a.Tenant, a.Environment) + "-" + a.Name + "-" + strconv.Itoa(i)
+	return dockerName(a.Tenant, a.Environment, a.Name, strconv.Itoa(i))
 }
 
 func appLabels(a App) map[string]string {
@@ -204,9 +219,13 @@ func specOf(ctx context.Context, e *engine, in instance) (spec, error) {
 	return spec{image: c.Config.Labels[labelImage], port: port, env: c.Config.Env, digest: c.Config.Labels[labelSpec]}, nil
 }
 
+// checkNames holds the names to what the control plane and the runner
+// accept, which dockerName relies on.
 func checkNames(a App) error {
-	if a.Tenant == "" || a.Environment == "" || a.Name == "" {
-		return fmt.Errorf("an app needs a tenant, an environment and a name")
+	for _, n := range []struct{ what, name string }{{"tenant", a.Tenant}, {"environment", a.Environment}, {"app", a.Name}} {
+		if err := api.ValidName(n.name); err != nil {
+			return fmt.Errorf("%s: %w", n.what, err)
+		}
 	}
 	return nil
 }
@@ -272,7 +291,7 @@ func pullIfMissing(ctx context.Context, e *engine, ref string) error {
 func (d *Docker) ensureEnvironment(ctx context.Context, e *engine, tenant, env string) error {
 	d.envMu.Lock()
 	defer d.envMu.Unlock()
-	network := Namespace(tenant, env)
+	network := envNetwork(tenant, env)
 	// Internal: the environment's apps reach each other and are reached
 	// by Traefik and this host, and nothing else, as an environment's
 	// network policy allows on Kubernetes.
@@ -420,8 +439,8 @@ func (d *Docker) joinEnvironments(ctx context.Context, e *engine) error {
 // image's user, no privileges, the environment's network only, routed by
 // Traefik at the app's host.
 func (d *Docker) instanceContainer(a App, s spec, i int) containerSpec {
-	network := Namespace(a.Tenant, a.Environment)
-	router := Namespace(a.Tenant, a.Environment) + "-" + a.Name
+	network := envNetwork(a.Tenant, a.Environment)
+	router := routerName(a)
 	port := strconv.Itoa(s.port)
 	labels := appLabels(a)
 	for k, v := range map[string]string{
@@ -585,7 +604,7 @@ func waitReady(ctx context.Context, e *engine, a App, port int, w readyWait) err
 	defer cancel()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	network := Namespace(a.Tenant, a.Environment)
+	network := envNetwork(a.Tenant, a.Environment)
 	var last string
 	for {
 		c, err := e.inspectContainer(ctx, w.id)
@@ -769,7 +788,7 @@ func (d *Docker) Status(ctx context.Context, a App) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{App: a.Name, Image: ins[0].Labels[labelImage]}
-	network := Namespace(a.Tenant, a.Environment)
+	network := envNetwork(a.Tenant, a.Environment)
 	for _, in := range ins {
 		if !in.meantToRun() {
 			continue
