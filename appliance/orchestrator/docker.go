@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -65,9 +67,12 @@ const (
 	labelInstance    = "cameleer.io/instance"
 	labelImage       = "cameleer.io/image"
 	labelPort        = "cameleer.io/port"
-	// labelSpec is a digest of what an instance is made of (image, port,
-	// environment); an instance whose digest differs is replaced.
+	// labelSpec is a digest of a container's whole definition (digestOf);
+	// a container whose digest differs from what is wanted is replaced.
 	labelSpec = "cameleer.io/spec"
+	// labelEnv names the app's environment variables (a JSON array), to
+	// tell them from the image's when an instance is read back.
+	labelEnv = "cameleer.io/env"
 
 	// readyTimeout bounds the wait for new instances, as the rollout
 	// timeout does on Kubernetes.
@@ -177,46 +182,52 @@ func (in instance) meantToRun() bool {
 type spec struct {
 	image string
 	port  int
-	env   []string // NAME=VALUE, sorted by name
-	// digest of the above.
-	digest string
+	env   map[string]string
 }
 
 func appSpec(a App) spec {
-	merged := map[string]string{}
+	env := map[string]string{}
 	for n, v := range a.Env {
-		merged[n] = v
+		env[n] = v
 	}
 	// A secret wins over a plain variable of the same name, as the later
 	// entry does on Kubernetes.
 	for n, v := range a.Secrets {
-		merged[n] = v
+		env[n] = v
 	}
-	s := spec{image: a.Image, port: a.Port}
-	for _, v := range sorted(merged) {
-		s.env = append(s.env, v.Name+"="+v.Value)
-	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00", s.image, s.port)
-	for _, v := range s.env {
-		fmt.Fprintf(h, "%s\x00", v)
-	}
-	s.digest = hex.EncodeToString(h.Sum(nil))[:16]
-	return s
+	return spec{image: a.Image, port: a.Port, env: env}
 }
 
 // specOf reads back what an existing instance is made of, for Start and
-// Restart, which are given no more than the app's name.
-func specOf(ctx context.Context, e *engine, in instance) (spec, error) {
-	c, err := e.inspectContainer(ctx, in.ID)
-	if err != nil {
-		return spec{}, fmt.Errorf("inspect %s: %w", in.name, err)
-	}
+// Restart, which are given no more than the app's name. The daemon merged
+// the image's environment into the container's; the env label says which
+// variables are the app's.
+func specOf(c containerInfo, name string) (spec, error) {
 	port, err := strconv.Atoi(c.Config.Labels[labelPort])
 	if err != nil {
-		return spec{}, fmt.Errorf("%s has no port label", in.name)
+		return spec{}, fmt.Errorf("%s has no port label", name)
 	}
-	return spec{image: c.Config.Labels[labelImage], port: port, env: c.Config.Env, digest: c.Config.Labels[labelSpec]}, nil
+	var names []string
+	if err := json.Unmarshal([]byte(c.Config.Labels[labelEnv]), &names); err != nil {
+		return spec{}, fmt.Errorf("read the env label of %s: %w", name, err)
+	}
+	s := spec{image: c.Config.Labels[labelImage], port: port, env: map[string]string{}}
+	for _, v := range c.Config.Env {
+		if n, val, _ := strings.Cut(v, "="); slices.Contains(names, n) {
+			s.env[n] = val
+		}
+	}
+	return s, nil
+}
+
+// digestOf is the digest of a container's definition that its spec label
+// carries; the caller sets that label after.
+func digestOf(c containerSpec) string {
+	// Marshalling sorts map keys, so one definition gives one digest; it
+	// cannot fail on these plain types.
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
 }
 
 // checkNames holds the names to what the control plane and the runner
@@ -361,9 +372,7 @@ func (d *Docker) traefikSpec() (containerSpec, error) {
 	s.HostConfig.RestartPolicy.Name = "unless-stopped"
 	s.HostConfig.LogConfig.Type = "json-file"
 	s.HostConfig.LogConfig.Config = map[string]string{"max-size": "10m", "max-file": "3"}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s:%d\x00%d", s.Image, strings.Join(s.Cmd, "\x00"), d.socket(), d.HTTPAddress, port, st.Gid)
-	s.Labels[labelSpec] = hex.EncodeToString(h.Sum(nil))[:16]
+	s.Labels[labelSpec] = digestOf(s)
 	return s, nil
 }
 
@@ -435,19 +444,27 @@ func (d *Docker) joinEnvironments(ctx context.Context, e *engine) error {
 	return nil
 }
 
-// instanceContainer is the definition of an app's i-th instance: the
-// image's user, no privileges, the environment's network only, routed by
-// Traefik at the app's host.
-func (d *Docker) instanceContainer(a App, s spec, i int) containerSpec {
+// appContainer is the definition of the app's instances but their index
+// (see forInstance): the image's user, no privileges, the environment's
+// network only, routed by Traefik at the app's host. Its spec label is the
+// digest of all of it, so an instance is replaced when anything in it
+// changes, the routing under a new apps domain as much as the image.
+func (d *Docker) appContainer(a App, s spec) containerSpec {
 	network := envNetwork(a.Tenant, a.Environment)
 	router := routerName(a)
 	port := strconv.Itoa(s.port)
+	var env []string
+	names := []string{}
+	for _, v := range sorted(s.env) {
+		env = append(env, v.Name+"="+v.Value)
+		names = append(names, v.Name)
+	}
+	namesJSON, _ := json.Marshal(names) // cannot fail: strings
 	labels := appLabels(a)
 	for k, v := range map[string]string{
-		labelInstance:            strconv.Itoa(i),
 		labelImage:               s.image,
 		labelPort:                port,
-		labelSpec:                s.digest,
+		labelEnv:                 string(namesJSON),
 		"traefik.enable":         "true",
 		"traefik.docker.network": network,
 		"traefik.http.routers." + router + ".rule":                      "Host(`" + d.Host(a) + "`)",
@@ -459,7 +476,7 @@ func (d *Docker) instanceContainer(a App, s spec, i int) containerSpec {
 	}
 	c := containerSpec{
 		Image:  s.image,
-		Env:    s.env,
+		Env:    env,
 		Labels: labels,
 		// The agent's port is neither exposed nor published: only this
 		// host reaches it, on the container's address.
@@ -476,6 +493,14 @@ func (d *Docker) instanceContainer(a App, s spec, i int) containerSpec {
 	// default driver is.
 	c.HostConfig.LogConfig.Type = "json-file"
 	c.HostConfig.LogConfig.Config = map[string]string{"max-size": "10m", "max-file": "5"}
+	c.Labels[labelSpec] = digestOf(c)
+	return c
+}
+
+// forInstance is c for the app's i-th instance.
+func (c containerSpec) forInstance(i int) containerSpec {
+	c.Labels = maps.Clone(c.Labels)
+	c.Labels[labelInstance] = strconv.Itoa(i)
 	return c
 }
 
@@ -490,12 +515,13 @@ func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, r
 	if err != nil {
 		return err
 	}
+	want := d.appContainer(a, s)
 	kept := map[int]instance{}
 	var retired, renamed []instance
 	for _, in := range current {
 		// A crash-looping or paused instance is replaced, not kept.
 		settled := in.State == "running" || in.State == "exited" || in.State == "created"
-		if !replace && settled && in.index < n && in.name == instanceName(a, in.index) && in.Labels[labelSpec] == s.digest {
+		if !replace && settled && in.index < n && in.name == instanceName(a, in.index) && in.Labels[labelSpec] == want.Labels[labelSpec] {
 			kept[in.index] = in
 			continue
 		}
@@ -531,7 +557,7 @@ func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, r
 			}
 			id = in.ID
 		} else {
-			id, err = e.createContainer(ctx, name, d.instanceContainer(a, s, i))
+			id, err = e.createContainer(ctx, name, want.forInstance(i))
 			if err != nil {
 				return fail(fmt.Errorf("create %s: %w", name, err))
 			}
@@ -773,7 +799,11 @@ func (d *Docker) existing(ctx context.Context, a App) (*engine, spec, []instance
 	if err != nil {
 		return nil, spec{}, nil, err
 	}
-	s, err := specOf(ctx, e, ins[0])
+	c, err := e.inspectContainer(ctx, ins[0].ID)
+	if err != nil {
+		return nil, spec{}, nil, fmt.Errorf("inspect %s: %w", ins[0].name, err)
+	}
+	s, err := specOf(c, ins[0].name)
 	if err != nil {
 		return nil, spec{}, nil, err
 	}

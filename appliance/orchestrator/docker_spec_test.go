@@ -1,6 +1,8 @@
 package orchestrator
 
 import (
+	"maps"
+	"reflect"
 	"regexp"
 	"testing"
 )
@@ -43,5 +45,79 @@ func TestDockerNamesDistinct(t *testing.T) {
 	}
 	if err := checkNames(App{Tenant: "acme", Environment: "prod_eu", Name: "api"}); err == nil {
 		t.Error("an environment named with '_', the names' separator, is accepted")
+	}
+}
+
+// An instance's spec label changes with anything in its definition, its
+// routing and host config as much as its image and environment, and with
+// nothing else.
+func TestDockerSpecDigest(t *testing.T) {
+	d := &Docker{AppsDomain: "apps.test"}
+	a := App{Tenant: "acme", Environment: "dev", Name: "orders", Image: "reg/orders@sha256:aa", Port: 8080,
+		Env: map[string]string{"GREETING": "hello"}, Secrets: map[string]string{"TOKEN": "t0ken"}}
+	want := d.appContainer(a, appSpec(a))
+	digest := want.Labels[labelSpec]
+	if again := d.appContainer(a, appSpec(a)); again.Labels[labelSpec] != digest {
+		t.Errorf("the same app gives digests %s and %s", digest, again.Labels[labelSpec])
+	}
+	if i1 := want.forInstance(1); i1.Labels[labelSpec] != digest || i1.Labels[labelInstance] != "1" || want.Labels[labelInstance] != "" {
+		t.Errorf("instance 1: labels %v, from %v", i1.Labels, want.Labels)
+	}
+
+	for what, change := range map[string]func(*Docker, *App){
+		"apps domain": func(d *Docker, _ *App) { d.AppsDomain = "apps.example" },
+		"image":       func(_ *Docker, a *App) { a.Image = "reg/orders@sha256:bb" },
+		"port":        func(_ *Docker, a *App) { a.Port = 9090 },
+		"env":         func(_ *Docker, a *App) { a.Env = map[string]string{"GREETING": "hi"} },
+		"secret":      func(_ *Docker, a *App) { a.Secrets = map[string]string{"TOKEN": "other"} },
+	} {
+		d2, a2 := &Docker{AppsDomain: d.AppsDomain}, a
+		change(d2, &a2)
+		if got := d2.appContainer(a2, appSpec(a2)).Labels[labelSpec]; got == digest {
+			t.Errorf("a changed %s keeps the digest %s", what, got)
+		}
+	}
+
+	// Whatever sets them, labels and host config count.
+	unlabelled := func() containerSpec {
+		c := want
+		c.Labels = maps.Clone(want.Labels)
+		delete(c.Labels, labelSpec)
+		return c
+	}
+	if got := digestOf(unlabelled()); got != digest {
+		t.Fatalf("digest without the spec label: %s, want %s", got, digest)
+	}
+	c := unlabelled()
+	c.HostConfig.Memory++
+	if digestOf(c) == digest {
+		t.Error("a changed memory limit keeps the digest")
+	}
+	c = unlabelled()
+	c.Labels["traefik.http.routers."+routerName(a)+".entrypoints"] = "websecure"
+	if digestOf(c) == digest {
+		t.Error("a changed routing label keeps the digest")
+	}
+}
+
+// What an instance is made of reads back from the container the daemon
+// made, whose environment has the image's variables merged in, as it was
+// deployed: Start keeps a stopped instance rather than replace it.
+func TestDockerSpecOf(t *testing.T) {
+	d := &Docker{AppsDomain: "apps.test"}
+	a := App{Tenant: "acme", Environment: "dev", Name: "orders", Image: "reg/orders@sha256:aa", Port: 8080,
+		Env: map[string]string{"GREETING": "hello", "JAVA_OPTS": "-Xmx256m"}, Secrets: map[string]string{"TOKEN": "t0ken"}}
+	want := d.appContainer(a, appSpec(a))
+	var c containerInfo
+	c.Config.Labels = want.forInstance(0).Labels
+	// The image's variables first, the app's overriding them in place or
+	// appended, as the daemon merges them.
+	c.Config.Env = []string{"PATH=/usr/bin", "JAVA_OPTS=-Xmx256m", "LANG=C.UTF-8", "GREETING=hello", "TOKEN=t0ken"}
+	s, err := specOf(c, "orders-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.appContainer(a, s); !reflect.DeepEqual(got, want) {
+		t.Errorf("read back:\n%+v\nwant\n%+v", got, want)
 	}
 }
