@@ -145,7 +145,8 @@ func appLabels(a App) map[string]string {
 	return map[string]string{labelManagedBy: "cameleer", labelTenant: a.Tenant, labelEnvironment: a.Environment, labelApp: a.Name}
 }
 
-// instances lists an app's containers, by index.
+// instances lists an app's containers: its current ones by index, then the
+// retired ones.
 func (d *Docker) instances(ctx context.Context, e *engine, a App) ([]instance, error) {
 	cs, err := e.listContainers(ctx, appLabels(a))
 	if err != nil {
@@ -164,6 +165,9 @@ func (d *Docker) instances(ctx context.Context, e *engine, a App) ([]instance, e
 		out = append(out, in)
 	}
 	sort.Slice(out, func(i, j int) bool {
+		if ri, rj := out[i].retired(a), out[j].retired(a); ri != rj {
+			return rj
+		}
 		if out[i].index != out[j].index {
 			return out[i].index < out[j].index
 		}
@@ -171,6 +175,10 @@ func (d *Docker) instances(ctx context.Context, e *engine, a App) ([]instance, e
 	})
 	return out, nil
 }
+
+// retired tells an instance a rollout renamed out of the way (to be
+// removed, or left by a rollout that broke off) from a current one.
+func (in instance) retired(a App) bool { return in.name != instanceName(a, in.index) }
 
 // meantToRun tells an instance that runs, or is to run again after a
 // crash, from one stopped with its app.
@@ -521,14 +529,14 @@ func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, r
 	for _, in := range current {
 		// A crash-looping or paused instance is replaced, not kept.
 		settled := in.State == "running" || in.State == "exited" || in.State == "created"
-		if !replace && settled && in.index < n && in.name == instanceName(a, in.index) && in.Labels[labelSpec] == want.Labels[labelSpec] {
+		if !replace && settled && in.index < n && !in.retired(a) && in.Labels[labelSpec] == want.Labels[labelSpec] {
 			kept[in.index] = in
 			continue
 		}
 		retired = append(retired, in)
 	}
 	for _, in := range retired {
-		if in.name != instanceName(a, in.index) {
+		if in.retired(a) {
 			continue
 		}
 		if err := e.renameContainer(ctx, in.ID, in.name+"-retired-"+in.ID[:12]); err != nil {
@@ -753,7 +761,8 @@ func (d *Docker) Start(ctx context.Context, a App) error {
 }
 
 // Restart replaces the app's running instances with new ones made the same
-// way and waits for them; a stopped app stays stopped.
+// way and waits for them; a stopped app stays stopped. Retired instances
+// are not counted, and go with the rollout.
 func (d *Docker) Restart(ctx context.Context, a App) error {
 	e, s, ins, err := d.existing(ctx, a)
 	if err != nil {
@@ -761,7 +770,7 @@ func (d *Docker) Restart(ctx context.Context, a App) error {
 	}
 	n := 0
 	for _, in := range ins {
-		if in.meantToRun() {
+		if !in.retired(a) && in.meantToRun() {
 			n++
 		}
 	}
@@ -799,6 +808,7 @@ func (d *Docker) existing(ctx context.Context, a App) (*engine, spec, []instance
 	if err != nil {
 		return nil, spec{}, nil, err
 	}
+	// ins[0] is a current instance where there is one.
 	c, err := e.inspectContainer(ctx, ins[0].ID)
 	if err != nil {
 		return nil, spec{}, nil, fmt.Errorf("inspect %s: %w", ins[0].name, err)
@@ -810,8 +820,9 @@ func (d *Docker) existing(ctx context.Context, a App) (*engine, spec, []instance
 	return e, s, ins, nil
 }
 
-// Status counts the app's instances meant to run and, of those, the ones
-// that accept connections on the app's port.
+// Status counts the app's current instances meant to run and, of those,
+// the ones that accept connections on the app's port; retired ones, which
+// a rollout is about to remove, do not count.
 func (d *Docker) Status(ctx context.Context, a App) (Status, error) {
 	e, ins, err := d.find(ctx, a)
 	if err != nil {
@@ -820,7 +831,7 @@ func (d *Docker) Status(ctx context.Context, a App) (Status, error) {
 	st := Status{App: a.Name, Image: ins[0].Labels[labelImage]}
 	network := envNetwork(a.Tenant, a.Environment)
 	for _, in := range ins {
-		if !in.meantToRun() {
+		if in.retired(a) || !in.meantToRun() {
 			continue
 		}
 		st.Replicas++

@@ -201,11 +201,31 @@ func TestDocker(t *testing.T) {
 	testutil.Eventually(t, poll, time.Minute, "stopped dev does not answer", silent(dev))
 	status(dev, 0, 0)
 	testutil.Eventually(t, poll, time.Minute, "prod answers while dev is stopped", answers(prod, "hello-prod"))
+	before = ids(dev)
 	if err := d.Start(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
+	if after := ids(dev); !slices.Equal(before, after) {
+		t.Errorf("start replaced the stopped containers: %v, then %v", before, after)
+	}
 	status(dev, 2, 2)
 	testutil.Eventually(t, poll, 2*time.Minute, "started dev answers", answers(dev, "hello-dev"))
+
+	// An instance a rollout renamed out of the way and left, as one that
+	// broke off does, counts for neither status nor restart, and goes with
+	// the restart.
+	e, err := d.connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftover, err := e.createContainer(ctx, instanceName(dev, 0)+"-retired-leftover", d.appContainer(dev, appSpec(dev)).forInstance(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.startContainer(ctx, leftover); err != nil {
+		t.Fatal(err)
+	}
+	status(dev, 2, 2)
 	before = ids(dev)
 	if err := d.Restart(ctx, dev); err != nil {
 		t.Fatal(err)
