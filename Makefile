@@ -117,6 +117,7 @@ fuzz:
 	$(FUZZ) '^FuzzParseToken$$' ./api
 	$(FUZZ) '^FuzzParseEnrollRequest$$' ./api
 	$(FUZZ) '^FuzzParseHeader$$' ./tunnel
+	$(FUZZ) '^FuzzSession$$' ./tunnel/mux
 	$(FUZZ) '^FuzzCheck$$' ./controlplane/artifact
 
 # The Docker orchestrator on a Docker Engine the test starts and removes

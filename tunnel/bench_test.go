@@ -74,8 +74,7 @@ func BenchmarkThroughput(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		// A yamux stream's Close is a half-close: it still reads.
-		push(b, c, c.Close)
+		push(b, c, c.(interface{ CloseWrite() error }).CloseWrite)
 	})
 }
 

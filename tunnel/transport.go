@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Transport is an http.RoundTripper for HTTP/1.1 over tunnel streams. It
@@ -79,13 +78,9 @@ func resendable(req *http.Request) bool {
 
 func (t *Transport) roundTrip(req *http.Request, s *stream) (*http.Response, error) {
 	ctx := req.Context()
-	// A canceled request ends any read or write on its stream at once (a
-	// stream's Close alone is a half-close: reads would go on) and closes
-	// it.
-	stop := context.AfterFunc(ctx, func() {
-		s.SetDeadline(time.Unix(1, 0))
-		s.Close()
-	})
+	// A canceled request closes its stream, which ends any read or write
+	// on it at once.
+	stop := context.AfterFunc(ctx, func() { s.Close() })
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		s.Close()
@@ -197,7 +192,6 @@ func (b *streamBody) Close() error {
 			// the body would read it to its end (a followed log never
 			// ends).
 			b.stop()
-			b.s.SetDeadline(time.Unix(1, 0))
 			b.s.Close()
 			b.ReadCloser.Close()
 			return

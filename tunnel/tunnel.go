@@ -1,6 +1,6 @@
 // Package tunnel is the wire protocol runners and the control plane share:
 // one TLS 1.3 connection, chosen on the control plane's port by ALPN,
-// multiplexed with yamux. Every stream starts with a 4-byte header naming
+// multiplexed with the yamux protocol (package mux). Every stream starts with a 4-byte header naming
 // its kind; HTTP/1.1 runs over the streams in both directions (the control
 // plane calls the runner's local API, the runner posts heartbeats).
 package tunnel
@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/cameleer/cameleer/tunnel/mux"
 )
 
 // ALPN selects the tunnel on the control plane's TLS port.
@@ -26,32 +26,16 @@ const ALPN = "cameleer-tunnel/1"
 const (
 	KeepAliveInterval = 5 * time.Second
 	KeepAliveTimeout  = 7 * time.Second
-	// StreamWindow is yamux's per-stream receive window. The default
+	// StreamWindow is each stream's receive window. yamux's default
 	// (256 KiB) caps one stream at window/RTT; 16 MiB lets one stream fill
 	// the link on any sensible RTT.
 	StreamWindow = 16 << 20
 )
 
-// Config is the yamux configuration both sides use.
-func Config(log *slog.Logger) *yamux.Config {
-	c := yamux.DefaultConfig()
-	c.KeepAliveInterval = KeepAliveInterval
-	c.ConnectionWriteTimeout = KeepAliveTimeout
-	c.MaxStreamWindowSize = StreamWindow
-	c.StreamOpenTimeout = 30 * time.Second
-	c.LogOutput = nil
-	c.Logger = slogLogger{log}
-	return c
+// Config is the multiplexer configuration both sides use.
+func Config(log *slog.Logger) mux.Config {
+	return mux.Config{KeepAliveInterval: KeepAliveInterval, WriteTimeout: KeepAliveTimeout, Window: StreamWindow, Log: log}
 }
-
-// slogLogger routes yamux's log lines to slog.
-type slogLogger struct{ l *slog.Logger }
-
-func (s slogLogger) Print(v ...any)                 { s.l.Warn(fmt.Sprint(v...)) }
-func (s slogLogger) Printf(format string, v ...any) { s.l.Warn(fmt.Sprintf(format, v...)) }
-func (s slogLogger) Println(v ...any)               { s.l.Warn(fmt.Sprint(v...)) }
-
-var _ yamux.Logger = slogLogger{}
 
 // Kind is what a stream carries.
 type Kind byte
@@ -95,7 +79,7 @@ func ParseHeader(b []byte) (Kind, error) {
 
 // Session is one side of a tunnel.
 type Session struct {
-	mux  *yamux.Session
+	mux  *mux.Session
 	http chan net.Conn
 	done chan struct{}
 	once sync.Once
@@ -103,24 +87,16 @@ type Session struct {
 
 // Server starts the control plane's side of a tunnel over conn.
 func Server(conn net.Conn, log *slog.Logger) (*Session, error) {
-	mux, err := yamux.Server(&coalescingConn{Conn: conn}, Config(log))
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: %w", err)
-	}
-	return start(mux, log), nil
+	return start(mux.Server(conn, Config(log)), log), nil
 }
 
 // Client starts the runner's side of a tunnel over conn.
 func Client(conn net.Conn, log *slog.Logger) (*Session, error) {
-	mux, err := yamux.Client(&coalescingConn{Conn: conn}, Config(log))
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: %w", err)
-	}
-	return start(mux, log), nil
+	return start(mux.Client(conn, Config(log)), log), nil
 }
 
-func start(mux *yamux.Session, log *slog.Logger) *Session {
-	s := &Session{mux: mux, http: make(chan net.Conn), done: make(chan struct{})}
+func start(m *mux.Session, log *slog.Logger) *Session {
+	s := &Session{mux: m, http: make(chan net.Conn), done: make(chan struct{})}
 	go s.accept(log)
 	return s
 }
@@ -157,36 +133,57 @@ func (s *Session) accept(log *slog.Logger) {
 	}
 }
 
-// Open opens a stream of kind k to the peer.
+// Open opens a stream of kind k to the peer. The stream's header goes out
+// with its first write, in the same frame.
 func (s *Session) Open(ctx context.Context, k Kind) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	ch := make(chan result, 1)
-	go func() {
-		c, err := s.mux.Open()
-		if err == nil {
-			if _, err = c.Write(AppendHeader(nil, k)); err != nil {
-				c.Close()
-			}
-		}
-		ch <- result{c, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, fmt.Errorf("tunnel: open stream: %w", r.err)
-		}
-		return r.c, nil
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.c != nil {
-				r.c.Close()
-			}
-		}()
-		return nil, ctx.Err()
+	st, err := s.mux.Open()
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: open stream: %w", err)
 	}
+	return &opened{Stream: st, hdr: AppendHeader(make([]byte, 0, HeaderSize), k)}, nil
+}
+
+// opened is a stream this side opened, its header not sent yet.
+type opened struct {
+	*mux.Stream
+	mu  sync.Mutex
+	hdr []byte
+}
+
+// takeHeader returns the header if it still has to be sent.
+func (o *opened) takeHeader() []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	h := o.hdr
+	o.hdr = nil
+	return h
+}
+
+func (o *opened) Write(p []byte) (int, error) {
+	h := o.takeHeader()
+	if h == nil {
+		return o.Stream.Write(p)
+	}
+	if len(p) <= 16<<10 {
+		n, err := o.Stream.Write(append(h, p...))
+		return max(0, n-len(h)), err
+	}
+	if _, err := o.Stream.Write(h); err != nil {
+		return 0, err
+	}
+	return o.Stream.Write(p)
+}
+
+func (o *opened) Read(p []byte) (int, error) {
+	if h := o.takeHeader(); h != nil {
+		if _, err := o.Stream.Write(h); err != nil {
+			return 0, err
+		}
+	}
+	return o.Stream.Read(p)
 }
 
 // Listener is the HTTP streams the peer opens, for an http.Server. Closing

@@ -1,0 +1,457 @@
+// Package mux multiplexes streams over one connection with yamux's wire
+// protocol (github.com/hashicorp/yamux, spec.md): a peer running
+// hashicorp/yamux understands it, and the tests check that both ways.
+//
+// It differs from hashicorp/yamux in how bytes move, which is what one
+// tunnel stream's throughput and a proxied request's latency come down to:
+// a stream writes its frames itself under the session's write lock (no send
+// loop to hand each frame to and wait for), a frame's header goes out in
+// the same write as the start of its body, received data is read from the
+// connection straight into pooled chunks the reader copies out of (no
+// growing buffer per stream), and a new stream's SYN, ACK and window rides
+// on the first frame it would send anyway.
+package mux
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Frame header: version, type, flags (2), stream (4), length (4).
+const (
+	headerSize    = 12
+	protoVersion  = 0
+	initialWindow = 256 << 10 // every stream's window before any update
+)
+
+// Frame types.
+const (
+	typeData         = 0
+	typeWindowUpdate = 1
+	typePing         = 2
+	typeGoAway       = 3
+)
+
+// Flags.
+const (
+	flagSYN = 1 << 0
+	flagACK = 1 << 1
+	flagFIN = 1 << 2
+	flagRST = 1 << 3
+)
+
+// Go away codes.
+const (
+	goAwayNormal   = 0
+	goAwayProtoErr = 1
+)
+
+const (
+	// maxFrame bounds one data frame, so one busy stream holds the write
+	// lock for a bounded time.
+	maxFrame = 128 << 10
+	// maxRecord is the most plaintext one TLS record carries: a header and
+	// this much of its body go in one write.
+	maxRecord = 16 << 10
+	// closeTimeout is how long a stream closed here waits for the peer's
+	// FIN before it is reset and forgotten.
+	closeTimeout = 2 * time.Minute
+)
+
+// Errors.
+var (
+	// ErrSessionClosed is an operation on a session that has ended.
+	ErrSessionClosed = fmt.Errorf("mux: session closed: %w", net.ErrClosed)
+	// ErrStreamClosed is a write to a stream closed here.
+	ErrStreamClosed = fmt.Errorf("mux: stream closed: %w", net.ErrClosed)
+	// ErrStreamReset is a stream either side reset.
+	ErrStreamReset = errors.New("mux: stream reset")
+	// ErrGoAway is an Open after the peer said it takes no more streams.
+	ErrGoAway = errors.New("mux: the peer accepts no new streams")
+	// ErrKeepAlive ends a session whose peer stopped answering pings.
+	ErrKeepAlive = errors.New("mux: keepalive timeout")
+	// ErrProtocol ends a session whose peer broke the protocol.
+	ErrProtocol = errors.New("mux: protocol error")
+)
+
+// Config tunes a session.
+type Config struct {
+	// KeepAliveInterval is how often an idle peer is pinged; 0 disables.
+	KeepAliveInterval time.Duration
+	// WriteTimeout bounds one write to the connection and the wait for a
+	// keepalive's answer; the session ends when either runs out.
+	WriteTimeout time.Duration
+	// Window is each stream's receive window (at least 256 KiB): one
+	// stream's throughput is at most Window per round trip.
+	Window uint32
+	// AcceptBacklog is how many new streams may wait for Accept; more
+	// are reset.
+	AcceptBacklog int
+	Log           *slog.Logger
+}
+
+// Session is one side of a multiplexed connection.
+type Session struct {
+	conn   net.Conn
+	cfg    Config
+	log    *slog.Logger
+	accept chan *Stream
+	done   chan struct{}
+
+	wmu  sync.Mutex // one frame at a time on conn
+	wbuf []byte
+
+	mu      sync.Mutex
+	streams map[uint32]*Stream
+	nextID  uint32
+	err     error // why the session ended
+	goAway  bool  // the peer takes no new streams
+	pings   map[uint32]chan struct{}
+	pingID  uint32
+}
+
+// Client starts the dialing side of a session over conn.
+func Client(conn net.Conn, cfg Config) *Session { return start(conn, cfg, 1) }
+
+// Server starts the accepting side of a session over conn.
+func Server(conn net.Conn, cfg Config) *Session { return start(conn, cfg, 2) }
+
+func start(conn net.Conn, cfg Config, firstID uint32) *Session {
+	cfg.Window = max(cfg.Window, initialWindow)
+	if cfg.AcceptBacklog <= 0 {
+		cfg.AcceptBacklog = 256
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Session{
+		conn: conn, cfg: cfg, log: log,
+		accept:  make(chan *Stream, cfg.AcceptBacklog),
+		done:    make(chan struct{}),
+		wbuf:    make([]byte, 0, maxRecord),
+		streams: map[uint32]*Stream{},
+		nextID:  firstID,
+		pings:   map[uint32]chan struct{}{},
+	}
+	go s.recvLoop()
+	if cfg.KeepAliveInterval > 0 {
+		go s.keepalive()
+	}
+	return s
+}
+
+// Open opens a new stream. Nothing is sent until the stream is first
+// written to or read from: its SYN rides on that frame.
+func (s *Session) Open() (*Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.err != nil:
+		return nil, s.err
+	case s.goAway:
+		return nil, ErrGoAway
+	case s.nextID >= 1<<32-2:
+		return nil, errors.New("mux: stream IDs exhausted")
+	}
+	st := newStream(s, s.nextID, flagSYN)
+	s.nextID += 2
+	s.streams[st.id] = st
+	return st, nil
+}
+
+// Accept waits for the next stream the peer opens.
+func (s *Session) Accept() (*Stream, error) {
+	select {
+	case st := <-s.accept:
+		return st, nil
+	case <-s.done:
+		return nil, s.Err()
+	}
+}
+
+// Ping sends a ping and waits for its answer, at most WriteTimeout.
+func (s *Session) Ping() (time.Duration, error) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return 0, s.err
+	}
+	s.pingID++
+	id := s.pingID
+	s.pings[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pings, id)
+		s.mu.Unlock()
+	}()
+	start := time.Now()
+	if err := s.writeFrame(typePing, flagSYN, 0, id, nil); err != nil {
+		return 0, err
+	}
+	t := time.NewTimer(s.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return time.Since(start), nil
+	case <-t.C:
+		return 0, ErrKeepAlive
+	case <-s.done:
+		return 0, s.Err()
+	}
+}
+
+// NumStreams is how many streams are open.
+func (s *Session) NumStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.streams)
+}
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended, or nil while it runs.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close tells the peer and ends the session and its connection.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	running := s.err == nil
+	s.mu.Unlock()
+	if running {
+		s.writeGoAway(goAwayNormal)
+	}
+	s.shutdown(ErrSessionClosed)
+	return nil
+}
+
+// LocalAddr is the connection's local address.
+func (s *Session) LocalAddr() net.Addr { return s.conn.LocalAddr() }
+
+// RemoteAddr is the connection's remote address.
+func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// shutdown ends the session for err (the first reason wins) and wakes every
+// stream.
+func (s *Session) shutdown(err error) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	streams := s.streams
+	s.streams = map[uint32]*Stream{}
+	s.mu.Unlock()
+	close(s.done)
+	s.conn.Close()
+	for _, st := range streams {
+		st.wake()
+	}
+}
+
+func (s *Session) forget(id uint32) {
+	s.mu.Lock()
+	delete(s.streams, id)
+	s.mu.Unlock()
+}
+
+// writeGoAway tells the peer the session ends, unless a write is under
+// way: closing does not wait on a stuck peer.
+func (s *Session) writeGoAway(code uint32) {
+	if !s.wmu.TryLock() {
+		return
+	}
+	defer s.wmu.Unlock()
+	var hdr [headerSize]byte
+	hdr[1] = typeGoAway
+	binary.BigEndian.PutUint32(hdr[8:12], code)
+	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	s.conn.Write(hdr[:])
+}
+
+// writeFrame writes one frame. A data frame's length is len(body); other
+// frames carry length in the header alone. A failed write ends the
+// session: the connection's framing is lost.
+func (s *Session) writeFrame(typ uint8, flags uint16, id, length uint32, body []byte) error {
+	var hdr [headerSize]byte
+	hdr[0], hdr[1] = protoVersion, typ
+	binary.BigEndian.PutUint16(hdr[2:4], flags)
+	binary.BigEndian.PutUint32(hdr[4:8], id)
+	binary.BigEndian.PutUint32(hdr[8:12], length)
+
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	select {
+	case <-s.done:
+		return s.Err()
+	default:
+	}
+	head := min(len(body), maxRecord-headerSize)
+	s.wbuf = append(append(s.wbuf[:0], hdr[:]...), body[:head]...)
+	s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	_, err := s.conn.Write(s.wbuf)
+	if err == nil && head < len(body) {
+		_, err = s.conn.Write(body[head:])
+	}
+	if err != nil {
+		err = fmt.Errorf("mux: write: %w", err)
+		s.shutdown(err)
+		return err
+	}
+	return nil
+}
+
+// keepalive pings the peer every KeepAliveInterval and ends the session
+// when an answer does not come within WriteTimeout.
+func (s *Session) keepalive() {
+	t := time.NewTicker(s.cfg.KeepAliveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-s.done:
+			return
+		}
+		if _, err := s.Ping(); err != nil {
+			if errors.Is(err, ErrKeepAlive) {
+				s.log.Warn("mux: peer stopped answering pings", "remote", s.conn.RemoteAddr())
+			}
+			s.shutdown(err)
+			return
+		}
+	}
+}
+
+// recvLoop reads frames until the connection ends. It never writes to the
+// connection itself: a peer that is busy writing to us must still be read
+// from, or both sides could block on full buffers.
+func (s *Session) recvLoop() {
+	var hdr [headerSize]byte
+	for {
+		if _, err := io.ReadFull(s.conn, hdr[:]); err != nil {
+			s.shutdown(readErr(err))
+			return
+		}
+		if err := s.handle(hdr); err != nil {
+			if errors.Is(err, ErrProtocol) {
+				s.log.Warn("mux: closing the session", "err", err, "remote", s.conn.RemoteAddr())
+				go func() {
+					s.writeGoAway(goAwayProtoErr)
+					s.shutdown(err)
+				}()
+				return
+			}
+			s.shutdown(err)
+			return
+		}
+	}
+}
+
+func readErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return ErrSessionClosed
+	}
+	return fmt.Errorf("mux: read: %w", err)
+}
+
+func (s *Session) handle(hdr [headerSize]byte) error {
+	if hdr[0] != protoVersion {
+		return fmt.Errorf("%w: version %d", ErrProtocol, hdr[0])
+	}
+	typ, flags := hdr[1], binary.BigEndian.Uint16(hdr[2:4])
+	id, length := binary.BigEndian.Uint32(hdr[4:8]), binary.BigEndian.Uint32(hdr[8:12])
+	switch typ {
+	case typeData, typeWindowUpdate:
+		return s.handleStream(typ, flags, id, length)
+	case typePing:
+		switch {
+		case flags&flagSYN != 0:
+			// Answered from another goroutine: recvLoop never writes.
+			go s.writeFrame(typePing, flagACK, 0, length, nil)
+		case flags&flagACK != 0:
+			s.mu.Lock()
+			if ch := s.pings[length]; ch != nil {
+				close(ch)
+				delete(s.pings, length)
+			}
+			s.mu.Unlock()
+		}
+		return nil
+	case typeGoAway:
+		if length != goAwayNormal {
+			return fmt.Errorf("mux: the peer ended the session with code %d", length)
+		}
+		s.mu.Lock()
+		s.goAway = true
+		s.mu.Unlock()
+		return nil
+	default:
+		return fmt.Errorf("%w: frame type %d", ErrProtocol, typ)
+	}
+}
+
+func (s *Session) handleStream(typ uint8, flags uint16, id, length uint32) error {
+	s.mu.Lock()
+	st := s.streams[id]
+	if flags&flagSYN != 0 {
+		if st != nil || id == 0 {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: stream %d opened twice", ErrProtocol, id)
+		}
+		st = s.incoming(id)
+	}
+	s.mu.Unlock()
+	if st == nil {
+		// A stream reset or forgotten here: its data goes nowhere.
+		if typ == typeData && length > 0 {
+			if _, err := io.CopyN(io.Discard, s.conn, int64(length)); err != nil {
+				return readErr(err)
+			}
+		}
+		return nil
+	}
+	if typ == typeWindowUpdate {
+		st.addSendWindow(length)
+	} else if length > 0 {
+		if err := st.receive(s.conn, length); err != nil {
+			return err
+		}
+	}
+	if flags&(flagFIN|flagRST) != 0 {
+		st.remoteClose(flags&flagRST != 0)
+	}
+	return nil
+}
+
+// incoming registers a stream the peer opened and queues it for Accept,
+// or resets it when too many wait. s.mu is held.
+func (s *Session) incoming(id uint32) *Stream {
+	st := newStream(s, id, flagACK)
+	select {
+	case s.accept <- st:
+		s.streams[id] = st
+		return st
+	default:
+		s.log.Warn("mux: too many streams waiting to be accepted; resetting", "stream", id)
+		go s.writeFrame(typeWindowUpdate, flagRST, id, 0, nil)
+		return nil
+	}
+}
