@@ -355,7 +355,9 @@ func (st *Stream) shut(read bool) error {
 		st.queue, st.buffered = nil, 0
 	}
 	done := st.reset || st.remoteFIN || unsent
-	if !done && sendFIN {
+	// Closed here for good: the peer gets closeTimeout to say it is done
+	// too. (After CloseWrite the peer may go on; whoever reads closes.)
+	if !done && read && st.closeTimer == nil {
 		st.closeTimer = time.AfterFunc(closeTimeout, st.abandon)
 	}
 	st.mu.Unlock()
