@@ -168,7 +168,7 @@ func (s *Server) startDeployment(w http.ResponseWriter, d store.Deployment, runn
 
 // dispatch sends a deployment to its runner with the environment's config
 // as it is now, its secrets unsealed. A runner that does not take it gets it
-// again when it next connects.
+// again from keepDispatching: within resendInterval, or when it reconnects.
 func (s *Server) dispatch(rc *runnerConn, d store.Deployment) {
 	log := s.log.With("deployment", d.ID, "runner", rc.id)
 	cmd, err := s.command(d)
@@ -178,25 +178,17 @@ func (s *Server) dispatch(rc *runnerConn, d store.Deployment) {
 		return
 	}
 	body, _ := json.Marshal(cmd)
-	for attempt := range 5 {
-		err = rc.callTimeout(time.Minute, http.MethodPost, api.RunnerDeploymentsPath, body, nil)
-		if err == nil {
-			return
-		}
+	err = rc.callTimeout(time.Minute, http.MethodPost, api.RunnerDeploymentsPath, body, nil)
+	var refused *runnerError
+	switch {
+	case err == nil:
+	case errors.As(err, &refused) && (refused.status < 502 || refused.status > 504):
 		// The runner answered, and not with a gateway's trouble: it will
 		// not take this deployment, now or later.
-		var refused *runnerError
-		if errors.As(err, &refused) && (refused.status < 502 || refused.status > 504) {
-			s.setPhase(d, api.DeployReport{Phase: api.PhaseFailed, Reason: "the runner refused it: " + refused.msg})
-			return
-		}
-		select {
-		case <-rc.session.Done():
-			return
-		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
-		}
+		s.setPhase(d, api.DeployReport{Phase: api.PhaseFailed, Reason: "the runner refused it: " + refused.msg})
+	default:
+		log.Warn("deployment not taken by the runner yet; it is sent again", "err", err, "in", resendInterval)
 	}
-	log.Warn("deployment not taken by the runner; sent again when it reconnects", "err", err)
 }
 
 // command is what the runner is told to do for d.
