@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,4 +101,28 @@ func ReadCert(t testing.TB, path string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// HostGetter returns a GET of path from the HTTP server at addr (a router
+// such as Traefik) with the Host header set to host, on a new connection
+// each time; an answer other than 200 is an error.
+func HostGetter(addr string) func(host, path string) (string, error) {
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	return func(host, path string) (string, error) {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		if err != nil {
+			return "", err
+		}
+		req.Host = host
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return string(b), fmt.Errorf("%s: %s", resp.Status, b)
+		}
+		return string(b), err
+	}
 }

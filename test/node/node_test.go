@@ -33,6 +33,7 @@ import (
 
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/reset"
+	"github.com/cameleer/cameleer/internal/apptest"
 	"github.com/cameleer/cameleer/internal/cptest"
 	"github.com/cameleer/cameleer/internal/testutil"
 )
@@ -458,23 +459,12 @@ spec:
 `
 
 // getHello asks Traefik on the host's port 80 for host.
-func getHello(host string) (string, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:80/", nil)
-	if err != nil {
-		return "", err
-	}
-	req.Host = host
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return string(b), fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return string(b), err
+func getHello(host string) (string, error) { return testutil.HostGetter("127.0.0.1:80")(host, "/") }
+
+// answers checks that Traefik on :80 routes host to an app whose answer
+// contains want.
+func answers(host, want string) func() error {
+	return apptest.Answers(testutil.HostGetter("127.0.0.1:80"), host, want)
 }
 
 func (n *node) testIngress(t *testing.T) {
