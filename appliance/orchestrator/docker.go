@@ -496,6 +496,9 @@ func (d *Docker) appContainer(a App, s spec) containerSpec {
 		SecurityOpt: []string{"no-new-privileges"},
 		Memory:      appMemory,
 	}
+	// The app's name resolves, on its environment's network, to its
+	// instances, as the Service named after it does on Kubernetes.
+	c.NetworkingConfig = &networkingConfig{EndpointsConfig: map[string]endpointConfig{network: {Aliases: []string{a.Name}}}}
 	c.HostConfig.RestartPolicy.Name = "unless-stopped"
 	// Bounded, and readable by the logs endpoint whatever the daemon's
 	// default driver is.

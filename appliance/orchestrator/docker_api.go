@@ -206,6 +206,15 @@ type (
 		Labels       map[string]string   `json:",omitempty"`
 		ExposedPorts map[string]struct{} `json:",omitempty"`
 		HostConfig   hostConfig
+		// NetworkingConfig sets the container's endpoint on the network
+		// HostConfig.NetworkMode names.
+		NetworkingConfig *networkingConfig `json:",omitempty"`
+	}
+	networkingConfig struct {
+		EndpointsConfig map[string]endpointConfig
+	}
+	endpointConfig struct {
+		Aliases []string
 	}
 	hostConfig struct {
 		NetworkMode    string

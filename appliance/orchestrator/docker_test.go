@@ -5,6 +5,7 @@ package orchestrator
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -69,6 +70,7 @@ func TestDocker(t *testing.T) {
 	}
 	image := push(t, ctx, reg, "acme/orders", appImage("Orders", testutil.OrdersSource))
 	broken := push(t, ctx, reg, "acme/broken", appImage("Broken", brokenSrc))
+	caller := push(t, ctx, reg, "acme/caller", appImage("Caller", callerSrc))
 
 	d := &Docker{Socket: socket, AppsDomain: "apps.test", HTTPPort: dockertest.FreePort(t), HTTPAddress: "127.0.0.1",
 		TraefikImage: push(t, ctx, reg, "cameleer/traefik", traefik)}
@@ -124,6 +126,46 @@ func TestDocker(t *testing.T) {
 			out = append(out, in.ID)
 		}
 		return out
+	}
+	// call runs the caller on an environment's network and returns what
+	// it printed.
+	call := func(env, url string) string {
+		t.Helper()
+		e, err := d.connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pullIfMissing(ctx, e, caller); err != nil {
+			t.Fatal(err)
+		}
+		c := containerSpec{Image: caller, Env: []string{"CALL_URL=" + url}}
+		c.HostConfig.NetworkMode = envNetwork("acme", env)
+		id, err := e.createContainer(ctx, "caller-"+env, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.removeContainer(ctx, id)
+		exited, err := e.watchExit(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.startContainer(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		var st exitStatus
+		select {
+		case st = <-exited:
+		case <-time.After(time.Minute):
+			st = exitStatus{code: -1, err: errors.New("still running after a minute")}
+		}
+		var out bytes.Buffer
+		if err := e.logs(ctx, id, -1, false, &out); err != nil {
+			t.Fatal(err)
+		}
+		if st.code != 0 {
+			t.Errorf("the caller in %s exited with %d (%v): %s", env, st.code, st.err, out.String())
+		}
+		return out.String()
 	}
 	status := func(a App, replicas, ready int) {
 		t.Helper()
@@ -193,6 +235,14 @@ func TestDocker(t *testing.T) {
 	testutil.Eventually(t, poll, 2*time.Minute, "prod answers", answers(prod, fmt.Sprintf("orders says hello-prod, token-length=%d", len(secret))))
 	testutil.Eventually(t, poll, time.Minute, "dev still answers", answers(dev, "orders says hello-dev, token-length=0"))
 	status(prod, 1, 1)
+
+	// An environment's apps reach each other by the app's name, as by the
+	// Service named after it on Kubernetes: each environment its own.
+	for env, want := range map[string]string{"dev": "orders says hello-dev", "prod": "orders says hello-prod"} {
+		if out := call(env, "http://orders:8080/"); !strings.Contains(out, "caller got: "+want) {
+			t.Errorf("calling orders by its name in %s: %q, want %q", env, out, want)
+		}
+	}
 
 	// Stop, start, restart.
 	if err := d.Stop(ctx, dev); err != nil {
@@ -269,6 +319,26 @@ const brokenSrc = `public class Broken {
     public static void main(String[] args) {
         System.out.println("broken on purpose");
         System.exit(3);
+    }
+}
+`
+
+// callerSrc GETs CALL_URL and prints the answer, or the error and exits
+// with 1. It exits explicitly: the agent's server thread would keep its JVM
+// running.
+const callerSrc = `import java.io.InputStream;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+
+public class Caller {
+    public static void main(String[] args) {
+        try (InputStream in = URI.create(System.getenv("CALL_URL")).toURL().openStream()) {
+            System.out.println("caller got: " + new String(in.readAllBytes(), StandardCharsets.UTF_8).trim());
+        } catch (Exception e) {
+            System.out.println("caller failed: " + e);
+            System.exit(1);
+        }
+        System.exit(0);
     }
 }
 `
