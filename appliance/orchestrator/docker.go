@@ -80,6 +80,9 @@ const (
 	// appMemory is every app container's memory limit: the default limit
 	// an environment's LimitRange gives on Kubernetes.
 	appMemory = 512 << 20
+	// drainDelay is how long replaced instances serve on once their
+	// replacements are ready, as long as a pod's preStop sleep.
+	drainDelay = 5 * time.Second
 )
 
 // Host an app is routed at.
@@ -518,7 +521,8 @@ func (c containerSpec) forInstance(i int) containerSpec {
 // rollout makes the app run n instances made of s. An instance with the
 // right index, name and spec stays (started if it is stopped), unless
 // replace; every other one is retired: renamed out of the way, left
-// running until the new instances are ready, then removed. If the new
+// running until the new instances are ready and drainDelay more, then
+// removed. If the new
 // instances do not get ready, they are removed and the retired ones take
 // their names back.
 func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, replace bool) error {
@@ -589,6 +593,18 @@ func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, r
 	for _, w := range waits {
 		if err := waitReady(ctx, e, a, s.port, w); err != nil {
 			return fail(err)
+		}
+	}
+	// Traefik learns of containers from the daemon's events, throttled (2 s
+	// by default): the old instances serve on until it surely routes the
+	// new ones. Unlike a pod's preStop sleep, this does not take them out of
+	// routing before they stop (Traefik drops an instance when it exits),
+	// so a request that reaches one as it stops can still fail.
+	if slices.ContainsFunc(retired, func(in instance) bool { return in.State == "running" }) {
+		select {
+		case <-time.After(drainDelay):
+		case <-ctx.Done():
+			return fmt.Errorf("wait before stopping the replaced instances: %w", ctx.Err())
 		}
 	}
 	for _, in := range retired {
