@@ -522,9 +522,8 @@ func (c containerSpec) forInstance(i int) containerSpec {
 // right index, name and spec stays (started if it is stopped), unless
 // replace; every other one is retired: renamed out of the way, left
 // running until the new instances are ready and drainDelay more, then
-// removed. If the new
-// instances do not get ready, they are removed and the retired ones take
-// their names back.
+// removed. If the new instances do not get ready, they are removed and the
+// retired ones take their names back.
 func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, replace bool) error {
 	current, err := d.instances(ctx, e, a)
 	if err != nil {
