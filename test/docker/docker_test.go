@@ -7,11 +7,8 @@
 package docker_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,31 +21,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cameleer/cameleer/internal/apptest"
 	"github.com/cameleer/cameleer/internal/cptest"
 	"github.com/cameleer/cameleer/internal/dockertest"
 	"github.com/cameleer/cameleer/internal/testutil"
 )
 
 const poll = 500 * time.Millisecond
-
-type deployment struct {
-	ID, Phase, Reason, Image, URL, Environment, PromotedFrom string
-}
-
-type appStatus struct {
-	Name, Phase, Image, URL, Running string
-	Connected                        bool
-	Live                             *struct {
-		Image           string
-		Replicas, Ready int
-		// JVM is what the agent in the app says of its JVM.
-		JVM struct {
-			AgentVersion  string
-			HeapUsedBytes int64
-			MainCommand   string
-		}
-	}
-}
 
 // TestRunnerOnDocker: register a runner, run it on Docker, upload a JAR,
 // deploy it to dev, use it through Traefik, read and follow its logs,
@@ -70,17 +49,9 @@ func TestRunnerOnDocker(t *testing.T) {
 
 	daemon := dockertest.Start(t)
 	cp := cptest.Start(t, t)
-	const tenant, app = "acme", "invoices"
-	base := "/api/v1/tenants/" + tenant
-	const secret = "prod-s3cr3t-token"
+	const tenant, app, secret, base = apptest.Tenant, apptest.App, apptest.Secret, apptest.Base
 	cp.Must(t, http.StatusCreated, "POST", "/api/v1/tenants", map[string]string{"name": tenant, "tier": "high"}, nil)
-	for env, cfg := range map[string]any{
-		"dev":  map[string]any{"env": map[string]string{"GREETING": "hello-dev"}},
-		"prod": map[string]any{"env": map[string]string{"GREETING": "hello-prod"}, "secrets": map[string]string{"API_TOKEN": secret}},
-	} {
-		cp.Must(t, http.StatusCreated, "POST", base+"/environments", map[string]string{"name": env}, nil)
-		cp.Must(t, http.StatusOK, "PUT", base+"/environments/"+env+"/config", cfg, nil)
-	}
+	apptest.Environments(t, cp)
 
 	// Register, then run on the test's Docker Engine.
 	dataDir := t.TempDir()
@@ -116,78 +87,14 @@ func TestRunnerOnDocker(t *testing.T) {
 		t.Errorf("the runner's status through the tunnel: %+v, want orchestrator docker, no engine", st)
 	}
 
-	// Upload and deploy to dev: the app answers through Traefik.
-	uploaded := time.Now()
-	sha := cp.Upload(t, tenant, app, javaApp(t))
-	var d deployment
-	cp.Must(t, http.StatusAccepted, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": sha}, &d)
-	dev := waitRunning(t, cp, r, base+"/environments/dev/deployments/"+d.ID)
-	devHost := app + ".dev." + tenant + ".localhost"
-	if dev.URL != fmt.Sprintf("http://%s:%d/", devHost, port) || !strings.HasPrefix(dev.Image, "127.0.0.1:5000/acme/invoices@sha256:") {
-		t.Errorf("running deployment %+v", dev)
-	}
-	get := getter(port)
-	testutil.Eventually(t, 100*time.Millisecond, 2*time.Minute, "dev answers through Traefik", answers(get, devHost, "orders says hello-dev, token-length=0"))
-	t.Logf("upload to first answer through Traefik: %v", time.Since(uploaded).Round(10*time.Millisecond))
-
-	// Logs: the agent's line and the overlay's value; followed, what
-	// comes.
-	logs := appLogs(t, cp, base+"/environments/dev/apps/"+app+"/logs?tail=50")
-	if !strings.Contains(logs, "cameleer-agent ") || !strings.Contains(logs, "GREETING=hello-dev") {
-		t.Errorf("logs lack the agent's line or the overlay's value:\n%s", logs)
-	}
-	// tail=1: the control plane sends the answer's header on with the
-	// first line it relays, not before.
-	followLogs(t, cp, base+"/environments/dev/apps/"+app+"/logs?follow=true&tail=1", func() { get(devHost, "/followed") }, "orders served /followed")
-
-	var as appStatus
-	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &as)
-	if as.Phase != "running" || !as.Connected || as.Live == nil || as.Live.Ready != 1 || as.Live.Image != dev.Image {
-		t.Fatalf("status %+v live %+v", as, as.Live)
-	}
-	// The runner reads the JVM's facts from the agent in the app.
-	if j := as.Live.JVM; j.AgentVersion == "" || j.HeapUsedBytes <= 0 || !strings.Contains(j.MainCommand, "app.jar") {
-		t.Errorf("the agent's JVM facts in the status: %+v", j)
-	}
-	var list []appStatus
-	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps", nil, &list)
-	if len(list) != 1 || list[0].Name != app || list[0].Running != dev.Image {
-		t.Errorf("list %+v", list)
-	}
-
-	// Stop, start, restart.
-	cp.Must(t, http.StatusOK, "POST", base+"/environments/dev/apps/"+app+"/stop", nil, nil)
-	cp.Must(t, http.StatusOK, "GET", base+"/environments/dev/apps/"+app+"/status", nil, &as)
-	if as.Live == nil || as.Live.Replicas != 0 {
-		t.Errorf("stopped: %+v", as.Live)
-	}
-	testutil.Eventually(t, poll, time.Minute, "stopped app does not answer", func() error {
-		if answers(get, devHost, "orders says")() == nil {
-			return fmt.Errorf("still answering")
-		}
-		return nil
-	})
-	cp.Must(t, http.StatusOK, "POST", base+"/environments/dev/apps/"+app+"/start", nil, nil)
-	testutil.Eventually(t, poll, 2*time.Minute, "started app answers", answers(get, devHost, "hello-dev"))
-	before := containers(t, daemon, "dev", app)
-	cp.Must(t, http.StatusOK, "POST", base+"/environments/dev/apps/"+app+"/restart", nil, nil)
-	if after := containers(t, daemon, "dev", app); len(after) != 1 || slices.Equal(before, after) {
-		t.Errorf("restart: containers %v, then %v, want a new one", before, after)
-	}
-	testutil.Eventually(t, poll, 2*time.Minute, "restarted app answers", answers(get, devHost, "hello-dev"))
-	cp.Must(t, http.StatusNotFound, "POST", base+"/environments/dev/apps/"+app+"/explode", nil, nil)
-	cp.Must(t, http.StatusNotFound, "GET", base+"/environments/dev/apps/nosuchapp/status", nil, nil)
-
-	// Promotion: the image running in dev, with prod's config, no build.
-	var p deployment
-	cp.Must(t, http.StatusAccepted, "POST", base+"/environments/prod/promotions", map[string]string{"app": app, "from": "dev"}, &p)
-	prod := waitRunning(t, cp, r, base+"/environments/prod/deployments/"+p.ID)
-	if prod.Image != dev.Image || prod.PromotedFrom != "dev" {
-		t.Errorf("promoted %+v, want image %s", prod, dev.Image)
-	}
-	testutil.Eventually(t, poll, 2*time.Minute, "prod answers", answers(get, app+".prod."+tenant+".localhost",
-		fmt.Sprintf("orders says hello-prod, token-length=%d", len(secret))))
-	testutil.Eventually(t, poll, time.Minute, "dev still answers", answers(get, devHost, "orders says hello-dev, token-length=0"))
+	apptest.Refusals(t, cp, apptest.Flow(t, apptest.Runner{
+		CP:          cp,
+		Get:         testutil.HostGetter("127.0.0.1:" + strconv.Itoa(port)),
+		URL:         func(host string) string { return fmt.Sprintf("http://%s:%d/", host, port) },
+		ImagePrefix: "127.0.0.1:5000/acme/invoices@sha256:",
+		Instances:   func(t *testing.T, env string) []string { return containers(t, daemon, env, app) },
+		Alive:       r.alive,
+	}).Artifact)
 
 	// The secret reaches the app as an environment variable, which Docker
 	// shows to whoever may inspect the container (docs/apps.md says so);
@@ -209,11 +116,6 @@ func TestRunnerOnDocker(t *testing.T) {
 			}
 		}
 	}
-
-	// What cannot be deployed is refused up front.
-	cp.Must(t, http.StatusNotFound, "POST", base+"/environments/dev/deployments", map[string]any{"app": app, "artifact": strings.Repeat("0", 64)}, nil)
-	cp.Must(t, http.StatusNotFound, "POST", base+"/environments/staging/deployments", map[string]any{"app": app, "artifact": sha}, nil)
-	cp.Must(t, http.StatusNotFound, "POST", base+"/environments/prod/promotions", map[string]string{"app": "nosuchapp", "from": "dev"}, nil)
 }
 
 // runner is a `cameleer run` child process.
@@ -273,130 +175,6 @@ func (r *runner) alive() error {
 	}
 }
 
-// waitRunning polls a deployment until it runs; a failed one fails the
-// test with its reason.
-func waitRunning(t *testing.T, cp *cptest.ControlPlane, r *runner, path string) deployment {
-	t.Helper()
-	var d deployment
-	seen := map[string]bool{}
-	testutil.Eventually(t, 100*time.Millisecond, 5*time.Minute, "deployment running", func() error {
-		if err := r.alive(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cp.Call("GET", path, nil, &d); err != nil {
-			return err
-		}
-		seen[d.Phase] = true
-		if d.Phase == "failed" {
-			t.Fatalf("deployment failed: %s", d.Reason)
-		}
-		if d.Phase != "running" {
-			return fmt.Errorf("phase %s %s", d.Phase, d.Reason)
-		}
-		return nil
-	})
-	t.Logf("deployment %s: phases seen %v", d.ID, seen)
-	return d
-}
-
-// getter asks Traefik on the runner's HTTP port for a path of a host; an
-// answer other than 200 is an error.
-func getter(port int) func(host, path string) (string, error) {
-	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	return func(host, path string) (string, error) {
-		req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+path, nil)
-		if err != nil {
-			return "", err
-		}
-		req.Host = host
-		resp, err := c.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return string(b), fmt.Errorf("%s: %s", resp.Status, b)
-		}
-		return string(b), err
-	}
-}
-
-// answers checks that Traefik routes host to an app whose answer contains
-// want.
-func answers(get func(host, path string) (string, error), host, want string) func() error {
-	return func() error {
-		body, err := get(host, "/")
-		if err == nil && !strings.Contains(body, want) {
-			err = fmt.Errorf("body %q", body)
-		}
-		return err
-	}
-}
-
-func appLogs(t *testing.T, cp *cptest.ControlPlane, path string) string {
-	t.Helper()
-	resp, err := cp.Request(context.Background(), "GET", path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("logs: %s %s", resp.Status, b)
-	}
-	return string(b)
-}
-
-// followLogs shows that followed logs stream: what the app prints after
-// the answer began (poke makes it print) comes through while the answer
-// stays open.
-func followLogs(t *testing.T, cp *cptest.ControlPlane, path string, poke func(), want string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	resp, err := cp.Request(ctx, "GET", path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("followed logs: %s %s", resp.Status, b)
-	}
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	var got []string
-	testutil.Eventually(t, poll, time.Minute, "a line the app printed comes through the followed logs", func() error {
-		poke()
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					return errors.New("the followed logs ended")
-				}
-				got = append(got, l)
-				if strings.Contains(l, want) {
-					return nil
-				}
-				continue
-			case <-time.After(poll):
-			}
-			return fmt.Errorf("followed so far: %q", got)
-		}
-	})
-}
-
 // containers lists the IDs of an app's containers in an environment.
 func containers(t *testing.T, daemon *dockertest.Daemon, env, app string) []string {
 	t.Helper()
@@ -413,8 +191,3 @@ func containers(t *testing.T, daemon *dockertest.Daemon, env, app string) []stri
 	slices.Sort(ids)
 	return ids
 }
-
-// javaApp compiles a small HTTP server that answers with the GREETING
-// from its environment and the length of its API_TOKEN, and prints each
-// path it serves, and packs it as a JAR.
-func javaApp(t *testing.T) []byte { return testutil.JavaJar(t, "Orders", testutil.OrdersSource) }
