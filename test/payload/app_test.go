@@ -3,11 +3,15 @@
 package payload_test
 
 import (
+	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cameleer/cameleer/appliance/build"
 	"github.com/cameleer/cameleer/appliance/images"
@@ -82,12 +86,25 @@ func TestAppImageRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As a runtime would: /proc mounted, the image's environment and user
-	// (chroot --userspec), the agent's port off so nothing listens.
+	// (chroot --userspec), the agent serving its JVM facts on a free port.
+	// The app's main returns: the JVM must end, the agent's server thread
+	// must not keep it (the bound is for a hang, not a speed claim).
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	user := cf.Config.User
 	script := `/bin/mount -t proc proc "$0/proc" && exec /usr/sbin/chroot --userspec="$1" "$0" "${@:2}"`
-	cmd := exec.Command("/usr/bin/unshare", append([]string{"--mount", "--propagation", "private", "/bin/bash", "-c", script, rootfs, user}, cf.Config.Entrypoint...)...)
-	cmd.Env = append(append([]string{}, cf.Config.Env...), "CAMELEER_AGENT_PORT=0")
+	cmd := exec.CommandContext(ctx, "/usr/bin/unshare", append([]string{"--mount", "--propagation", "private", "/bin/bash", "-c", script, rootfs, user}, cf.Config.Entrypoint...)...)
+	cmd.Env = append(append([]string{}, cf.Config.Env...), "CAMELEER_AGENT_PORT="+strconv.Itoa(port))
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the app's main returned but its JVM did not end (the agent keeps it alive?):\n%s", out)
+	}
 	if err != nil {
 		t.Fatalf("run %v: %v\n%s", cf.Config.Entrypoint, err, out)
 	}

@@ -46,9 +46,15 @@ public final class Agent {
                     out.write(body);
                 }
             });
-            server.start();
-            // The server's thread must not keep a finished app alive.
-            Runtime.getRuntime().addShutdownHook(new Thread(() -> server.stop(0)));
+            // The server's dispatcher thread takes its daemon flag from the
+            // thread that starts it: started from a daemon thread, it does
+            // not keep alive an app whose main has returned or thrown.
+            Thread starter = new Thread(server::start, "cameleer-agent-start");
+            starter.setDaemon(true);
+            starter.start();
+            starter.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } catch (IOException e) {
             System.out.println("cameleer-agent: cannot serve jvm facts on :" + port + ": " + e.getMessage());
         }
