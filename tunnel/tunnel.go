@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cameleer/cameleer/tunnel/mux"
@@ -146,44 +147,32 @@ func (s *Session) Open(ctx context.Context, k Kind) (net.Conn, error) {
 	return &opened{Stream: st, hdr: AppendHeader(make([]byte, 0, HeaderSize), k)}, nil
 }
 
-// opened is a stream this side opened, its header not sent yet.
+// opened is a stream this side opened. Its header goes out with its
+// first write; a read does not send it (the opener of an HTTP stream
+// writes the request before any answer can come).
 type opened struct {
 	*mux.Stream
-	mu  sync.Mutex
-	hdr []byte
-}
-
-// takeHeader returns the header if it still has to be sent.
-func (o *opened) takeHeader() []byte {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	h := o.hdr
-	o.hdr = nil
-	return h
+	sent atomic.Bool
+	mu   sync.Mutex // held while the header goes out, so no write overtakes it
+	hdr  []byte
 }
 
 func (o *opened) Write(p []byte) (int, error) {
-	h := o.takeHeader()
-	if h == nil {
-		return o.Stream.Write(p)
-	}
-	if len(p) <= 16<<10 {
-		n, err := o.Stream.Write(append(h, p...))
-		return max(0, n-len(h)), err
-	}
-	if _, err := o.Stream.Write(h); err != nil {
-		return 0, err
-	}
-	return o.Stream.Write(p)
-}
-
-func (o *opened) Read(p []byte) (int, error) {
-	if h := o.takeHeader(); h != nil {
-		if _, err := o.Stream.Write(h); err != nil {
-			return 0, err
+	if !o.sent.Load() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if !o.sent.Load() {
+			o.sent.Store(true)
+			if len(p) <= 16<<10 {
+				n, err := o.Stream.Write(append(o.hdr, p...))
+				return max(0, n-len(o.hdr)), err
+			}
+			if _, err := o.Stream.Write(o.hdr); err != nil {
+				return 0, err
+			}
 		}
 	}
-	return o.Stream.Read(p)
+	return o.Stream.Write(p)
 }
 
 // Listener is the HTTP streams the peer opens, for an http.Server. Closing

@@ -8,8 +8,8 @@
 // loop to hand each frame to and wait for), a frame's header goes out in
 // the same write as the start of its body, received data is read from the
 // connection straight into pooled chunks the reader copies out of (no
-// growing buffer per stream), and a new stream's SYN, ACK and window rides
-// on the first frame it would send anyway.
+// growing buffer per stream), and a new stream's SYN rides on its first
+// data, so a request on a new stream is one frame.
 package mux
 
 import (
@@ -60,6 +60,8 @@ const (
 	// maxRecord is the most plaintext one TLS record carries: a header and
 	// this much of its body go in one write.
 	maxRecord = 16 << 10
+	// maxAnswers is how many frames the peer may be owed at once.
+	maxAnswers = 256
 	// closeTimeout is how long a stream closed here waits for the peer's
 	// FIN before it is reset and forgotten.
 	closeTimeout = 2 * time.Minute
@@ -104,6 +106,10 @@ type Session struct {
 	log    *slog.Logger
 	accept chan *Stream
 	done   chan struct{}
+	// answers are frames recvLoop owes the peer (ping answers, resets),
+	// written by one goroutine: recvLoop never writes, and a peer that
+	// asks faster than it reads cannot make goroutines pile up.
+	answers chan frameSpec
 
 	wmu  sync.Mutex // one frame at a time on conn
 	wbuf []byte
@@ -139,12 +145,14 @@ func start(conn net.Conn, cfg Config, firstID uint32) *Session {
 		conn: conn, cfg: cfg, log: log,
 		accept:  make(chan *Stream, cfg.AcceptBacklog),
 		done:    make(chan struct{}),
+		answers: make(chan frameSpec, maxAnswers),
 		wbuf:    make([]byte, 0, maxRecord),
 		streams: map[uint32]*Stream{},
 		nextID:  firstID,
 		pings:   map[uint32]chan struct{}{},
 	}
 	go s.recvLoop()
+	go s.answerLoop()
 	if cfg.KeepAliveInterval > 0 {
 		go s.keepalive()
 	}
@@ -170,10 +178,13 @@ func (s *Session) Open() (*Stream, error) {
 	return st, nil
 }
 
-// Accept waits for the next stream the peer opens.
+// Accept waits for the next stream the peer opens, and acknowledges it at
+// once: hashicorp/yamux gives up a session whose opened streams wait long
+// for their ACK.
 func (s *Session) Accept() (*Stream, error) {
 	select {
 	case st := <-s.accept:
+		st.send(typeWindowUpdate, 0, 0, nil)
 		return st, nil
 	case <-s.done:
 		return nil, s.Err()
@@ -263,7 +274,9 @@ func (s *Session) shutdown(err error) {
 	close(s.done)
 	s.conn.Close()
 	for _, st := range streams {
-		st.wake()
+		st.mu.Lock()
+		st.stopTimer()
+		st.mu.Unlock()
 	}
 }
 
@@ -312,12 +325,48 @@ func (s *Session) writeFrame(typ uint8, flags uint16, id, length uint32, body []
 		_, err = s.conn.Write(body[head:])
 	}
 	if err != nil {
-		err = fmt.Errorf("mux: write: %w", err)
+		// The cause as text only: a timed-out connection is not a
+		// stream's deadline.
+		err = fmt.Errorf("mux: write: %v: %w", err, ErrSessionClosed)
 		s.shutdown(err)
 		return err
 	}
 	return nil
 }
+
+// frameSpec is a frame without a body.
+type frameSpec struct {
+	typ        uint8
+	flags      uint16
+	id, length uint32
+}
+
+// control queues a frame owed to the peer. It reports false when the peer
+// is owed too many: it asks faster than it reads.
+func (s *Session) control(f frameSpec) bool {
+	select {
+	case s.answers <- f:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Session) answerLoop() {
+	for {
+		select {
+		case f := <-s.answers:
+			if s.writeFrame(f.typ, f.flags, f.id, f.length, nil) != nil {
+				return
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// errFlood ends a session whose peer is owed more answers than it reads.
+var errFlood = fmt.Errorf("%w: the peer asks faster than it reads the answers", ErrProtocol)
 
 // keepalive pings the peer every KeepAliveInterval and ends the session
 // when an answer does not come within WriteTimeout.
@@ -369,7 +418,7 @@ func readErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return ErrSessionClosed
 	}
-	return fmt.Errorf("mux: read: %w", err)
+	return fmt.Errorf("mux: read: %v: %w", err, ErrSessionClosed)
 }
 
 func (s *Session) handle(hdr [headerSize]byte) error {
@@ -384,8 +433,9 @@ func (s *Session) handle(hdr [headerSize]byte) error {
 	case typePing:
 		switch {
 		case flags&flagSYN != 0:
-			// Answered from another goroutine: recvLoop never writes.
-			go s.writeFrame(typePing, flagACK, 0, length, nil)
+			if !s.control(frameSpec{typ: typePing, flags: flagACK, length: length}) {
+				return errFlood
+			}
 		case flags&flagACK != 0:
 			s.mu.Lock()
 			if ch := s.pings[length]; ch != nil {
@@ -412,11 +462,15 @@ func (s *Session) handleStream(typ uint8, flags uint16, id, length uint32) error
 	s.mu.Lock()
 	st := s.streams[id]
 	if flags&flagSYN != 0 {
-		if st != nil || id == 0 {
+		if st != nil || id == 0 || id%2 == s.nextID%2 {
 			s.mu.Unlock()
-			return fmt.Errorf("%w: stream %d opened twice", ErrProtocol, id)
+			return fmt.Errorf("%w: stream %d opened twice, or with an ID of ours", ErrProtocol, id)
 		}
-		st = s.incoming(id)
+		var ok bool
+		if st, ok = s.incoming(id); !ok {
+			s.mu.Unlock()
+			return errFlood
+		}
 	}
 	s.mu.Unlock()
 	if st == nil {
@@ -442,16 +496,16 @@ func (s *Session) handleStream(typ uint8, flags uint16, id, length uint32) error
 }
 
 // incoming registers a stream the peer opened and queues it for Accept,
-// or resets it when too many wait. s.mu is held.
-func (s *Session) incoming(id uint32) *Stream {
+// or resets it when too many wait; false if the reset cannot be queued
+// either. s.mu is held.
+func (s *Session) incoming(id uint32) (*Stream, bool) {
 	st := newStream(s, id, flagACK)
 	select {
 	case s.accept <- st:
 		s.streams[id] = st
-		return st
+		return st, true
 	default:
 		s.log.Warn("mux: too many streams waiting to be accepted; resetting", "stream", id)
-		go s.writeFrame(typeWindowUpdate, flagRST, id, 0, nil)
-		return nil
+		return nil, s.control(frameSpec{typ: typeWindowUpdate, flags: flagRST, id: id})
 	}
 }

@@ -36,7 +36,8 @@ type Stream struct {
 	recvWindow uint32 // what the peer may still send
 	grown      bool   // the receive window was raised to Config.Window
 	queue      []*chunk
-	buffered   int
+	buffered   int  // received, not read yet
+	inflight   int  // of the frame being received, not buffered yet
 	filling    bool // recvLoop is reading into the last chunk
 	writeShut  bool // FIN sent (or never will be)
 	readShut   bool // Close: what arrives now is refused
@@ -46,15 +47,16 @@ type Stream struct {
 	writeDL    time.Time
 	closeTimer *time.Timer
 
-	readable chan struct{}
-	writable chan struct{}
+	readable chan struct{} // data came (one waiting reader)
+	writable chan struct{} // window came (one waiting writer)
+	changed  chan struct{} // closed on what every waiter must see: close, reset, FIN, deadlines
 }
 
 func newStream(s *Session, id uint32, pending uint16) *Stream {
 	return &Stream{
 		s: s, id: id, pending: pending,
 		sendWindow: initialWindow, recvWindow: initialWindow,
-		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
+		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1), changed: make(chan struct{}),
 	}
 }
 
@@ -65,17 +67,18 @@ func notify(ch chan struct{}) {
 	}
 }
 
-func (st *Stream) wake() {
-	notify(st.readable)
-	notify(st.writable)
+// broadcast wakes every waiting Read and Write. st.mu is held.
+func (st *Stream) broadcast() {
+	close(st.changed)
+	st.changed = make(chan struct{})
 }
 
 // ID is the stream's number on the wire.
 func (st *Stream) ID() uint32 { return st.id }
 
-// wait blocks until ch is signalled, the deadline passes or the session
-// ends; the caller checks again why.
-func (st *Stream) wait(ch chan struct{}, deadline time.Time) error {
+// wait blocks until ch or changed is signalled, the deadline passes or the
+// session ends; the caller checks again why.
+func (st *Stream) wait(ch, changed chan struct{}, deadline time.Time) error {
 	var timeout <-chan time.Time
 	if !deadline.IsZero() {
 		d := time.Until(deadline)
@@ -88,6 +91,7 @@ func (st *Stream) wait(ch chan struct{}, deadline time.Time) error {
 	}
 	select {
 	case <-ch:
+	case <-changed:
 	case <-timeout:
 	case <-st.s.done:
 	}
@@ -98,7 +102,22 @@ func (st *Stream) wait(ch chan struct{}, deadline time.Time) error {
 func (st *Stream) send(typ uint8, flags uint16, length uint32, body []byte) error {
 	st.sendMu.Lock()
 	defer st.sendMu.Unlock()
+	return st.sendLocked(typ, flags, length, body)
+}
+
+// sendLocked is send with st.sendMu held: what Close decides under it
+// (FIN sent, or a stream the peer never heard of forgotten) holds for
+// every frame after.
+func (st *Stream) sendLocked(typ uint8, flags uint16, length uint32, body []byte) error {
 	st.mu.Lock()
+	switch {
+	case typ == typeData && st.writeShut:
+		st.mu.Unlock()
+		return ErrStreamClosed
+	case st.pending&flagSYN != 0 && st.readShut:
+		st.mu.Unlock()
+		return ErrStreamClosed // closed before the peer heard of it
+	}
 	flags |= st.pending
 	st.pending = 0
 	st.mu.Unlock()
@@ -137,7 +156,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.mu.Unlock()
 			return 0, err
 		}
-		dl, syn := st.readDL, st.pending&flagSYN != 0
+		dl, changed, syn := st.readDL, st.changed, st.pending&flagSYN != 0
 		st.mu.Unlock()
 		if syn {
 			// Read before any write: the peer must learn of the stream.
@@ -145,7 +164,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		}
-		if err := st.wait(st.readable, dl); err != nil {
+		if err := st.wait(st.readable, changed, dl); err != nil {
 			return 0, err
 		}
 	}
@@ -179,9 +198,7 @@ func (st *Stream) copyOut(p []byte) int {
 // none; from then on the window is kept near Config.Window. st.mu is held.
 func (st *Stream) windowDelta() uint32 {
 	limit := int64(st.s.cfg.Window)
-	// Signed: while recvLoop fills a frame, its bytes are out of the
-	// window but not all buffered yet, so this can briefly go negative.
-	delta := limit - int64(st.buffered) - int64(st.recvWindow)
+	delta := limit - int64(st.buffered) - int64(st.inflight) - int64(st.recvWindow)
 	threshold := limit / 2
 	if !st.grown {
 		threshold = limit - initialWindow/2
@@ -195,7 +212,8 @@ func (st *Stream) windowDelta() uint32 {
 }
 
 // receive reads a data frame's body of length bytes from r into the
-// stream's queue. It runs in recvLoop.
+// stream's queue, each piece readable as soon as it is in. It runs in
+// recvLoop.
 func (st *Stream) receive(r io.Reader, length uint32) error {
 	st.mu.Lock()
 	if length > st.recvWindow {
@@ -204,12 +222,17 @@ func (st *Stream) receive(r io.Reader, length uint32) error {
 	}
 	st.recvWindow -= length
 	refuse := st.readShut || st.reset
+	if !refuse {
+		st.inflight = int(length)
+	}
 	st.mu.Unlock()
 	if refuse {
 		if _, err := io.CopyN(io.Discard, r, int64(length)); err != nil {
 			return readErr(err)
 		}
-		st.refuse()
+		if !st.refuse() {
+			return errFlood
+		}
 		return nil
 	}
 	for left := int(length); left > 0; {
@@ -223,40 +246,47 @@ func (st *Stream) receive(r io.Reader, length uint32) error {
 			st.queue = append(st.queue, c)
 		}
 		start := c.n
-		m := min(left, len(c.buf)-start)
 		st.filling = true
 		st.mu.Unlock()
 
-		_, err := io.ReadFull(r, c.buf[start:start+m])
+		n, err := r.Read(c.buf[start : start+min(left, len(c.buf)-start)])
 
 		st.mu.Lock()
 		st.filling = false
-		if err == nil && !st.readShut && !st.reset {
-			c.n = start + m
-			st.buffered += m
+		st.inflight -= n
+		if st.readShut || st.reset {
+			st.inflight = 0
+		} else {
+			c.n = start + n
+			st.buffered += n
 		}
 		st.mu.Unlock()
-		if err != nil {
+		if n > 0 {
+			notify(st.readable)
+		}
+		left -= n
+		if err != nil && left > 0 {
 			return readErr(err)
 		}
-		notify(st.readable)
-		left -= m
 	}
 	return nil
 }
 
 // refuse resets a stream that was sent data after it was closed here, as
-// TCP does: the peer's writer learns at once that nobody reads.
-func (st *Stream) refuse() {
+// TCP does: the peer's writer learns at once that nobody reads. False if
+// the reset cannot be queued.
+func (st *Stream) refuse() bool {
 	st.mu.Lock()
 	already := st.reset
 	st.reset = true
 	st.stopTimer()
+	st.broadcast()
 	st.mu.Unlock()
-	if !already {
-		st.s.forget(st.id)
-		go st.send(typeWindowUpdate, flagRST, 0, nil)
+	if already {
+		return true
 	}
+	st.s.forget(st.id)
+	return st.s.control(frameSpec{typ: typeWindowUpdate, flags: flagRST, id: st.id})
 }
 
 // addSendWindow applies a window update from the peer.
@@ -280,8 +310,9 @@ func (st *Stream) remoteClose(rst bool) {
 	if done {
 		st.stopTimer()
 	}
+	st.broadcast()
 	st.mu.Unlock()
-	st.wake()
+	notify(st.writable)
 	if done {
 		st.s.forget(st.id)
 	}
@@ -302,9 +333,9 @@ func (st *Stream) Write(p []byte) (int, error) {
 			if st.sendWindow > 0 {
 				break
 			}
-			dl := st.writeDL
+			dl, changed := st.writeDL, st.changed
 			st.mu.Unlock()
-			if err := st.wait(st.writable, dl); err != nil {
+			if err := st.wait(st.writable, changed, dl); err != nil {
 				return total, err
 			}
 			st.mu.Lock()
@@ -346,6 +377,10 @@ func (st *Stream) Close() error {
 }
 
 func (st *Stream) shut(read bool) error {
+	// Under sendMu: no frame of this stream is on its way while this
+	// decides, and none after it goes out against the decision.
+	st.sendMu.Lock()
+	defer st.sendMu.Unlock()
 	st.mu.Lock()
 	sendFIN := !st.writeShut && !st.reset
 	unsent := read && st.pending&flagSYN != 0 // the peer never heard of it
@@ -360,13 +395,13 @@ func (st *Stream) shut(read bool) error {
 	if !done && read && st.closeTimer == nil {
 		st.closeTimer = time.AfterFunc(closeTimeout, st.abandon)
 	}
+	st.broadcast()
 	st.mu.Unlock()
-	st.wake()
 	if done {
 		st.s.forget(st.id)
 	}
 	if sendFIN && !unsent {
-		return st.send(typeWindowUpdate, flagFIN, 0, nil)
+		return st.sendLocked(typeWindowUpdate, flagFIN, 0, nil)
 	}
 	return nil
 }
@@ -377,9 +412,9 @@ func (st *Stream) abandon() {
 	already := st.reset
 	st.reset = true
 	st.closeTimer = nil
+	st.broadcast()
 	st.mu.Unlock()
 	if !already {
-		st.wake()
 		st.s.forget(st.id)
 		st.send(typeWindowUpdate, flagRST, 0, nil)
 	}
@@ -403,18 +438,19 @@ func (st *Stream) SetDeadline(t time.Time) error {
 func (st *Stream) SetReadDeadline(t time.Time) error {
 	st.mu.Lock()
 	st.readDL = t
+	st.broadcast()
 	st.mu.Unlock()
-	notify(st.readable)
 	return nil
 }
 
 // SetWriteDeadline sets when a Write waiting for the peer's window gives
-// up.
+// up. A frame already going out on the connection is bounded by
+// Config.WriteTimeout instead, which ends the session.
 func (st *Stream) SetWriteDeadline(t time.Time) error {
 	st.mu.Lock()
 	st.writeDL = t
+	st.broadcast()
 	st.mu.Unlock()
-	notify(st.writable)
 	return nil
 }
 

@@ -1,0 +1,281 @@
+package mux
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// TestAcceptACKsAtOnce: hashicorp/yamux (v0.1.2) closes the whole session
+// when a stream it opened is not ACKed within StreamOpenTimeout, and caps
+// un-ACKed streams at AcceptBacklog; a handler that takes a while to answer
+// must not bring either about.
+func TestAcceptACKsAtOnce(t *testing.T) {
+	// A yamux client opens a stream and writes a request; a mux server
+	// accepts it and reads the request, and its handler takes its time.
+	request := func(t *testing.T, cfg *yamux.Config, n int) *yamux.Session {
+		c, s := conns(t)
+		yc, err := yamux.Client(c, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { yc.Close() })
+		srv := Server(s, testConfig())
+		t.Cleanup(func() { srv.Close() })
+		for range n {
+			ys, err := yc.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ys.Write([]byte("req"))
+			st, err := srv.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(st, make([]byte, 3)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return yc
+	}
+	t.Run("open-timeout", func(t *testing.T) {
+		cfg := yamuxConfig()
+		cfg.StreamOpenTimeout = 200 * time.Millisecond
+		yc := request(t, cfg, 1)
+		time.Sleep(600 * time.Millisecond) // the handler is still working
+		if yc.IsClosed() {
+			t.Fatal("the yamux peer closed its session: mux never ACKed the stream it accepted and read from")
+		}
+	})
+	t.Run("syn-backlog", func(t *testing.T) {
+		cfg := yamuxConfig()
+		cfg.AcceptBacklog = 2
+		cfg.StreamOpenTimeout = 0
+		yc := request(t, cfg, 2)
+		opened := make(chan error, 1)
+		go func() { _, err := yc.Open(); opened <- err }()
+		select {
+		case <-opened:
+		case <-time.After(time.Second):
+			t.Fatal("yamux Open blocks: streams mux accepted and read from are still un-ACKed")
+		}
+	})
+}
+
+// TestCloseRacingFirstWrite: a Close racing a stream's first Write (the
+// transport closes from context.AfterFunc while a request is written)
+// either keeps the stream from the peer altogether or ends it there: the
+// peer never keeps a stream nobody will end.
+func TestCloseRacingFirstWrite(t *testing.T) {
+	cli, srv := pair(t, testConfig())
+	go func() {
+		for {
+			b, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				b.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.ReadAll(b); err != nil && !errors.Is(err, ErrStreamReset) {
+					t.Errorf("the peer's stream %d: %v, want its end", b.ID(), err)
+				}
+				b.Close()
+			}()
+		}
+	}()
+	for range 200 {
+		a, err := cli.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go a.Write([]byte("x"))
+		a.Close()
+	}
+	waitStreams(t, srv, 0)
+}
+
+// TestFloodEndsSession: a peer that sends frames needing an answer (pings,
+// SYNs over the accept backlog) and does not read the answers ends its
+// session; it cannot make goroutines or queues pile up.
+func TestFloodEndsSession(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		frame func(i uint32) []byte
+	}{
+		{"ping", func(i uint32) []byte { return frame(typePing, flagSYN, 0, i) }},
+		{"syn-over-backlog", func(i uint32) []byte { return frame(typeWindowUpdate, flagSYN, 2*i+1, 0) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := net.Pipe()
+			defer c.Close()
+			srv := Server(s, Config{WriteTimeout: 5 * time.Second, AcceptBacklog: 1})
+			defer srv.Close()
+			base := settledGoroutines()
+			var flood []byte
+			for i := range uint32(3000) {
+				flood = append(flood, tc.frame(i+1)...)
+			}
+			c.SetWriteDeadline(time.Now().Add(3 * time.Second))
+			c.Write(flood) // never reads what srv writes; srv hangs up
+			if n := runtime.NumGoroutine() - base; n > 100 {
+				t.Fatalf("%d goroutines from 3000 frames of a peer that does not read", n)
+			}
+			<-srv.Done()
+			if !errors.Is(srv.Err(), ErrProtocol) {
+				t.Fatalf("session ended with %v, want a protocol error", srv.Err())
+			}
+		})
+	}
+}
+
+// TestCloseWakesAllReaders: net.Conn's "any blocked Read or Write
+// operations will be unblocked", for Close and for a deadline set from
+// elsewhere, however many are blocked.
+func TestCloseWakesAllReaders(t *testing.T) {
+	for _, how := range []string{"close", "deadline"} {
+		t.Run(how, func(t *testing.T) {
+			cli, srv := pair(t, testConfig())
+			a, _ := cli.Open()
+			a.Write([]byte("x"))
+			b, _ := srv.Accept()
+			io.ReadFull(b, make([]byte, 1))
+			errs := make(chan error, 2)
+			for range 2 {
+				go func() { _, err := b.Read(make([]byte, 1)); errs <- err }()
+			}
+			time.Sleep(50 * time.Millisecond)
+			if how == "close" {
+				b.Close()
+			} else {
+				b.SetReadDeadline(time.Unix(1, 0))
+			}
+			for i := range 2 {
+				select {
+				case <-errs:
+				case <-time.After(time.Second):
+					t.Fatalf("read %d of 2 still blocked after %s", i+1, how)
+				}
+			}
+		})
+	}
+}
+
+// TestOwnParitySYNEndsSession: a SYN with an ID of this side's parity
+// would share an ID with a stream Open hands out later: a protocol error.
+func TestOwnParitySYNEndsSession(t *testing.T) {
+	c, s := conns(t)
+	cli := Client(s, testConfig()) // odd IDs are the client's
+	defer cli.Close()
+	c.Write(frame(typeWindowUpdate, flagSYN, 1, 0))
+	<-cli.Done()
+	if !errors.Is(cli.Err(), ErrProtocol) {
+		t.Fatalf("session ended with %v, want a protocol error", cli.Err())
+	}
+}
+
+// TestShutdownStopsCloseTimers: a closed stream's timer (waiting for the
+// peer's FIN) would keep it and its session alive for minutes after the
+// session ended.
+func TestShutdownStopsCloseTimers(t *testing.T) {
+	cli, srv := pair(t, testConfig())
+	a, _ := cli.Open()
+	a.Write([]byte("x"))
+	srv.Accept() // never closed: no FIN comes back
+	a.Close()
+	cli.Close()
+	<-cli.Done()
+	a.mu.Lock()
+	running := a.closeTimer != nil
+	a.mu.Unlock()
+	if running {
+		t.Fatal("the session ended but the stream's close timer still runs (2 min)")
+	}
+}
+
+// TestSessionWriteTimeoutIsNotStreamTimeout: a session ended by a stuck
+// connection is not a timeout of a stream that has no deadline (callers
+// that retry on timeouts would spin on a dead session).
+func TestSessionWriteTimeoutIsNotStreamTimeout(t *testing.T) {
+	c, s := net.Pipe()
+	defer c.Close()
+	cli := Client(s, Config{WriteTimeout: 50 * time.Millisecond})
+	defer cli.Close()
+	a, _ := cli.Open()
+	a.Write([]byte("x")) // nobody reads c: the write times out
+	<-cli.Done()
+	_, err := a.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("Read on a stream without deadline: %v (Timeout() = true)", err)
+	}
+}
+
+// settledGoroutines waits for goroutines an earlier test left to end.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 100 {
+		time.Sleep(10 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return m
+		}
+		n = m
+	}
+	return n
+}
+
+// TestWindowLeavesOutBytesInFlight: a Read in the middle of a frame grants
+// window only for bytes that are in; what the peer may have unread here
+// stays within the window.
+func TestWindowLeavesOutBytesInFlight(t *testing.T) {
+	c, s := conns(t)
+	cfg := testConfig()
+	cfg.Window = initialWindow
+	srv := Server(s, cfg)
+	defer srv.Close()
+	const frameLen, sent = initialWindow, 3 * chunkSize
+	c.Write(append(frame(typeData, flagSYN, 1, frameLen), make([]byte, sent)...))
+	st, err := srv.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(st, make([]byte, sent)); err != nil {
+		t.Fatal(err)
+	}
+	// The window updates that came back (the ACK has none).
+	granted := uint32(0)
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	for h := make([]byte, headerSize); ; {
+		if _, err := io.ReadFull(c, h); err != nil {
+			break
+		}
+		granted += binary.BigEndian.Uint32(h[8:12])
+	}
+	if unread := frameLen - sent + granted; unread > cfg.Window {
+		t.Fatalf("after reading %d of a %d-byte frame the window updates grant %d: %d bytes may sit unread, over the %d window",
+			sent, frameLen, granted, unread, cfg.Window)
+	}
+}
+
+// TestPartialFrameReadable: the part of a large frame that has arrived
+// can be read before the rest comes.
+func TestPartialFrameReadable(t *testing.T) {
+	c, s := conns(t)
+	srv := Server(s, testConfig())
+	defer srv.Close()
+	c.Write(append(frame(typeData, flagSYN, 1, 100<<10), make([]byte, 10<<10)...))
+	st, err := srv.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := st.Read(make([]byte, 10<<10)); err != nil {
+		t.Fatalf("10 KiB of a 100 KiB frame arrived, Read got %d, %v", n, err)
+	}
+}
