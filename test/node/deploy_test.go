@@ -41,12 +41,30 @@ func (n *node) testDeploy(t *testing.T) {
 		t.Error("the secret's value is in the prod Deployment")
 	}
 
-	// Environments are fenced: a pod in prod cannot reach the app in dev.
-	podIP := strings.TrimSpace(n.kubectl(t, "", "get", "pods", "-n", orchestrator.Namespace(tenant, "dev"), "-l", "app.kubernetes.io/name="+app,
+	// Within an environment apps call each other by name (at the app's
+	// own port, as on Docker, and at port 80); across environments they
+	// cannot reach each other at all. The calls come from a pod that
+	// lives a while: the policy controller learns of a new pod's address
+	// a moment after it starts, and refuses its traffic until then.
+	call := n.callerIn(t, orchestrator.Namespace(tenant, "dev"))
+	for _, url := range []string{"http://" + app + ":8080/", "http://" + app + "/"} {
+		testutil.Eventually(t, poll, time.Minute, "a pod in dev calls the app at "+url, func() error {
+			if out, err := call(url); err != nil || !strings.Contains(out, "orders says hello-dev") {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
+	}
+	devPod := strings.TrimSpace(n.kubectl(t, "", "get", "pods", "-n", orchestrator.Namespace(tenant, "dev"), "-l", "app.kubernetes.io/name="+app,
 		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[0].status.podIP}"))
-	out, err := n.tryKubectl("", "run", "intruder", "-n", orchestrator.Namespace(tenant, "prod"), "--image="+testImage, "--restart=Never",
-		"--attach", "--rm", "-q", "--", "get", "http://"+podIP+":8080/")
-	if err == nil || !strings.Contains(out, "testapp: ") {
+	call = n.callerIn(t, orchestrator.Namespace(tenant, "prod"))
+	testutil.Eventually(t, poll, time.Minute, "a pod in prod calls prod's app", func() error {
+		if out, err := call("http://" + app + ":8080/"); err != nil || !strings.Contains(out, "orders says hello-prod") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	if out, err := call("http://" + devPod + ":8080/"); err == nil || !strings.Contains(out, "testapp: ") {
 		t.Errorf("a pod in prod reaching dev's app: %v\n%s", err, out)
 	}
 
@@ -107,4 +125,26 @@ func (n *node) testDeploy(t *testing.T) {
 	})
 
 	apptest.Refusals(t, cp, sha)
+}
+
+// callerIn starts a pod in namespace ns that stays up, and returns a GET
+// of a URL from inside it.
+func (n *node) callerIn(t *testing.T, ns string) func(url string) (string, error) {
+	t.Helper()
+	n.kubectl(t, `apiVersion: v1
+kind: Pod
+metadata:
+  name: caller
+  namespace: `+ns+`
+spec:
+  containers:
+    - name: c
+      image: `+testImage+`
+      args: [sleep]
+`, "apply", "-f", "-")
+	t.Cleanup(func() { n.tryKubectl("", "delete", "pod", "caller", "-n", ns, "--wait=false") })
+	n.kubectl(t, "", "wait", "-n", ns, "--for=condition=Ready", "pod/caller", "--timeout=120s")
+	return func(url string) (string, error) {
+		return n.tryKubectl("", "exec", "-n", ns, "caller", "--", "/testapp", "get", url)
+	}
 }
