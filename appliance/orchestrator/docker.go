@@ -760,7 +760,8 @@ func (d *Docker) Stop(ctx context.Context, a App) error {
 }
 
 // Start runs the app again with a.Replicas instances made as its existing
-// ones are, and waits for them.
+// ones are, and waits for them. Like Deploy and Restart it brings Traefik
+// back first, should it be gone or stopped.
 func (d *Docker) Start(ctx context.Context, a App) error {
 	if a.Replicas < 0 {
 		return fmt.Errorf("start %s: %d replicas", a.Name, a.Replicas)
@@ -770,6 +771,9 @@ func (d *Docker) Start(ctx context.Context, a App) error {
 	}
 	e, s, _, err := d.existing(ctx, a)
 	if err != nil {
+		return err
+	}
+	if err := d.ensureTraefik(ctx, e); err != nil {
 		return err
 	}
 	if err := d.rollout(ctx, e, a, s, a.Replicas, false); err != nil {
@@ -794,6 +798,9 @@ func (d *Docker) Restart(ctx context.Context, a App) error {
 	}
 	if n == 0 {
 		return nil
+	}
+	if err := d.ensureTraefik(ctx, e); err != nil {
+		return err
 	}
 	if err := d.rollout(ctx, e, a, s, n, true); err != nil {
 		return fmt.Errorf("rollout of %s: %w", a.Name, err)

@@ -251,6 +251,14 @@ func TestDocker(t *testing.T) {
 	testutil.Eventually(t, poll, time.Minute, "stopped dev does not answer", silent(dev))
 	status(dev, 0, 0)
 	testutil.Eventually(t, poll, time.Minute, "prod answers while dev is stopped", answers(prod, "hello-prod"))
+	// Traefik gone meanwhile (removed by hand, say): start brings it back.
+	e, err := d.connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.removeContainer(ctx, traefikName); err != nil {
+		t.Fatal(err)
+	}
 	before = ids(dev)
 	if err := d.Start(ctx, dev); err != nil {
 		t.Fatal(err)
@@ -264,10 +272,6 @@ func TestDocker(t *testing.T) {
 	// An instance a rollout renamed out of the way and left, as one that
 	// broke off does, counts for neither status nor restart, and goes with
 	// the restart.
-	e, err := d.connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	leftover, err := e.createContainer(ctx, instanceName(dev, 0)+"-retired-leftover", d.appContainer(dev, appSpec(dev)).forInstance(0))
 	if err != nil {
 		t.Fatal(err)
