@@ -7,9 +7,10 @@
 // runners through the real API and enrollment, connects them all from this
 // process, and reports the control plane's memory per idle connected runner
 // and its CPU use while they idle (heartbeats every 10 s, keepalives every
-// 5 s), as runners per core. Then, with one runner, it compares the latency
-// of a request proxied through the tunnel with the same request sent to the
-// runner's local API directly.
+// 5 s), as runners per core. Then, with one more runner in its own process,
+// it compares the latency of a request proxied through the control plane
+// and the tunnel with the same request served directly, and through one
+// plain relay process.
 package main
 
 import (
@@ -40,9 +41,14 @@ import (
 )
 
 func main() {
-	// As a child: serve the local API's answer directly, for comparison.
+	// As a child: serve the local API's answer directly, for comparison,
+	// or be the runner whose local API is called through the tunnel.
 	if cert := os.Getenv("BENCH_DIRECT_CERT"); cert != "" {
 		serveDirect(cert, os.Getenv("BENCH_DIRECT_KEY"), os.Getenv("BENCH_RELAY_TO"))
+		return
+	}
+	if dir := os.Getenv("BENCH_RUNNER_DIR"); dir != "" {
+		serveRunner(dir)
 		return
 	}
 	cpBin := flag.String("cp", "bin/cameleer-controlplane", "control plane binary")
@@ -187,97 +193,90 @@ func run(cpBin string, n int, idle time.Duration, requests int) error {
 }
 
 // latency compares GET /status through the control plane and the tunnel
-// with the same handler served directly over TLS on loopback.
+// with the same handler served directly over TLS on loopback, and through
+// one plain relay process. The runner, the direct server and the relay are
+// each their own process, as they would be; the three paths take turns
+// request by request, so each sees the machine as the others do.
 func latency(b *bench, dir string, requests int) error {
 	var ott struct{ Token string }
 	if err := b.call("POST", "/api/v1/tenants/bench/runner-tokens", nil, &ott); err != nil {
 		return err
 	}
-	id, err := tunnelclient.Redeem(context.Background(), filepath.Join(dir, "lat"), ott.Token, "", "latency")
+	runnerDir := filepath.Join(dir, "lat")
+	id, err := tunnelclient.Redeem(context.Background(), runnerDir, ott.Token, "", "latency")
 	if err != nil {
 		return err
 	}
-	local := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c := &tunnelclient.Client{Identity: id, LocalAPI: local, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	go c.Run(ctx)
+	_, stopRunner, err := startChild("BENCH_RUNNER_DIR=" + runnerDir)
+	if err != nil {
+		return err
+	}
+	defer stopRunner()
 	for start := time.Now(); b.call("GET", "/api/v1/tenants/bench/runners/"+id.RunnerID+"/proxy/status", nil, nil) != nil; time.Sleep(50 * time.Millisecond) {
 		if time.Since(start) > time.Minute {
 			return fmt.Errorf("latency runner did not connect")
 		}
 	}
-	// Direct: the same answer from its own process (as the runner is one),
-	// behind TLS on loopback, the same client.
-	addr, stop, err := startDirect(dir, "")
+	certs := []string{"BENCH_DIRECT_CERT=" + filepath.Join(dir, "cp", "pki", "serving.crt"), "BENCH_DIRECT_KEY=" + filepath.Join(dir, "cp", "pki", "serving.key")}
+	addr, stop, err := startChild(append(certs, "BENCH_RELAY_TO=")...)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	// Relay: one more process between the client and the direct server, a
-	// plain TLS reverse proxy: what any extra hop costs on this machine,
-	// with no tunnel and no control plane logic.
-	relayAddr, stopRelay, err := startDirect(dir, addr)
+	// Relay: a plain TLS reverse proxy between the client and the direct
+	// server: what any extra hop costs on this machine, with no tunnel and
+	// no control plane logic.
+	relayAddr, stopRelay, err := startChild(append(certs, "BENCH_RELAY_TO="+addr)...)
 	if err != nil {
 		return err
 	}
 	defer stopRelay()
-	relay := "https://" + relayAddr + "/status"
-	direct := "https://" + addr + "/status"
-	proxied := "https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID + "/proxy/status"
-	sample := func(url string) ([]time.Duration, error) {
-		out := make([]time.Duration, 0, requests)
-		for range requests {
-			req, _ := http.NewRequest("GET", url, nil)
-			req.Header.Set("Authorization", "Bearer "+b.admin)
-			t := time.Now()
-			resp, err := b.http.Do(req)
-			if err != nil {
-				return nil, err
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			out = append(out, time.Since(t))
+	urls := []string{
+		"https://" + addr + "/status",      // direct
+		"https://" + relayAddr + "/status", // relay
+		"https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID + "/proxy/status", // proxied
+		// The control plane alone: the same authentication and lookups,
+		// no tunnel.
+		"https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID,
+	}
+	get := func(url string) (time.Duration, error) {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+b.admin)
+		t := time.Now()
+		resp, err := b.http.Do(req)
+		if err != nil {
+			return 0, err
 		}
-		slices.Sort(out)
-		return out, nil
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return time.Since(t), nil
 	}
-	// Warm both paths' connections, then measure.
-	if _, err := sample(direct); err != nil {
-		return err
+	samples := make([][]time.Duration, len(urls))
+	// Warm every path's connections, then measure.
+	for round := range requests + 200 {
+		for i, u := range urls {
+			d, err := get(u)
+			if err != nil {
+				return err
+			}
+			if round >= 200 {
+				samples[i] = append(samples[i], d)
+			}
+		}
 	}
-	if _, err := sample(proxied); err != nil {
-		return err
-	}
-	if _, err := sample(relay); err != nil {
-		return err
-	}
-	d, err := sample(direct)
-	if err != nil {
-		return err
-	}
-	r, err := sample(relay)
-	if err != nil {
-		return err
-	}
-	p, err := sample(proxied)
-	if err != nil {
-		return err
-	}
-	// The control plane alone: the same authentication and lookups, no tunnel.
-	a, err := sample("https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID)
-	if err != nil {
-		return err
+	for _, s := range samples {
+		slices.Sort(s)
 	}
 	if resp, err := b.http.Get("https://" + b.addr + "/metrics"); err == nil {
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, line := range strings.Split(string(raw), "\n") {
 			if strings.HasPrefix(line, "cameleer_tunnel_streams_total") {
-				fmt.Printf("%s (for %d proxied requests)\n", line, 2*requests)
+				fmt.Printf("%s (for %d proxied requests)\n", line, requests+200)
 			}
 		}
 	}
+	d, r, p, a := samples[0], samples[1], samples[2], samples[3]
 	q := func(s []time.Duration, f float64) time.Duration { return s[int(f*float64(len(s)-1))] }
 	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
 	fmt.Printf("control plane API without the tunnel: p50 %.3f ms p99 %.3f ms\n", ms(q(a, .5)), ms(q(a, .99)))
@@ -288,15 +287,27 @@ func latency(b *bench, dir string, requests int) error {
 	return nil
 }
 
-// startDirect runs this program again as a server of the local API's
-// answer, or with relayTo as a reverse proxy to that address, with the
-// control plane's serving certificate, and says where.
-func startDirect(dir, relayTo string) (string, func(), error) {
+// serveRunner is the latency runner: the identity in dir, a tunnel to the
+// control plane, and the same answer as the direct server.
+func serveRunner(dir string) {
+	id, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(dir))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("runner", id.RunnerID)
+	c := &tunnelclient.Client{Identity: id, LocalAPI: http.HandlerFunc(answer), Log: slog.New(slog.DiscardHandler)}
+	c.Run(context.Background())
+}
+
+// answer is what the local API's /status stands for here.
+func answer(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"ok":true}`) }
+
+// startChild runs this program again with env added (a direct server, a
+// relay or the runner) and returns the first line it prints (a direct
+// server's address).
+func startChild(env ...string) (string, func(), error) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(),
-		"BENCH_DIRECT_CERT="+filepath.Join(dir, "cp", "pki", "serving.crt"),
-		"BENCH_DIRECT_KEY="+filepath.Join(dir, "cp", "pki", "serving.key"),
-		"BENCH_RELAY_TO="+relayTo)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
@@ -307,7 +318,7 @@ func startDirect(dir, relayTo string) (string, func(), error) {
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		cmd.Process.Kill()
-		return "", nil, fmt.Errorf("direct server: %w", err)
+		return "", nil, fmt.Errorf("child %v: %w", env, err)
 	}
 	return strings.TrimSpace(line), func() { cmd.Process.Kill(); cmd.Wait() }, nil
 }
@@ -331,7 +342,7 @@ func serveDirect(certFile, keyFile, relayTo string) {
 		http.Serve(l, rp)
 		return
 	}
-	http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) }))
+	http.Serve(l, http.HandlerFunc(answer))
 }
 
 func rss(pid int) int64 {
