@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,8 +43,8 @@ func tunnels(t *testing.T) (cli, srv *tunnel.Session, refused *atomic.Int64) {
 	}
 	s := <-acc
 	refused = new(atomic.Int64)
-	srv, _ = tunnel.Server(s, slog.New(countRefused{refused}))
-	cli, _ = tunnel.Client(c, slog.New(slog.DiscardHandler))
+	srv = tunnel.Server(s, slog.New(countRefused{refused}))
+	cli = tunnel.Client(c, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { cli.Close(); srv.Close() })
 	return cli, srv, refused
 }
@@ -75,5 +76,48 @@ func TestHeaderGoesFirstUnderHTTPTransport(t *testing.T) {
 	}
 	if failed > 0 || refused.Load() > 0 {
 		t.Fatalf("%d of %d requests failed, %d streams refused for a bad header", failed, n, refused.Load())
+	}
+}
+
+// TestConcurrentFirstWrites: two goroutines write a new stream at once
+// (net.Conn allows it); neither may go out before the stream's header.
+func TestConcurrentFirstWrites(t *testing.T) {
+	cli, srv, refused := tunnels(t)
+	l := srv.Listener()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	const n = 2000
+	payload := make([]byte, 16<<10)
+	for i := range n {
+		c, err := cli.Open(context.Background(), tunnel.KindHTTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := range 2 {
+			wg.Go(func() {
+				<-start
+				for j := 0; j < w*(i%200); j++ {
+					_ = j * j // stagger the two writers
+				}
+				c.Write(payload)
+			})
+		}
+		close(start)
+		wg.Wait()
+		c.Close()
+	}
+	// The server reads each stream's header in its own goroutine.
+	time.Sleep(500 * time.Millisecond)
+	if r := refused.Load(); r > 0 {
+		t.Fatalf("%d of %d streams refused for a bad header: a write overtook the header", r, n)
 	}
 }

@@ -87,13 +87,13 @@ type Session struct {
 }
 
 // Server starts the control plane's side of a tunnel over conn.
-func Server(conn net.Conn, log *slog.Logger) (*Session, error) {
-	return start(mux.Server(conn, Config(log)), log), nil
+func Server(conn net.Conn, log *slog.Logger) *Session {
+	return start(mux.Server(conn, Config(log)), log)
 }
 
 // Client starts the runner's side of a tunnel over conn.
-func Client(conn net.Conn, log *slog.Logger) (*Session, error) {
-	return start(mux.Client(conn, Config(log)), log), nil
+func Client(conn net.Conn, log *slog.Logger) *Session {
+	return start(mux.Client(conn, Config(log)), log)
 }
 
 func start(m *mux.Session, log *slog.Logger) *Session {
@@ -162,7 +162,9 @@ func (o *opened) Write(p []byte) (int, error) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		if !o.sent.Load() {
-			o.sent.Store(true)
+			// Set once the header is out: a write that sees it set
+			// comes after.
+			defer o.sent.Store(true)
 			if len(p) <= 16<<10 {
 				n, err := o.Stream.Write(append(o.hdr, p...))
 				return max(0, n-len(o.hdr)), err

@@ -67,12 +67,7 @@ func pair(t testing.TB) (*Session, *Session) {
 			accepted <- nil
 			return
 		}
-		s, err := Server(c, quiet)
-		if err != nil {
-			accepted <- nil
-			return
-		}
-		accepted <- s
+		accepted <- Server(c, quiet)
 	}()
 	c, err := tls.Dial("tcp", l.Addr().String(), cliCfg)
 	if err != nil {
@@ -81,10 +76,7 @@ func pair(t testing.TB) (*Session, *Session) {
 	if c.ConnectionState().NegotiatedProtocol != ALPN {
 		t.Fatalf("ALPN %q", c.ConnectionState().NegotiatedProtocol)
 	}
-	cli, err := Client(c, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := Client(c, quiet)
 	srv := <-accepted
 	if srv == nil {
 		t.Fatal("server side failed")

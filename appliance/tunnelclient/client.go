@@ -171,11 +171,7 @@ func (c *Client) connectOnce(ctx context.Context) error {
 		return fmt.Errorf("%s does not speak %s", host, tunnel.ALPN)
 	}
 	rec := &recordingConn{Conn: conn}
-	sess, err := tunnel.Client(rec, c.Log)
-	if err != nil {
-		conn.Close()
-		return err
-	}
+	sess := tunnel.Client(rec, c.Log)
 	defer sess.Close()
 	// With TLS 1.3 the server judges the client certificate after the
 	// client's handshake is done: a ping shows whether it was accepted.

@@ -58,11 +58,7 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 		c.Close()
 		return
 	}
-	sess, err := tunnel.Server(c, s.log.With("runner", r.ID))
-	if err != nil {
-		c.Close()
-		return
-	}
+	sess := tunnel.Server(c, s.log.With("runner", r.ID))
 	rc := &runnerConn{id: r.ID, session: sess, lastSeen: time.Now().UTC(), version: r.Version}
 	tr := &tunnel.Transport{Open: func(ctx context.Context) (net.Conn, error) {
 		s.metrics.streams.Inc()
