@@ -433,6 +433,14 @@ func (d *Docker) ensureTraefik(ctx context.Context, e *engine) error {
 	return d.joinEnvironments(ctx, e)
 }
 
+// bringBackTraefik is ensureTraefik for operations that change no
+// environment: Traefik removed or stopped meanwhile comes back.
+func (d *Docker) bringBackTraefik(ctx context.Context, e *engine) error {
+	d.envMu.Lock()
+	defer d.envMu.Unlock()
+	return d.ensureTraefik(ctx, e)
+}
+
 // joinEnvironments connects Traefik to every environment network it is not
 // on yet.
 func (d *Docker) joinEnvironments(ctx context.Context, e *engine) error {
@@ -773,7 +781,7 @@ func (d *Docker) Start(ctx context.Context, a App) error {
 	if err != nil {
 		return err
 	}
-	if err := d.ensureTraefik(ctx, e); err != nil {
+	if err := d.bringBackTraefik(ctx, e); err != nil {
 		return err
 	}
 	if err := d.rollout(ctx, e, a, s, a.Replicas, false); err != nil {
@@ -799,7 +807,7 @@ func (d *Docker) Restart(ctx context.Context, a App) error {
 	if n == 0 {
 		return nil
 	}
-	if err := d.ensureTraefik(ctx, e); err != nil {
+	if err := d.bringBackTraefik(ctx, e); err != nil {
 		return err
 	}
 	if err := d.rollout(ctx, e, a, s, n, true); err != nil {

@@ -328,8 +328,7 @@ const brokenSrc = `public class Broken {
 `
 
 // callerSrc GETs CALL_URL and prints the answer, or the error and exits
-// with 1. It exits explicitly: the agent's server thread would keep its JVM
-// running.
+// with 1.
 const callerSrc = `import java.io.InputStream;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;

@@ -108,6 +108,9 @@ func TestAppImageRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run %v: %v\n%s", cf.Config.Entrypoint, err, out)
 	}
+	if strings.Contains(string(out), "cannot serve") {
+		t.Errorf("the agent did not serve, so its thread was not tried:\n%s", out)
+	}
 	for _, want := range []string{"cameleer-agent ", " attached", "hello from the app, GREETING=bonjour, user cameleer"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
