@@ -177,6 +177,15 @@ func (o *opened) Write(p []byte) (int, error) {
 	return o.Stream.Write(p)
 }
 
+// CloseWrite ends this side's writing, the header first if nothing was
+// written: the peer then sees an empty stream of its kind.
+func (o *opened) CloseWrite() error {
+	if _, err := o.Write(nil); err != nil {
+		return err
+	}
+	return o.Stream.CloseWrite()
+}
+
 // Listener is the HTTP streams the peer opens, for an http.Server. Closing
 // it stops its Accept, not the session.
 func (s *Session) Listener() net.Listener { return &listener{s: s, closed: make(chan struct{})} }
