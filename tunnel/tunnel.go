@@ -1,8 +1,9 @@
 // Package tunnel is the wire protocol runners and the control plane share:
 // one TLS 1.3 connection, chosen on the control plane's port by ALPN,
-// multiplexed with the yamux protocol (package mux). Every stream starts with a 4-byte header naming
-// its kind; HTTP/1.1 runs over the streams in both directions (the control
-// plane calls the runner's local API, the runner posts heartbeats).
+// multiplexed with the yamux protocol (package mux). Every stream starts
+// with a 4-byte header naming its kind; HTTP/1.1 runs over the streams in
+// both directions (the control plane calls the runner's local API, the
+// runner posts heartbeats).
 package tunnel
 
 import (
