@@ -55,6 +55,8 @@ type Server struct {
 	metrics *metrics
 	http    *http.Server
 
+	buffers proxyBuffers
+
 	mu      sync.Mutex
 	tunnels map[string]*runnerConn // by runner id
 	serving sync.WaitGroup         // connections being handled

@@ -66,7 +66,8 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 	}}
 	rc.client = &http.Client{Transport: tr}
 	rc.proxy = &httputil.ReverseProxy{
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: &s.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = &url.URL{Scheme: "http", Host: "runner", Path: "/" + pr.In.PathValue("path"), RawQuery: pr.In.URL.RawQuery}
 			pr.Out.Host = "runner"
@@ -222,3 +223,17 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 	mux.HandleFunc("GET "+api.ArtifactPath+"{sha}", func(w http.ResponseWriter, r *http.Request) { s.runnerArtifact(rc, w, r) })
 	return mux
 }
+
+// proxyBuffers lends the runners' reverse proxies their copy buffers: each
+// proxied answer would otherwise allocate 32 KiB for the collector to
+// reclaim.
+type proxyBuffers struct{ pool sync.Pool }
+
+func (b *proxyBuffers) Get() []byte {
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *proxyBuffers) Put(p []byte) { b.pool.Put(&p) }
