@@ -399,6 +399,7 @@ func (d *Docker) ensureTraefik(ctx context.Context, e *engine) error {
 		return err
 	}
 	c, err := e.inspectContainer(ctx, traefikName)
+	old := ""
 	switch {
 	case isNotFound(err):
 	case err != nil:
@@ -411,10 +412,7 @@ func (d *Docker) ensureTraefik(ctx context.Context, e *engine) error {
 		}
 		return d.joinEnvironments(ctx, e)
 	default:
-		d.log().Info("replacing traefik, its configuration changed", "container", traefikName)
-		if err := e.removeContainer(ctx, c.ID); err != nil {
-			return fmt.Errorf("remove the outdated %s: %w", traefikName, err)
-		}
+		old = c.ID
 	}
 	if err := ensureNetwork(ctx, e, traefikNetwork, false, map[string]string{labelManagedBy: "cameleer"}); err != nil {
 		return err
@@ -422,12 +420,46 @@ func (d *Docker) ensureTraefik(ctx context.Context, e *engine) error {
 	if err := pullIfMissing(ctx, e, want.Image); err != nil {
 		return err
 	}
-	id, err := e.createContainer(ctx, traefikName, want)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", traefikName, err)
+	if old != "" {
+		// The old one steps aside (stopped, it frees the port) and comes
+		// back if the new one cannot run: apps stay routed either way.
+		d.log().Info("replacing traefik, its configuration changed", "container", traefikName)
+		// One a replacement broke off from would hold the name.
+		if err := e.removeContainer(ctx, traefikName+"-outdated"); err != nil && !isNotFound(err) {
+			return fmt.Errorf("remove an earlier outdated %s: %w", traefikName, err)
+		}
+		if err := e.stopContainer(ctx, old); err != nil {
+			return fmt.Errorf("stop the outdated %s: %w", traefikName, err)
+		}
+		if err := e.renameContainer(ctx, old, traefikName+"-outdated"); err != nil {
+			e.startContainer(context.WithoutCancel(ctx), old)
+			return fmt.Errorf("rename the outdated %s: %w", traefikName, err)
+		}
 	}
-	if err := e.startContainer(ctx, id); err != nil {
-		return fmt.Errorf("start %s: %w", traefikName, err)
+	id, err := e.createContainer(ctx, traefikName, want)
+	if err == nil {
+		if err = e.startContainer(ctx, id); err != nil {
+			e.removeContainer(context.WithoutCancel(ctx), id)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("run the new %s: %w", traefikName, err)
+		if old != "" {
+			bctx := context.WithoutCancel(ctx)
+			if rerr := e.renameContainer(bctx, old, traefikName); rerr != nil {
+				return fmt.Errorf("%w (and giving the old one its name back: %v)", err, rerr)
+			}
+			if rerr := e.startContainer(bctx, old); rerr != nil {
+				return fmt.Errorf("%w (and starting the old one again: %v)", err, rerr)
+			}
+			return fmt.Errorf("%w; the old one runs again", err)
+		}
+		return err
+	}
+	if old != "" {
+		if err := e.removeContainer(ctx, old); err != nil {
+			d.log().Warn("remove the outdated traefik", "err", err)
+		}
 	}
 	d.log().Info("traefik started", "container", traefikName, "image", want.Image, "port", want.HostConfig.PortBindings["8000/tcp"][0].HostPort)
 	return d.joinEnvironments(ctx, e)

@@ -317,6 +317,24 @@ func TestDocker(t *testing.T) {
 	}
 	status(dev, 2, 2)
 	testutil.Eventually(t, poll, time.Minute, "dev answers after the failed deploy", answers(dev, "orders says hello-again"))
+
+	// A Traefik that must be replaced but whose replacement cannot run
+	// (its port is taken) leaves the old one routing.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := d.HTTPPort
+	d.HTTPPort = busy.Addr().(*net.TCPAddr).Port
+	err = d.Restart(ctx, dev)
+	d.HTTPPort = port
+	if err == nil || !strings.Contains(err.Error(), "the old one runs again") {
+		t.Errorf("replacing traefik with one that cannot run: %v, want the old one back", err)
+	} else {
+		t.Logf("replacing traefik with one that cannot run: %v", err)
+	}
+	testutil.Eventually(t, poll, time.Minute, "dev answers through the old traefik", answers(dev, "orders says hello-again"))
 }
 
 const brokenSrc = `public class Broken {
