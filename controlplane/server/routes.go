@@ -44,6 +44,8 @@ func (s *Server) routes() http.Handler {
 	authed.HandleFunc("GET /api/v1/tenants", s.listTenants)
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}", s.tenantScoped(s.getTenant))
 	authed.HandleFunc("POST /api/v1/tenants/{tenant}/api-tokens", s.tenantScoped(s.createAPIToken))
+	authed.HandleFunc("GET /api/v1/tenants/{tenant}/api-tokens", s.tenantScoped(s.listAPITokens))
+	authed.HandleFunc("DELETE /api/v1/tenants/{tenant}/api-tokens/{id}", s.tenantScoped(s.revokeAPIToken))
 	authed.HandleFunc("POST /api/v1/tenants/{tenant}/runner-tokens", s.tenantScoped(s.createRunnerToken))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners", s.tenantScoped(s.listRunners))
 	authed.HandleFunc("POST /api/v1/tenants/{tenant}/environments", s.tenantScoped(s.createEnvironment))
@@ -161,14 +163,50 @@ func (s *Server) getTenant(w http.ResponseWriter, _ *http.Request, t store.Tenan
 
 func (s *Server) createAPIToken(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
 	tok, err := newAPIToken()
+	hash := api.HashSecret([]byte(tok))
 	if err == nil {
-		err = s.store.CreateAPIToken(store.APIToken{Hash: api.HashSecret([]byte(tok)), Tenant: t.Name, Created: time.Now().UTC()})
+		err = s.store.CreateAPIToken(store.APIToken{Hash: hash, Tenant: t.Name, Created: time.Now().UTC()})
 	}
 	if err != nil {
 		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	httpjson.Write(w, http.StatusCreated, map[string]string{"tenant": t.Name, "token": tok})
+	httpjson.Write(w, http.StatusCreated, map[string]string{"tenant": t.Name, "token": tok, "id": store.APITokenID(hash)})
+}
+
+// apiTokenView is what the API shows of a token: never the token.
+type apiTokenView struct {
+	ID      string    `json:"id"`
+	Tenant  string    `json:"tenant"`
+	Created time.Time `json:"created"`
+}
+
+func (s *Server) listAPITokens(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
+	toks, err := s.store.APITokens(t.Name)
+	if err != nil {
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := make([]apiTokenView, 0, len(toks))
+	for _, tok := range toks {
+		out = append(out, apiTokenView{ID: store.APITokenID(tok.Hash), Tenant: tok.Tenant, Created: tok.Created})
+	}
+	slices.SortFunc(out, func(a, b apiTokenView) int { return a.Created.Compare(b.Created) })
+	httpjson.Write(w, http.StatusOK, out)
+}
+
+func (s *Server) revokeAPIToken(w http.ResponseWriter, r *http.Request, t store.Tenant) {
+	err := s.store.DeleteAPIToken(t.Name, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		httpjson.Error(w, http.StatusNotFound, "api token not found")
+		return
+	}
+	if err != nil {
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.log.Info("api token revoked", "tenant", t.Name, "id", r.PathValue("id"))
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) createRunnerToken(w http.ResponseWriter, r *http.Request, t store.Tenant) {

@@ -113,6 +113,35 @@ func TestTenantsAndTokens(t *testing.T) {
 		t.Errorf("tenant token created a tenant: %d", code)
 	}
 
+	// API tokens are listed (never shown again) and revoked; a revoked
+	// token authenticates nothing, at once.
+	var other struct{ Token, ID string }
+	c.do("POST", "/api/v1/tenants/acme/api-tokens", tok.Token, nil, &other)
+	var toks []struct{ ID, Tenant, Token string }
+	if code := c.do("GET", "/api/v1/tenants/acme/api-tokens", tok.Token, nil, &toks); code != http.StatusOK || len(toks) != 2 {
+		t.Fatalf("list api tokens: %d %+v", code, toks)
+	}
+	for _, lt := range toks {
+		if lt.Token != "" || lt.Tenant != "acme" || len(lt.ID) != 16 || strings.Contains(tok.Token+other.Token, lt.ID) {
+			t.Errorf("listed token %+v", lt)
+		}
+	}
+	if code := c.do("DELETE", "/api/v1/tenants/globex/api-tokens/"+other.ID, tok.Token, nil, nil); code != http.StatusNotFound {
+		t.Errorf("acme's token revoking on globex: %d", code)
+	}
+	if code := c.do("DELETE", "/api/v1/tenants/acme/api-tokens/0123456789abcdef", tok.Token, nil, nil); code != http.StatusNotFound {
+		t.Errorf("revoking an unknown token: %d", code)
+	}
+	if code := c.do("DELETE", "/api/v1/tenants/acme/api-tokens/"+other.ID, tok.Token, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("revoke: %d", code)
+	}
+	if code := c.do("GET", "/api/v1/tenants/acme", other.Token, nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("a revoked token: %d, want 401", code)
+	}
+	if code := c.do("GET", "/api/v1/tenants/acme/api-tokens", tok.Token, nil, &toks); code != http.StatusOK || len(toks) != 1 {
+		t.Errorf("after revoking: %d %+v", code, toks)
+	}
+
 	for ttl, want := range map[string]int{"": http.StatusCreated, "5m": http.StatusCreated, "soon": http.StatusBadRequest, "48h": http.StatusBadRequest, "-1m": http.StatusBadRequest} {
 		var out struct{ Token, Command string }
 		body := map[string]string{}

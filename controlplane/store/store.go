@@ -185,6 +185,53 @@ func (s *Store) APIToken(hash string) (t APIToken, err error) {
 	return t, err
 }
 
+// APITokenID names a token without giving it away: the start of its hash.
+func APITokenID(hash string) string { return hash[:min(len(hash), 16)] }
+
+// APITokens lists a tenant's API tokens.
+func (s *Store) APITokens(tenant string) ([]APIToken, error) {
+	var out []APIToken
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bAPITokens).ForEach(func(_, v []byte) error {
+			var t APIToken
+			if err := json.Unmarshal(v, &t); err != nil {
+				return err
+			}
+			if t.Tenant == tenant {
+				out = append(out, t)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteAPIToken removes the tenant's API token whose APITokenID is id;
+// from then on it authenticates nothing.
+func (s *Store) DeleteAPIToken(tenant, id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bAPITokens)
+		var key []byte
+		err := b.ForEach(func(k, v []byte) error {
+			var t APIToken
+			if err := json.Unmarshal(v, &t); err != nil {
+				return err
+			}
+			if t.Tenant == tenant && APITokenID(t.Hash) == id {
+				key = k
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if key == nil {
+			return ErrNotFound
+		}
+		return b.Delete(key)
+	})
+}
+
 // CreateRunnerToken stores a one-time token's hash.
 func (s *Store) CreateRunnerToken(t RunnerToken) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
