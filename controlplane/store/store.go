@@ -107,6 +107,18 @@ func get[T any](b *bolt.Bucket, key string) (T, error) {
 	return v, json.Unmarshal(raw, &v)
 }
 
+// each decodes every value of b, in key order, and calls f with it and its
+// key.
+func each[T any](b *bolt.Bucket, f func(key []byte, v T) error) error {
+	return b.ForEach(func(k, raw []byte) error {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		return f(k, v)
+	})
+}
+
 func put(b *bolt.Bucket, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -192,11 +204,7 @@ func APITokenID(hash string) string { return hash[:min(len(hash), 16)] }
 func (s *Store) APITokens(tenant string) ([]APIToken, error) {
 	var out []APIToken
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bAPITokens).ForEach(func(_, v []byte) error {
-			var t APIToken
-			if err := json.Unmarshal(v, &t); err != nil {
-				return err
-			}
+		return each(tx.Bucket(bAPITokens), func(_ []byte, t APIToken) error {
 			if t.Tenant == tenant {
 				out = append(out, t)
 			}
@@ -212,11 +220,7 @@ func (s *Store) DeleteAPIToken(tenant, id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bAPITokens)
 		var key []byte
-		err := b.ForEach(func(k, v []byte) error {
-			var t APIToken
-			if err := json.Unmarshal(v, &t); err != nil {
-				return err
-			}
+		err := each(b, func(k []byte, t APIToken) error {
 			if t.Tenant == tenant && APITokenID(t.Hash) == id {
 				key = k
 			}
@@ -305,11 +309,7 @@ func (s *Store) Runner(id string) (r Runner, err error) {
 func (s *Store) Runners(tenant string) ([]Runner, error) {
 	var out []Runner
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bRunners).ForEach(func(_, v []byte) error {
-			var r Runner
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
+		return each(tx.Bucket(bRunners), func(_ []byte, r Runner) error {
 			if r.Tenant == tenant {
 				out = append(out, r)
 			}
