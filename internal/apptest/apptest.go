@@ -153,6 +153,9 @@ func Flow(t *testing.T, r Runner) Result {
 	cp.Must(t, http.StatusOK, "POST", appPath+"/start", nil, nil)
 	testutil.Eventually(t, poll, 2*time.Minute, "started app answers", Answers(r.Get, devHost, "hello-dev"))
 	before := r.Instances(t, "dev")
+	if len(before) == 0 {
+		t.Fatal("the started app has no instances")
+	}
 	cp.Must(t, http.StatusOK, "POST", appPath+"/restart", nil, nil)
 	testutil.Eventually(t, poll, 2*time.Minute, "restart replaced the app's instances", func() error {
 		after := r.Instances(t, "dev")
