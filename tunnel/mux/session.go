@@ -61,7 +61,7 @@ const (
 	// this much of its body go in one write.
 	maxRecord = 16 << 10
 	// maxAnswers is how many frames the peer may be owed at once.
-	maxAnswers = 256
+	maxAnswers = 64
 	// closeTimeout is how long a stream closed here waits for the peer's
 	// FIN before it is reset and forgotten.
 	closeTimeout = 2 * time.Minute
