@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -121,6 +122,8 @@ type Session struct {
 	goAway  bool  // the peer takes no new streams
 	pings   map[uint32]chan struct{}
 	pingID  uint32
+
+	lastRecv atomic.Int64 // unix nanoseconds of the last bytes read
 }
 
 // Client starts the dialing side of a session over conn.
@@ -151,6 +154,7 @@ func start(conn net.Conn, cfg Config, firstID uint32) *Session {
 		nextID:  firstID,
 		pings:   map[uint32]chan struct{}{},
 	}
+	s.heard()
 	go s.recvLoop()
 	go s.answerLoop()
 	if cfg.KeepAliveInterval > 0 {
@@ -368,10 +372,17 @@ func (s *Session) answerLoop() {
 // errFlood ends a session whose peer is owed more answers than it reads.
 var errFlood = fmt.Errorf("%w: the peer asks faster than it reads the answers", ErrProtocol)
 
-// keepalive pings the peer every KeepAliveInterval and ends the session
-// when an answer does not come within WriteTimeout.
+// heard notes that the peer just sent something.
+func (s *Session) heard() { s.lastRecv.Store(time.Now().UnixNano()) }
+
+// keepalive pings the peer once nothing came from it for
+// KeepAliveInterval, and ends the session once nothing came for
+// KeepAliveInterval + WriteTimeout. Any frame counts, so of two sides that
+// both keep alive only one pings while all is quiet (the other hears its
+// pings), and a busy session sends none. It checks twice an interval, so a
+// dead peer is noticed within 1.5 intervals + WriteTimeout.
 func (s *Session) keepalive() {
-	t := time.NewTicker(s.cfg.KeepAliveInterval)
+	t := time.NewTicker(s.cfg.KeepAliveInterval / 2)
 	defer t.Stop()
 	for {
 		select {
@@ -379,11 +390,13 @@ func (s *Session) keepalive() {
 		case <-s.done:
 			return
 		}
-		if _, err := s.Ping(); err != nil {
-			if errors.Is(err, ErrKeepAlive) {
-				s.log.Warn("mux: peer stopped answering pings", "remote", s.conn.RemoteAddr())
-			}
-			s.shutdown(err)
+		quiet := time.Since(time.Unix(0, s.lastRecv.Load()))
+		if quiet > s.cfg.KeepAliveInterval+s.cfg.WriteTimeout {
+			s.log.Warn("mux: peer silent; closing", "for", quiet.Round(time.Millisecond), "remote", s.conn.RemoteAddr())
+			s.shutdown(ErrKeepAlive)
+			return
+		}
+		if quiet >= s.cfg.KeepAliveInterval && s.writeFrame(typePing, flagSYN, 0, 0, nil) != nil {
 			return
 		}
 	}
@@ -399,6 +412,7 @@ func (s *Session) recvLoop() {
 			s.shutdown(readErr(err))
 			return
 		}
+		s.heard()
 		if err := s.handle(hdr); err != nil {
 			if errors.Is(err, ErrProtocol) {
 				s.log.Warn("mux: closing the session", "err", err, "remote", s.conn.RemoteAddr())
