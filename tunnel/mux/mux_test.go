@@ -216,7 +216,7 @@ func TestCloseEndsBothWays(t *testing.T) {
 		t.Fatalf("read after the peer's Close: %d, %v; want EOF", n, err)
 	}
 	var werr error
-	for range 100 {
+	for range 1000 {
 		if _, werr = a.Write([]byte("more")); werr != nil {
 			break
 		}
@@ -234,7 +234,7 @@ func TestCloseEndsBothWays(t *testing.T) {
 
 func waitStreams(t *testing.T, s *Session, n int) {
 	t.Helper()
-	for range 200 {
+	for range 1000 {
 		if s.NumStreams() == n {
 			return
 		}
@@ -269,7 +269,7 @@ func TestDeadlines(t *testing.T) {
 	if _, err := srv.Accept(); err != nil {
 		t.Fatal(err)
 	}
-	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	a.SetWriteDeadline(time.Now().Add(time.Second))
 	n, err := a.Write(make([]byte, initialWindow+1))
 	if n != initialWindow || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("write beyond the window: %d, %v", n, err)
@@ -327,7 +327,7 @@ func TestWindowExceededEndsSession(t *testing.T) {
 		t.Fatalf("session ended with %v, want a protocol error", err)
 	}
 	// The peer is told why.
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	h := make([]byte, headerSize)
 	if _, err := io.ReadFull(c, h); err != nil || h[1] != typeGoAway || binary.BigEndian.Uint32(h[8:]) != goAwayProtoErr {
 		t.Fatalf("go away frame: % x, %v", h, err)
@@ -342,7 +342,7 @@ func TestBacklogResets(t *testing.T) {
 	defer srv.Close()
 	c.Write(frame(typeWindowUpdate, flagSYN, 1, 0))
 	c.Write(frame(typeWindowUpdate, flagSYN, 3, 0))
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	h := make([]byte, headerSize)
 	if _, err := io.ReadFull(c, h); err != nil {
 		t.Fatal(err)
