@@ -398,10 +398,16 @@ func (d *Docker) ensureTraefik(ctx context.Context, e *engine) error {
 	if err != nil {
 		return err
 	}
+	const outdated = traefikName + "-outdated"
 	c, err := e.inspectContainer(ctx, traefikName)
-	old := ""
+	old, aside := "", false // the Traefik to replace; renamed aside
 	switch {
 	case isNotFound(err):
+		// A replacement that broke off (a crash between renaming the old
+		// one aside and starting the new) left the old one stopped.
+		if o, err := e.inspectContainer(ctx, outdated); err == nil {
+			old, aside = o.ID, true
+		}
 	case err != nil:
 		return fmt.Errorf("inspect %s: %w", traefikName, err)
 	case c.Config.Labels[labelSpec] == want.Labels[labelSpec]:
@@ -420,41 +426,48 @@ func (d *Docker) ensureTraefik(ctx context.Context, e *engine) error {
 	if err := pullIfMissing(ctx, e, want.Image); err != nil {
 		return err
 	}
-	if old != "" {
+	// restore brings the old one back under its name after a failure: apps
+	// stay routed (by its port) whatever else went wrong.
+	restore := func(err error) error {
+		if old == "" {
+			return err
+		}
+		bctx := context.WithoutCancel(ctx)
+		if aside {
+			// Whatever holds the name now is a new one that did not run.
+			if rerr := e.removeContainer(bctx, traefikName); rerr != nil && !isNotFound(rerr) {
+				d.log().Warn("remove the new traefik that did not run", "err", rerr)
+			}
+			if rerr := e.renameContainer(bctx, old, traefikName); rerr != nil {
+				d.log().Warn("give the old traefik its name back", "err", rerr)
+			}
+		}
+		if rerr := e.startContainer(bctx, old); rerr != nil {
+			return fmt.Errorf("%w (and starting the old one again: %v)", err, rerr)
+		}
+		return fmt.Errorf("%w; the old one runs again", err)
+	}
+	if old != "" && !aside {
 		// The old one steps aside (stopped, it frees the port) and comes
-		// back if the new one cannot run: apps stay routed either way.
+		// back if the new one cannot run.
 		d.log().Info("replacing traefik, its configuration changed", "container", traefikName)
-		// One a replacement broke off from would hold the name.
-		if err := e.removeContainer(ctx, traefikName+"-outdated"); err != nil && !isNotFound(err) {
+		if err := e.removeContainer(ctx, outdated); err != nil && !isNotFound(err) {
 			return fmt.Errorf("remove an earlier outdated %s: %w", traefikName, err)
 		}
 		if err := e.stopContainer(ctx, old); err != nil {
-			return fmt.Errorf("stop the outdated %s: %w", traefikName, err)
+			return restore(fmt.Errorf("stop the outdated %s: %w", traefikName, err))
 		}
-		if err := e.renameContainer(ctx, old, traefikName+"-outdated"); err != nil {
-			e.startContainer(context.WithoutCancel(ctx), old)
-			return fmt.Errorf("rename the outdated %s: %w", traefikName, err)
+		if err := e.renameContainer(ctx, old, outdated); err != nil {
+			return restore(fmt.Errorf("rename the outdated %s: %w", traefikName, err))
 		}
+		aside = true
 	}
 	id, err := e.createContainer(ctx, traefikName, want)
 	if err == nil {
-		if err = e.startContainer(ctx, id); err != nil {
-			e.removeContainer(context.WithoutCancel(ctx), id)
-		}
+		err = e.startContainer(ctx, id)
 	}
 	if err != nil {
-		err = fmt.Errorf("run the new %s: %w", traefikName, err)
-		if old != "" {
-			bctx := context.WithoutCancel(ctx)
-			if rerr := e.renameContainer(bctx, old, traefikName); rerr != nil {
-				return fmt.Errorf("%w (and giving the old one its name back: %v)", err, rerr)
-			}
-			if rerr := e.startContainer(bctx, old); rerr != nil {
-				return fmt.Errorf("%w (and starting the old one again: %v)", err, rerr)
-			}
-			return fmt.Errorf("%w; the old one runs again", err)
-		}
-		return err
+		return restore(fmt.Errorf("run the new %s: %w", traefikName, err))
 	}
 	if old != "" {
 		if err := e.removeContainer(ctx, old); err != nil {

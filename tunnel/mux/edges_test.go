@@ -280,3 +280,40 @@ func TestPartialFrameReadable(t *testing.T) {
 		t.Fatalf("10 KiB of a 100 KiB frame arrived, Read got %d, %v", n, err)
 	}
 }
+
+// TestKeepAliveShortWriteTimeout: with a write timeout under half the
+// interval, an idle but healthy session still pings before it would call
+// its peer dead.
+func TestKeepAliveShortWriteTimeout(t *testing.T) {
+	cli, srv := pair(t, Config{KeepAliveInterval: 400 * time.Millisecond, WriteTimeout: 100 * time.Millisecond})
+	time.Sleep(2 * time.Second) // idle for five intervals
+	if cli.Err() != nil || srv.Err() != nil {
+		t.Fatalf("an idle healthy session ended: client %v, server %v", cli.Err(), srv.Err())
+	}
+}
+
+// TestSlowDiscardIsNotSilence: data for a stream closed here, arriving
+// slowly, is thrown away, but it is still the peer speaking.
+func TestSlowDiscardIsNotSilence(t *testing.T) {
+	c, s := conns(t)
+	go io.Copy(io.Discard, c) // the peer reads what it is sent
+	srv := Server(s, Config{KeepAliveInterval: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, Window: initialWindow})
+	defer srv.Close()
+	c.Write(append(frame(typeData, flagSYN, 1, 1), 'x'))
+	st, err := srv.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	const n = 200 // one byte every 10 ms: two seconds for the frame
+	c.Write(frame(typeData, 0, 1, n))
+	for range n {
+		if _, err := c.Write([]byte{0}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := srv.Err(); err != nil {
+		t.Fatalf("the session ended while the peer was sending: %v", err)
+	}
+}

@@ -62,7 +62,7 @@ const (
 	// this much of its body go in one write.
 	maxRecord = 16 << 10
 	// maxAnswers is how many frames the peer may be owed at once.
-	maxAnswers = 64
+	maxAnswers = 256
 	// closeTimeout is how long a stream closed here waits for the peer's
 	// FIN before it is reset and forgotten.
 	closeTimeout = 2 * time.Minute
@@ -123,7 +123,12 @@ type Session struct {
 	pings   map[uint32]chan struct{}
 	pingID  uint32
 
-	lastRecv atomic.Int64 // unix nanoseconds of the last bytes read
+	// in is conn as recvLoop reads it: every read is news from the peer.
+	in io.Reader
+	// lastRecv is when the peer was last heard, as time since born (a
+	// monotonic clock: a wall clock that steps would fake silence).
+	born     time.Time
+	lastRecv atomic.Int64
 }
 
 // Client starts the dialing side of a session over conn.
@@ -154,7 +159,8 @@ func start(conn net.Conn, cfg Config, firstID uint32) *Session {
 		nextID:  firstID,
 		pings:   map[uint32]chan struct{}{},
 	}
-	s.heard()
+	s.born = time.Now()
+	s.in = heardReader{s}
 	go s.recvLoop()
 	go s.answerLoop()
 	if cfg.KeepAliveInterval > 0 {
@@ -373,16 +379,34 @@ func (s *Session) answerLoop() {
 var errFlood = fmt.Errorf("%w: the peer asks faster than it reads the answers", ErrProtocol)
 
 // heard notes that the peer just sent something.
-func (s *Session) heard() { s.lastRecv.Store(time.Now().UnixNano()) }
+func (s *Session) heard() { s.lastRecv.Store(int64(time.Since(s.born))) }
+
+// quiet is how long the peer has said nothing.
+func (s *Session) quiet() time.Duration {
+	return time.Since(s.born) - time.Duration(s.lastRecv.Load())
+}
+
+// heardReader reads the connection and notes each read, so a long frame
+// read (or thrown away) on a slow link is no silence.
+type heardReader struct{ s *Session }
+
+func (h heardReader) Read(p []byte) (int, error) {
+	n, err := h.s.conn.Read(p)
+	if n > 0 {
+		h.s.heard()
+	}
+	return n, err
+}
 
 // keepalive pings the peer once nothing came from it for
 // KeepAliveInterval, and ends the session once nothing came for
 // KeepAliveInterval + WriteTimeout. Any frame counts, so of two sides that
 // both keep alive only one pings while all is quiet (the other hears its
-// pings), and a busy session sends none. It checks twice an interval, so a
-// dead peer is noticed within 1.5 intervals + WriteTimeout.
+// pings), and a busy session sends none. A dead peer is noticed within
+// KeepAliveInterval + WriteTimeout and one check (every half of the
+// shorter of the two).
 func (s *Session) keepalive() {
-	t := time.NewTicker(s.cfg.KeepAliveInterval / 2)
+	t := time.NewTicker(max(min(s.cfg.KeepAliveInterval, s.cfg.WriteTimeout)/2, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -390,7 +414,7 @@ func (s *Session) keepalive() {
 		case <-s.done:
 			return
 		}
-		quiet := time.Since(time.Unix(0, s.lastRecv.Load()))
+		quiet := s.quiet()
 		if quiet > s.cfg.KeepAliveInterval+s.cfg.WriteTimeout {
 			s.log.Warn("mux: peer silent; closing", "for", quiet.Round(time.Millisecond), "remote", s.conn.RemoteAddr())
 			s.shutdown(ErrKeepAlive)
@@ -408,11 +432,10 @@ func (s *Session) keepalive() {
 func (s *Session) recvLoop() {
 	var hdr [headerSize]byte
 	for {
-		if _, err := io.ReadFull(s.conn, hdr[:]); err != nil {
+		if _, err := io.ReadFull(s.in, hdr[:]); err != nil {
 			s.shutdown(readErr(err))
 			return
 		}
-		s.heard()
 		if err := s.handle(hdr); err != nil {
 			if errors.Is(err, ErrProtocol) {
 				s.log.Warn("mux: closing the session", "err", err, "remote", s.conn.RemoteAddr())
@@ -490,7 +513,7 @@ func (s *Session) handleStream(typ uint8, flags uint16, id, length uint32) error
 	if st == nil {
 		// A stream reset or forgotten here: its data goes nowhere.
 		if typ == typeData && length > 0 {
-			if _, err := io.CopyN(io.Discard, s.conn, int64(length)); err != nil {
+			if _, err := io.CopyN(io.Discard, s.in, int64(length)); err != nil {
 				return readErr(err)
 			}
 		}
@@ -499,7 +522,7 @@ func (s *Session) handleStream(typ uint8, flags uint16, id, length uint32) error
 	if typ == typeWindowUpdate {
 		st.addSendWindow(length)
 	} else if length > 0 {
-		if err := st.receive(s.conn, length); err != nil {
+		if err := st.receive(s.in, length); err != nil {
 			return err
 		}
 	}

@@ -250,7 +250,6 @@ func (st *Stream) receive(r io.Reader, length uint32) error {
 		st.mu.Unlock()
 
 		n, err := r.Read(c.buf[start : start+min(left, len(c.buf)-start)])
-		st.s.heard() // a long frame on a slow link is no silence
 
 		st.mu.Lock()
 		st.filling = false
