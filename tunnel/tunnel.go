@@ -36,8 +36,8 @@ const (
 	StreamWindow = 16 << 20
 )
 
-// Config is the multiplexer configuration both sides use.
-func Config(log *slog.Logger) mux.Config {
+// muxConfig is the multiplexer configuration both sides use.
+func muxConfig(log *slog.Logger) mux.Config {
 	return mux.Config{KeepAliveInterval: KeepAliveInterval, WriteTimeout: KeepAliveTimeout, Window: StreamWindow, Log: log}
 }
 
@@ -91,12 +91,12 @@ type Session struct {
 
 // Server starts the control plane's side of a tunnel over conn.
 func Server(conn net.Conn, log *slog.Logger) *Session {
-	return start(mux.Server(conn, Config(log)), log)
+	return start(mux.Server(conn, muxConfig(log)), log)
 }
 
 // Client starts the runner's side of a tunnel over conn.
 func Client(conn net.Conn, log *slog.Logger) *Session {
-	return start(mux.Client(conn, Config(log)), log)
+	return start(mux.Client(conn, muxConfig(log)), log)
 }
 
 func start(m *mux.Session, log *slog.Logger) *Session {

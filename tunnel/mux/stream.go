@@ -312,7 +312,6 @@ func (st *Stream) remoteClose(rst bool) {
 	}
 	st.broadcast()
 	st.mu.Unlock()
-	notify(st.writable)
 	if done {
 		st.s.forget(st.id)
 	}
