@@ -10,7 +10,8 @@
 // 5 s), as runners per core. Then, with one more runner in its own process,
 // it compares the latency of a request proxied through the control plane
 // and the tunnel with the same request served directly, and through one
-// plain relay process.
+// plain relay process, beside the floor: one byte there and back between
+// two processes.
 package main
 
 import (
@@ -49,6 +50,10 @@ func main() {
 	}
 	if dir := os.Getenv("BENCH_RUNNER_DIR"); dir != "" {
 		serveRunner(dir)
+		return
+	}
+	if os.Getenv("BENCH_ECHO") != "" {
+		serveEcho()
 		return
 	}
 	cpBin := flag.String("cp", "bin/cameleer-controlplane", "control plane binary")
@@ -231,6 +236,30 @@ func latency(b *bench, dir string, requests int) error {
 		return err
 	}
 	defer stopRelay()
+	// The floor: one byte there and back between two processes over
+	// loopback TCP, no TLS, no HTTP. An extra hop costs at least this (the
+	// hop's process is woken once each way).
+	echoAddr, stopEcho, err := startChild("BENCH_ECHO=1")
+	if err != nil {
+		return err
+	}
+	defer stopEcho()
+	echo, err := net.Dial("tcp", echoAddr)
+	if err != nil {
+		return err
+	}
+	defer echo.Close()
+	ping := func() (time.Duration, error) {
+		b := []byte{1}
+		t := time.Now()
+		if _, err := echo.Write(b); err != nil {
+			return 0, err
+		}
+		if _, err := io.ReadFull(echo, b); err != nil {
+			return 0, err
+		}
+		return time.Since(t), nil
+	}
 	urls := []string{
 		"https://" + addr + "/status",      // direct
 		"https://" + relayAddr + "/status", // relay
@@ -251,7 +280,7 @@ func latency(b *bench, dir string, requests int) error {
 		resp.Body.Close()
 		return time.Since(t), nil
 	}
-	samples := make([][]time.Duration, len(urls))
+	samples := make([][]time.Duration, len(urls)+1)
 	// Warm every path's connections, then measure.
 	for round := range requests + 200 {
 		for i, u := range urls {
@@ -262,6 +291,13 @@ func latency(b *bench, dir string, requests int) error {
 			if round >= 200 {
 				samples[i] = append(samples[i], d)
 			}
+		}
+		d, err := ping()
+		if err != nil {
+			return err
+		}
+		if round >= 200 {
+			samples[len(urls)] = append(samples[len(urls)], d)
 		}
 	}
 	for _, s := range samples {
@@ -276,9 +312,10 @@ func latency(b *bench, dir string, requests int) error {
 			}
 		}
 	}
-	d, r, p, a := samples[0], samples[1], samples[2], samples[3]
+	d, r, p, a, e := samples[0], samples[1], samples[2], samples[3], samples[4]
 	q := func(s []time.Duration, f float64) time.Duration { return s[int(f*float64(len(s)-1))] }
 	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	fmt.Printf("one byte there and back between two processes (TCP, no TLS, no HTTP): p50 %.3f ms p99 %.3f ms\n", ms(q(e, .5)), ms(q(e, .99)))
 	fmt.Printf("control plane API without the tunnel: p50 %.3f ms p99 %.3f ms\n", ms(q(a, .5)), ms(q(a, .99)))
 	fmt.Printf("one plain relay process in between: p50 %.3f ms p99 %.3f ms; added p50 %.3f ms p99 %.3f ms\n",
 		ms(q(r, .5)), ms(q(r, .99)), ms(q(r, .5)-q(d, .5)), ms(q(r, .99)-q(d, .99)))
@@ -321,6 +358,20 @@ func startChild(env ...string) (string, func(), error) {
 		return "", nil, fmt.Errorf("child %v: %w", env, err)
 	}
 	return strings.TrimSpace(line), func() { cmd.Process.Kill(); cmd.Wait() }, nil
+}
+
+// serveEcho sends back every byte it gets on one TCP connection.
+func serveEcho() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(l.Addr().String())
+	c, err := l.Accept()
+	if err != nil {
+		panic(err)
+	}
+	io.Copy(c, c)
 }
 
 func serveDirect(certFile, keyFile, relayTo string) {
