@@ -32,7 +32,8 @@ import (
 
 // Identity is a registered runner's credentials, in DIR (the data dir's
 // controlplane/): client.key (0600, made here, never sent), client.crt,
-// ca.crt and runner.json.
+// ca.crt and runner.json; during a redeem, redeem-*.key is the key made for
+// that token.
 type Identity struct {
 	Dir      string `json:"-"`
 	RunnerID string `json:"runnerId"`
@@ -119,7 +120,12 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 	if err := os.MkdirAll(id.Dir, 0o700); err != nil {
 		return id, err
 	}
-	key, err := certs.NewKey()
+	// The key is kept before the token is sent: if the answer is lost (a
+	// dropped connection, a killed process, a full disk), the same command
+	// again sends the same key, and the control plane gives this host the
+	// runner it registered; any other key is refused the used token.
+	pending := id.path("redeem-" + tok.SecretHash()[:16] + ".key")
+	key, err := pendingKey(pending)
 	if err != nil {
 		return id, err
 	}
@@ -149,6 +155,9 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 		if e.Error == "" {
 			e.Error = resp.Status
 		}
+		if resp.StatusCode/100 == 4 {
+			os.Remove(pending) // refused for good: no answer to retry for
+		}
 		return id, fmt.Errorf("the control plane refused the token: %s", e.Error)
 	}
 	var er api.EnrollResponse
@@ -162,7 +171,42 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 	if err := id.store(key, er); err != nil {
 		return id, err
 	}
+	old, _ := filepath.Glob(id.path("redeem-*.key"))
+	for _, f := range old {
+		os.Remove(f)
+	}
 	return id, nil
+}
+
+// pendingKey reads the key an earlier redeem of the same token made, or
+// makes one and writes it to path first.
+func pendingKey(path string) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key, err := certs.NewKey()
+		if err != nil {
+			return nil, err
+		}
+		if b, err = certs.KeyPEM(key); err != nil {
+			return nil, err
+		}
+		if _, err := atomicfile.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("keep the new key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%s holds no key (remove it to start over)", path)
+	}
+	key, err := x509.ParseECPrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (remove it to start over)", path, err)
+	}
+	return key, nil
 }
 
 // store writes the identity; runner.json last, so a crash in between leaves

@@ -2,6 +2,8 @@ package server
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -254,20 +256,31 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusUnauthorized, "the token was made by another control plane")
 		return
 	}
+	pub, err := x509.MarshalPKIXPublicKey(csr.PublicKey)
+	if err != nil {
+		httpjson.Error(w, http.StatusBadRequest, "csr: "+err.Error())
+		return
+	}
+	key := sha256.Sum256(pub)
 	now := time.Now()
 	var resp api.EnrollResponse
-	_, err = s.store.Redeem(tok.SecretHash(), now, func(tenant string) (store.Runner, error) {
-		id := newID()
-		name := req.Name
-		if name == "" {
-			name = "runner-" + id[:8]
+	_, err = s.store.Redeem(tok.SecretHash(), hex.EncodeToString(key[:]), now, func(tenant string, again *store.Runner) (store.Runner, error) {
+		r := store.Runner{ID: newID(), Tenant: tenant, Name: req.Name, Created: now.UTC()}
+		if again != nil {
+			// The same host again, its first answer lost: the same runner,
+			// a new certificate (the first one's serial is refused).
+			r = *again
 		}
-		cert, err := s.ca.SignRunner(csr.PublicKey, id, tenant, now, s.opts.RunnerCertLifetime)
+		if r.Name == "" {
+			r.Name = "runner-" + r.ID[:8]
+		}
+		cert, err := s.ca.SignRunner(csr.PublicKey, r.ID, tenant, now, s.opts.RunnerCertLifetime)
 		if err != nil {
 			return store.Runner{}, err
 		}
-		resp = api.EnrollResponse{RunnerID: id, Tenant: tenant, Name: name, Certificate: pemCert(cert), CA: string(s.ca.PEM()), NotAfter: cert.NotAfter}
-		return store.Runner{ID: id, Tenant: tenant, Name: name, Created: now.UTC(), Serial: cert.SerialNumber.String(), NotAfter: cert.NotAfter}, nil
+		r.Serial, r.NotAfter = cert.SerialNumber.String(), cert.NotAfter
+		resp = api.EnrollResponse{RunnerID: r.ID, Tenant: tenant, Name: r.Name, Certificate: pemCert(cert), CA: string(s.ca.PEM()), NotAfter: cert.NotAfter}
+		return r, nil
 	})
 	switch {
 	case errors.Is(err, store.ErrTokenUnknown), errors.Is(err, store.ErrTokenUsed), errors.Is(err, store.ErrTokenExpired):

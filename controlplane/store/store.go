@@ -50,8 +50,10 @@ type RunnerToken struct {
 	Tenant  string    `json:"tenant"`
 	Expires time.Time `json:"expires"`
 	Used    time.Time `json:"used,omitzero"`
-	// Runner is the id of the runner it registered.
+	// Runner is the id of the runner it registered, and Key the SHA-256 of
+	// that runner's public key (PKIX DER, hex).
 	Runner string `json:"runner,omitempty"`
+	Key    string `json:"key,omitempty"`
 }
 
 // Runner is a registered runner.
@@ -247,34 +249,50 @@ func (s *Store) CreateRunnerToken(t RunnerToken) error {
 }
 
 // Redeem uses up the one-time token with hash and registers the runner that
-// newRunner makes for its tenant, in one transaction: a token registers at
-// most one runner, however many redeem it at once.
-func (s *Store) Redeem(hash string, now time.Time, newRunner func(tenant string) (Runner, error)) (Runner, error) {
+// register makes for its tenant, in one transaction: a token registers at
+// most one runner, however many redeem it at once. key is the SHA-256 of
+// the runner's public key. The same key may redeem a used token again until
+// it expires: the host that lost the answer (a dropped connection, a killed
+// process) retries, and register gets the runner it registered, to sign it a
+// new certificate. Only the holder of the key can do that: the request's CSR
+// is signed with it.
+func (s *Store) Redeem(hash, key string, now time.Time, register func(tenant string, again *Runner) (Runner, error)) (Runner, error) {
 	var r Runner
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		tokens := tx.Bucket(bRunnerTokens)
+		tokens, runners := tx.Bucket(bRunnerTokens), tx.Bucket(bRunners)
 		t, err := get[RunnerToken](tokens, hash)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			return ErrTokenUnknown
 		case err != nil:
 			return err
-		case !t.Used.IsZero():
+		case !t.Used.IsZero() && (key == "" || t.Key != key):
 			return ErrTokenUsed
 		case now.After(t.Expires):
 			return ErrTokenExpired
+		case !t.Used.IsZero():
+			old, err := get[Runner](runners, t.Runner)
+			if err != nil || old.Revoked {
+				return ErrTokenUsed
+			}
+			if r, err = register(t.Tenant, &old); err != nil {
+				return err
+			}
+			if r.ID != old.ID {
+				return fmt.Errorf("register again: runner %s became %s", old.ID, r.ID)
+			}
+			return put(runners, r.ID, r)
 		}
-		if r, err = newRunner(t.Tenant); err != nil {
+		if r, err = register(t.Tenant, nil); err != nil {
 			return err
 		}
-		runners := tx.Bucket(bRunners)
 		if runners.Get([]byte(r.ID)) != nil {
 			return ErrExists
 		}
 		if err := runnerNameFree(runners, r.Tenant, r.Name); err != nil {
 			return err
 		}
-		t.Used, t.Runner = now, r.ID
+		t.Used, t.Runner, t.Key = now, r.ID, key
 		if err := put(tokens, hash, t); err != nil {
 			return err
 		}

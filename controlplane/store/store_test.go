@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +64,62 @@ func TestOpenTwiceIsRefused(t *testing.T) {
 	}
 }
 
+// TestRedeemAgain: the key that redeemed a token may redeem it again until it
+// expires (its host lost the answer), and gets the same runner; no other key
+// may, nor the same key once the runner is revoked.
+func TestRedeemAgain(t *testing.T) {
+	s, _ := open(t)
+	now := time.Now()
+	if err := s.CreateTenant(Tenant{Name: "acme", Tier: "low"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRunnerToken(RunnerToken{Hash: "tok", Tenant: "acme", Expires: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	serial := 0
+	register := func(tenant string, again *Runner) (Runner, error) {
+		serial++
+		r := Runner{ID: fmt.Sprintf("new%d", serial), Tenant: tenant, Name: "edge"}
+		if again != nil {
+			r = *again
+		}
+		r.Serial = strconv.Itoa(serial)
+		return r, nil
+	}
+	first, err := s.Redeem("tok", "mine", now, register)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Redeem("tok", "theirs", now, register); !errors.Is(err, ErrTokenUsed) {
+		t.Errorf("another key: %v", err)
+	}
+	if _, err := s.Redeem("tok", "", now, register); !errors.Is(err, ErrTokenUsed) {
+		t.Errorf("no key: %v", err)
+	}
+	again, err := s.Redeem("tok", "mine", now.Add(30*time.Second), register)
+	if err != nil {
+		t.Fatalf("the same key again: %v", err)
+	}
+	if again.ID != first.ID || again.Serial == first.Serial {
+		t.Errorf("again: %+v after %+v; want the same runner with a new serial", again, first)
+	}
+	if got, _ := s.Runner(first.ID); got.Serial != again.Serial {
+		t.Errorf("stored serial %s, want %s", got.Serial, again.Serial)
+	}
+	if rs, _ := s.Runners("acme"); len(rs) != 1 {
+		t.Errorf("%d runners, want 1", len(rs))
+	}
+	if _, err := s.Redeem("tok", "mine", now.Add(2*time.Minute), register); !errors.Is(err, ErrTokenExpired) {
+		t.Errorf("the same key after expiry: %v", err)
+	}
+	if _, err := s.UpdateRunner(first.ID, func(r *Runner) error { r.Revoked = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Redeem("tok", "mine", now, register); !errors.Is(err, ErrTokenUsed) {
+		t.Errorf("the same key after revocation: %v", err)
+	}
+}
+
 func TestRedeemOnce(t *testing.T) {
 	s, _ := open(t)
 	now := time.Now()
@@ -85,7 +142,7 @@ func TestRedeemOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.Redeem("live", now, func(tenant string) (Runner, error) {
+			_, err := s.Redeem("live", fmt.Sprintf("key%d", i), now, func(tenant string, _ *Runner) (Runner, error) {
 				return Runner{ID: fmt.Sprintf("r%d", i), Tenant: tenant, Name: fmt.Sprintf("n%d", i)}, nil
 			})
 			mu.Lock()
@@ -104,11 +161,11 @@ func TestRedeemOnce(t *testing.T) {
 	if wins != 1 || used != 7 {
 		t.Errorf("%d wins, %d refused as used; want 1 and 7", wins, used)
 	}
-	mk := func(tenant string) (Runner, error) { return Runner{ID: "x", Tenant: tenant, Name: "x"}, nil }
-	if _, err := s.Redeem("old", now, mk); !errors.Is(err, ErrTokenExpired) {
+	mk := func(tenant string, _ *Runner) (Runner, error) { return Runner{ID: "x", Tenant: tenant, Name: "x"}, nil }
+	if _, err := s.Redeem("old", "k", now, mk); !errors.Is(err, ErrTokenExpired) {
 		t.Errorf("expired: %v", err)
 	}
-	if _, err := s.Redeem("unknown", now, mk); !errors.Is(err, ErrTokenUnknown) {
+	if _, err := s.Redeem("unknown", "k", now, mk); !errors.Is(err, ErrTokenUnknown) {
 		t.Errorf("unknown: %v", err)
 	}
 	runners, err := s.Runners("acme")

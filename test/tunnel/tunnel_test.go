@@ -208,11 +208,16 @@ func TestRegistrationAndTunnel(t *testing.T) {
 		t.Errorf("install command %q", ott.Command)
 	}
 	runnerDir := filepath.Join(dir, "runner")
-	if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", runnerDir, "--name", "edge-1"); err != nil {
-		t.Fatalf("redeem: %v\n%s", err, out)
+	// The first try fails after the control plane has used the token up
+	// (ca.crt cannot be written: a directory is in its place, as a full
+	// disk or a kill would stop it); the same command again succeeds, as
+	// the same runner.
+	blocker := filepath.Join(runnerDir, "controlplane", "ca.crt")
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o700); err != nil {
+		t.Fatal(err)
 	}
-	if fi, err := os.Stat(filepath.Join(runnerDir, "controlplane", "client.key")); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("client key: %v %v", fi, err)
+	if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", runnerDir, "--name", "edge-1"); err == nil || strings.Count(strings.TrimSpace(out), "\n") > 0 {
+		t.Fatalf("redeem with ca.crt blocked: %v, output %q; want a one-line error", err, out)
 	}
 	refused := func(what, wantMsg string, args ...string) {
 		t.Helper()
@@ -220,6 +225,18 @@ func TestRegistrationAndTunnel(t *testing.T) {
 		if err == nil || !strings.Contains(out, wantMsg) || strings.Count(strings.TrimSpace(out), "\n") > 0 {
 			t.Errorf("%s: %v, output %q; want one line with %q", what, err, out, wantMsg)
 		}
+	}
+	// The token is used up: another host (another key) is refused it.
+	refused("reused token", "already used", "token", "redeem", ott.Token, "--data-dir", filepath.Join(dir, "other"))
+	os.RemoveAll(blocker)
+	if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", runnerDir, "--name", "edge-1"); err != nil {
+		t.Fatalf("redeem again after a failed store: %v\n%s", err, out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(runnerDir, "controlplane", "redeem-*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if fi, err := os.Stat(filepath.Join(runnerDir, "controlplane", "client.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("client key: %v %v", fi, err)
 	}
 	refused("reused token", "already used", "token", "redeem", ott.Token, "--data-dir", filepath.Join(dir, "other"))
 	var short struct{ Token string }
