@@ -51,6 +51,9 @@ func IdentityDir(dataDir string) string { return filepath.Join(dataDir, "control
 // LoadIdentity reads the identity in dir.
 func LoadIdentity(dir string) (Identity, error) {
 	id := Identity{Dir: dir}
+	if err := id.settle(); err != nil {
+		return id, err
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "runner.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return id, ErrNotRegistered
@@ -209,34 +212,46 @@ func pendingKey(path string) (*ecdsa.PrivateKey, error) {
 	return key, nil
 }
 
-// store writes the identity; runner.json last, so a crash in between leaves
-// an unregistered host, not a broken one.
+// store writes the identity. The new key and certificate are written beside
+// the current ones (.new) and then moved into place, key first, and
+// runner.json last: a crash before the moves leaves the old pair (or an
+// unregistered host), and one between them is finished by settle.
 func (id Identity) store(key *ecdsa.PrivateKey, er api.EnrollResponse) error {
-	if key != nil {
-		b, err := certs.KeyPEM(key)
-		if err != nil {
-			return err
-		}
-		if _, err := atomicfile.WriteFile(id.path("client.key.new"), b, 0o600); err != nil {
-			return err
-		}
+	b, err := certs.KeyPEM(key)
+	if err != nil {
+		return err
+	}
+	if _, err := atomicfile.WriteFile(id.path("client.key.new"), b, 0o600); err != nil {
+		return err
 	}
 	if _, err := atomicfile.WriteFile(id.path("ca.crt"), []byte(er.CA), 0o644); err != nil {
 		return err
 	}
-	// The key and its certificate must change together: the key is moved
-	// into place right before the certificate.
-	if key != nil {
-		if err := os.Rename(id.path("client.key.new"), id.path("client.key")); err != nil {
-			return err
-		}
-	}
-	if _, err := atomicfile.WriteFile(id.path("client.crt"), []byte(er.Certificate), 0o644); err != nil {
+	if _, err := atomicfile.WriteFile(id.path("client.crt.new"), []byte(er.Certificate), 0o644); err != nil {
 		return err
 	}
-	b, _ := json.MarshalIndent(id, "", "  ")
-	_, err := atomicfile.WriteFile(id.path("runner.json"), append(b, '\n'), 0o600)
+	if err := id.settle(); err != nil {
+		return err
+	}
+	b, _ = json.MarshalIndent(id, "", "  ")
+	_, err = atomicfile.WriteFile(id.path("runner.json"), append(b, '\n'), 0o600)
 	return err
+}
+
+// settle moves a new certificate and its key into place. client.crt.new is
+// written after client.key.new, so when it is there both are whole; a move
+// another process made first is no error.
+func (id Identity) settle() error {
+	if fi, err := os.Stat(id.path("client.crt.new")); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	if err := os.Rename(id.path("client.key.new"), id.path("client.key")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("settle the new key: %w", err)
+	}
+	if err := os.Rename(id.path("client.crt.new"), id.path("client.crt")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("settle the new certificate: %w", err)
+	}
+	return nil
 }
 
 func newCSR(key *ecdsa.PrivateKey) ([]byte, error) {

@@ -147,7 +147,7 @@ func (s *Server) tlsConfig() *tls.Config {
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			for _, p := range hello.SupportedProtos {
 				if p == tunnel.ALPN {
-					return s.tunnelTLSConfig(), nil
+					return s.tunnelTLSConfig(hello.Conn.RemoteAddr()), nil
 				}
 			}
 			return nil, nil
@@ -157,7 +157,7 @@ func (s *Server) tlsConfig() *tls.Config {
 
 // tunnelTLSConfig: TLS 1.3 only, a client certificate of a runner that is
 // registered, not revoked, and holds exactly that certificate.
-func (s *Server) tunnelTLSConfig() *tls.Config {
+func (s *Server) tunnelTLSConfig(remote net.Addr) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{s.cert},
@@ -168,8 +168,11 @@ func (s *Server) tunnelTLSConfig() *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("no client certificate")
 			}
-			_, err := s.runnerFor(cs.PeerCertificates[0])
-			return err
+			if _, err := s.runnerFor(cs.PeerCertificates[0]); err != nil {
+				s.log.Warn("runner certificate refused", "err", err, "remote", remote)
+				return err
+			}
+			return nil
 		},
 	}
 }
@@ -183,7 +186,7 @@ func (s *Server) runnerFor(cert *x509.Certificate) (store.Runner, error) {
 	if r.Revoked {
 		return r, fmt.Errorf("runner %s is revoked", r.ID)
 	}
-	if r.Serial != cert.SerialNumber.String() {
+	if serial := cert.SerialNumber.String(); serial != r.Serial && serial != r.PrevSerial {
 		return r, fmt.Errorf("runner %s: certificate %s was replaced", r.ID, cert.SerialNumber)
 	}
 	return r, nil

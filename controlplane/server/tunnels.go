@@ -22,7 +22,9 @@ import (
 
 // runnerConn is a connected runner.
 type runnerConn struct {
-	id      string
+	id string
+	// serial is the certificate the runner connected with.
+	serial  string
 	session *tunnel.Session
 	proxy   *httputil.ReverseProxy
 	// client calls the runner's local API.
@@ -58,8 +60,21 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 		c.Close()
 		return
 	}
+	serial := cert.SerialNumber.String()
+	if r.PrevSerial != "" && serial == r.Serial {
+		// The runner holds its renewed certificate: the one before is
+		// refused from now on.
+		if _, err := s.store.UpdateRunner(r.ID, func(r *store.Runner) error {
+			if r.Serial == serial {
+				r.PrevSerial = ""
+			}
+			return nil
+		}); err != nil {
+			s.log.Warn("retire the previous certificate", "runner", r.ID, "err", err)
+		}
+	}
 	sess := tunnel.Server(c, s.log.With("runner", r.ID))
-	rc := &runnerConn{id: r.ID, session: sess, lastSeen: time.Now().UTC(), version: r.Version}
+	rc := &runnerConn{id: r.ID, serial: serial, session: sess, lastSeen: time.Now().UTC(), version: r.Version}
 	tr := &tunnel.Transport{Open: func(ctx context.Context) (net.Conn, error) {
 		s.metrics.streams.Inc()
 		return sess.Open(ctx, tunnel.KindHTTP)
@@ -208,7 +223,9 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 			if err != nil {
 				return err
 			}
-			rn.Serial, rn.NotAfter = cert.SerialNumber.String(), cert.NotAfter
+			// The certificate this tunnel came with stays good until the
+			// runner connects with the new one: the answer may be lost.
+			rn.Serial, rn.NotAfter, rn.PrevSerial = cert.SerialNumber.String(), cert.NotAfter, rc.serial
 			resp = api.EnrollResponse{RunnerID: rn.ID, Tenant: rn.Tenant, Name: rn.Name, Certificate: pemCert(cert), CA: string(s.ca.PEM()), NotAfter: cert.NotAfter}
 			return nil
 		})

@@ -65,9 +65,13 @@ type Runner struct {
 	// Serial and NotAfter are the current client certificate's.
 	Serial   string    `json:"serial"`
 	NotAfter time.Time `json:"notAfter"`
-	Revoked  bool      `json:"revoked,omitempty"`
-	LastSeen time.Time `json:"lastSeen,omitzero"`
-	Version  string    `json:"version,omitempty"`
+	// PrevSerial is the certificate the runner renewed with, accepted
+	// (until it expires) while the runner has not connected with the new
+	// one: a renewal whose answer was lost leaves the runner holding it.
+	PrevSerial string    `json:"prevSerial,omitempty"`
+	Revoked    bool      `json:"revoked,omitempty"`
+	LastSeen   time.Time `json:"lastSeen,omitzero"`
+	Version    string    `json:"version,omitempty"`
 }
 
 // Store is an open state file.

@@ -3,6 +3,7 @@ package tunnel_test
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -90,5 +91,109 @@ func TestCertificateRotation(t *testing.T) {
 	})
 	if connected("offline")() == nil {
 		t.Error("a runner with an expired certificate connected")
+	}
+}
+
+// TestRenewalAnswerLost: a runner that could not store its renewed
+// certificate (here a directory stands where it is written; a lost answer
+// or a kill does the same) still reconnects with the one it holds, renews
+// again, and once it has connected with the new certificate the old one is
+// refused.
+func TestRenewalAnswerLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs both binaries")
+	}
+	// Renewal is due after 30 s; the first certificate expires after 60 s,
+	// long after the steps below that need it.
+	e := newEnvArgs(t, freeAddr(t), nil, []string{"--runner-cert-lifetime", "60s"})
+	if code := e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": "acme", "tier": "low"}, nil); code != http.StatusCreated {
+		t.Fatalf("tenant: %d", code)
+	}
+	var ott struct{ Token string }
+	e.call("POST", "/api/v1/tenants/acme/runner-tokens", e.admin, nil, &ott)
+	dir := filepath.Join(e.dir, "edge")
+	if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", dir, "--name", "edge"); err != nil {
+		t.Fatalf("redeem: %v %s", err, out)
+	}
+	ident := filepath.Join(dir, "controlplane")
+	first := testutil.ReadCert(t, filepath.Join(ident, "client.crt"))
+	// A copy of the identity as it is now, to try the first certificate
+	// once it has been replaced.
+	stale := filepath.Join(e.dir, "stale")
+	if err := os.CopyFS(filepath.Join(stale, "controlplane"), os.DirFS(ident)); err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(ident, "client.crt.new")
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	connected := func() error {
+		var rs []runnerView
+		e.call("GET", "/api/v1/tenants/acme/runners", e.admin, nil, &rs)
+		if len(rs) == 1 && rs[0].Connected {
+			return nil
+		}
+		return fmt.Errorf("edge not connected: %+v", rs)
+	}
+	var buf strings.Builder
+	start := func(dir string) func() {
+		cmd := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", dir)
+		log := &lockedWriter{&e.runnerMu, &buf}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		stop := func() { cmd.Process.Kill(); cmd.Wait() }
+		t.Cleanup(stop)
+		return stop
+	}
+	logged := func(what string) func() error {
+		return func() error {
+			e.runnerMu.Lock()
+			defer e.runnerMu.Unlock()
+			if !strings.Contains(buf.String(), what) {
+				return fmt.Errorf("no %q in the runner log:\n%s", what, buf.String())
+			}
+			return nil
+		}
+	}
+
+	stop := start(dir)
+	testutil.Eventually(t, poll, 20*time.Second, "edge connected", connected)
+	testutil.Eventually(t, poll, 50*time.Second, "a renewal that could not be stored", logged("certificate renewal failed"))
+	stop()
+	if s := testutil.ReadCert(t, filepath.Join(ident, "client.crt")).SerialNumber; s.Cmp(first.SerialNumber) != 0 {
+		t.Fatalf("the runner holds certificate %s; want the first one, %s", s, first.SerialNumber)
+	}
+	stop = start(dir)
+	testutil.Eventually(t, poll, 20*time.Second, "edge reconnects with the certificate it holds", connected)
+
+	os.RemoveAll(blocker)
+	testutil.Eventually(t, poll, 20*time.Second, "certificate renewed", func() error {
+		if s := testutil.ReadCert(t, filepath.Join(ident, "client.crt")).SerialNumber; s.Cmp(first.SerialNumber) == 0 {
+			return fmt.Errorf("still serial %s", s)
+		}
+		return nil
+	})
+	stop()
+	stop = start(dir)
+	testutil.Eventually(t, poll, 20*time.Second, "edge reconnects with the renewed certificate", connected)
+	stop()
+
+	// The first certificate has not expired, but it was replaced.
+	e.runnerMu.Lock()
+	buf.Reset()
+	e.runnerMu.Unlock()
+	start(stale)
+	testutil.Eventually(t, poll, 20*time.Second, "the replaced certificate refused", logged("refused this runner's certificate"))
+	e.cpMu.Lock()
+	cpLog := e.cpLog.String()
+	e.cpMu.Unlock()
+	if want := "certificate " + first.SerialNumber.String() + " was replaced"; !strings.Contains(cpLog, want) {
+		t.Errorf("the control plane's log does not say %q:\n%s", want, cpLog)
+	}
+	if connected() == nil {
+		t.Error("a runner with a replaced certificate connected")
 	}
 }

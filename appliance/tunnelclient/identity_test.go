@@ -1,0 +1,100 @@
+package tunnelclient
+
+import (
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/internal/certs"
+)
+
+// pair is a key and a self-signed certificate for it, as PEM.
+func pair(t *testing.T) (*ecdsa.PrivateKey, string) {
+	t.Helper()
+	key, err := certs.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "r"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	c, err := certs.Sign(tmpl, key.Public(), tmpl, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, string(certs.CertPEM(c))
+}
+
+// TestStoreCrash: a renewal killed at any point between its writes leaves a
+// key and certificate that belong together once the identity is loaded
+// again: the old pair, or the new one.
+func TestStoreCrash(t *testing.T) {
+	write := func(t *testing.T, path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keyPEM := func(t *testing.T, k *ecdsa.PrivateKey) string {
+		b, err := certs.KeyPEM(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, tc := range []struct {
+		name string
+		// crash leaves the files a renewal killed at that point leaves.
+		crash   func(t *testing.T, id Identity, newKey, newCert string)
+		wantNew bool
+	}{
+		{"after the new key", func(t *testing.T, id Identity, newKey, _ string) {
+			write(t, id.path("client.key.new"), newKey)
+		}, false},
+		{"after both new files", func(t *testing.T, id Identity, newKey, newCert string) {
+			write(t, id.path("client.key.new"), newKey)
+			write(t, id.path("client.crt.new"), newCert)
+		}, true},
+		{"after the key moved", func(t *testing.T, id Identity, newKey, newCert string) {
+			write(t, id.path("client.key"), newKey)
+			write(t, id.path("client.crt.new"), newCert)
+		}, true},
+		{"a directory where the new certificate goes", func(t *testing.T, id Identity, newKey, _ string) {
+			write(t, id.path("client.key.new"), newKey)
+			if err := os.MkdirAll(filepath.Join(id.path("client.crt.new"), "x"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := Identity{Dir: t.TempDir(), RunnerID: "r", Tenant: "t", Name: "n", URL: "https://cp"}
+			oldKey, oldCert := pair(t)
+			if err := id.store(oldKey, api.EnrollResponse{Certificate: oldCert, CA: oldCert}); err != nil {
+				t.Fatal(err)
+			}
+			newKey, newCert := pair(t)
+			tc.crash(t, id, keyPEM(t, newKey), newCert)
+			if _, err := LoadIdentity(id.Dir); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(id.path("client.crt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := oldCert
+			if tc.wantNew {
+				want = newCert
+			}
+			if string(got) != want {
+				t.Errorf("client.crt is the %s certificate", map[bool]string{true: "old", false: "new"}[tc.wantNew])
+			}
+			if _, err := tls.LoadX509KeyPair(id.path("client.crt"), id.path("client.key")); err != nil {
+				t.Errorf("key and certificate: %v", err)
+			}
+		})
+	}
+}
