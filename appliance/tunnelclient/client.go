@@ -357,40 +357,49 @@ func Post(ctx context.Context, cp *http.Client, path string, body any, out any) 
 // once half the current one's lifetime has passed. It says when the
 // certificate it holds afterwards is due.
 func (c *Client) renewIfDue(ctx context.Context, cp *http.Client) (time.Time, error) {
-	due, err := c.renewalDue()
-	if err != nil || time.Now().Before(due) {
-		return due, err
-	}
-	key, err := certs.NewKey()
-	if err != nil {
-		return due, err
-	}
-	csr, err := newCSR(key)
-	if err != nil {
-		return due, err
-	}
-	var er api.EnrollResponse
-	if err := Post(ctx, cp, api.RenewPath, csr, &er); err != nil {
-		return due, err
-	}
-	if err := c.Identity.store(key, er); err != nil {
-		return due, err
-	}
-	c.Log.Info("certificate renewed", "notAfter", er.NotAfter)
-	return c.renewalDue()
-}
-
-// renewalDue is the half-life of the current certificate.
-func (c *Client) renewalDue() (time.Time, error) {
-	pair, err := tls.LoadX509KeyPair(c.Identity.path("client.crt"), c.Identity.path("client.key"))
+	held, err := c.certificate()
 	if err != nil {
 		return time.Time{}, err
 	}
-	leaf := pair.Leaf
-	if leaf == nil {
-		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			return time.Time{}, err
-		}
+	if due := halfLife(held); time.Now().Before(due) {
+		return due, nil
 	}
-	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2), nil
+	key, err := certs.NewKey()
+	if err != nil {
+		return time.Time{}, err
+	}
+	csr, err := newCSR(key)
+	if err != nil {
+		return time.Time{}, err
+	}
+	// The control plane keeps the certificate this runner holds good until
+	// the new one is used: the answer may never be stored here.
+	var er api.EnrollResponse
+	if err := Post(ctx, cp, api.RenewPath+"?held="+held.SerialNumber.String(), csr, &er); err != nil {
+		return time.Time{}, err
+	}
+	if err := c.Identity.store(key, er); err != nil {
+		return time.Time{}, err
+	}
+	c.Log.Info("certificate renewed", "notAfter", er.NotAfter)
+	if held, err = c.certificate(); err != nil {
+		return time.Time{}, err
+	}
+	return halfLife(held), nil
+}
+
+// certificate is the client certificate this runner holds.
+func (c *Client) certificate() (*x509.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(c.Identity.path("client.crt"), c.Identity.path("client.key"))
+	if err != nil {
+		return nil, err
+	}
+	if pair.Leaf != nil {
+		return pair.Leaf, nil
+	}
+	return x509.ParseCertificate(pair.Certificate[0])
+}
+
+func halfLife(c *x509.Certificate) time.Time {
+	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) / 2)
 }

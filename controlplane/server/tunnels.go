@@ -223,9 +223,16 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 			if err != nil {
 				return err
 			}
-			// The certificate this tunnel came with stays good until the
-			// runner connects with the new one: the answer may be lost.
-			rn.Serial, rn.NotAfter, rn.PrevSerial = cert.SerialNumber.String(), cert.NotAfter, rc.serial
+			// The certificate the runner holds stays good until it
+			// connects with the new one: the answer may be lost. It says
+			// which one it holds (the tunnel may be older than a renewal
+			// it stored); a runner that does not is taken to hold the one
+			// this tunnel came with.
+			prev := rc.serial
+			if held := r.URL.Query().Get("held"); held != "" && (held == rn.Serial || held == rn.PrevSerial) {
+				prev = held
+			}
+			rn.Serial, rn.NotAfter, rn.PrevSerial = cert.SerialNumber.String(), cert.NotAfter, prev
 			resp = api.EnrollResponse{RunnerID: rn.ID, Tenant: rn.Tenant, Name: rn.Name, Certificate: pemCert(cert), CA: string(s.ca.PEM()), NotAfter: cert.NotAfter}
 			return nil
 		})
