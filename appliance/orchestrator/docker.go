@@ -624,7 +624,14 @@ func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, r
 			}
 			id = in.ID
 		} else {
-			id, err = e.createContainer(ctx, name, want.forInstance(i))
+			// Not restarted by the daemon until the rollout is ready: a
+			// failing app would be restarted over and over meanwhile, and
+			// the daemon's wait can report the exit code of a container it
+			// has already restarted as 0 (moby#39352). The spec's own
+			// policy (and its digest) is set once the rollout succeeded.
+			c := want.forInstance(i)
+			c.HostConfig.RestartPolicy.Name = "no"
+			id, err = e.createContainer(ctx, name, c)
 			if err != nil {
 				return fail(fmt.Errorf("create %s: %w", name, err))
 			}
@@ -645,6 +652,11 @@ func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, r
 	for _, w := range waits {
 		if err := waitReady(ctx, e, a, s.port, w); err != nil {
 			return fail(err)
+		}
+	}
+	for _, id := range created {
+		if err := e.setRestartPolicy(ctx, id, want.HostConfig.RestartPolicy.Name); err != nil {
+			return fail(fmt.Errorf("set the restart policy of %s: %w", id, err))
 		}
 	}
 	// Traefik learns of containers from the daemon's events, throttled (2 s

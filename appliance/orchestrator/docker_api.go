@@ -183,6 +183,9 @@ type (
 			Env    []string
 			Labels map[string]string
 		}
+		HostConfig struct {
+			RestartPolicy struct{ Name string }
+		}
 		NetworkSettings struct {
 			Networks map[string]struct{ IPAddress string }
 		}
@@ -268,6 +271,12 @@ func (e *engine) stopContainer(ctx context.Context, id string) error {
 
 func (e *engine) removeContainer(ctx context.Context, id string) error {
 	return e.do(ctx, http.MethodDelete, "/containers/"+id, url.Values{"force": {"1"}}, nil, nil)
+}
+
+func (e *engine) setRestartPolicy(ctx context.Context, id, policy string) error {
+	var body struct{ RestartPolicy struct{ Name string } }
+	body.RestartPolicy.Name = policy
+	return e.do(ctx, http.MethodPost, "/containers/"+id+"/update", nil, body, nil)
 }
 
 func (e *engine) renameContainer(ctx context.Context, id, name string) error {

@@ -299,6 +299,17 @@ func TestDocker(t *testing.T) {
 	if after := ids(dev); len(after) != 2 || slices.ContainsFunc(after, func(id string) bool { return slices.Contains(before, id) }) {
 		t.Errorf("redeploy: containers %v, then %v, want two new ones", before, after)
 	}
+	// New instances start with no restart policy (so a failing one stays
+	// down, its exit code intact) and get theirs once ready.
+	for _, id := range ids(dev) {
+		e, err := d.connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := e.inspectContainer(ctx, id); err != nil || c.HostConfig.RestartPolicy.Name != "unless-stopped" {
+			t.Errorf("instance %s: restart policy %q (%v), want unless-stopped", id, c.HostConfig.RestartPolicy.Name, err)
+		}
+	}
 	testutil.Eventually(t, poll, 2*time.Minute, "redeployed dev answers", answers(dev, "orders says hello-again"))
 
 	// An image whose process exits fails the deploy, which says how, and
