@@ -19,6 +19,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cameleer/cameleer/internal/atomicfile"
 	"github.com/cameleer/cameleer/internal/certs"
 )
 
@@ -37,17 +38,22 @@ type CA struct {
 	key  crypto.Signer
 }
 
-// LoadOrCreate reads ca.crt and ca.key from dir, making them first if
-// absent.
-func LoadOrCreate(dir string) (*CA, error) {
-	certPath, keyPath := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
-	cert, key, err := load(certPath, keyPath)
-	if err == nil {
-		return &CA{cert, key}, nil
+// Load reads ca.crt and ca.key from dir; a missing one is an
+// os.ErrNotExist.
+func Load(dir string) (*CA, error) {
+	cert, key, err := load(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
-	if !errors.Is(err, os.ErrNotExist) {
+	if err != nil {
 		return nil, fmt.Errorf("load CA: %w", err)
 	}
+	return &CA{cert, key}, nil
+}
+
+// Create makes a new CA in dir: the key, then the certificate, each synced,
+// so a ca.crt on disk always has its key beside it.
+func Create(dir string) (*CA, error) {
 	k, err := certs.NewKey()
 	if err != nil {
 		return nil, err
@@ -68,10 +74,10 @@ func LoadOrCreate(dir string) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	if err := writeKey(keyPath, k); err != nil {
+	if err := writeKey(filepath.Join(dir, "ca.key"), k); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(certPath, c.PEM(), 0o644); err != nil {
+	if _, err := atomicfile.WriteFile(filepath.Join(dir, "ca.crt"), c.PEM(), 0o644); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -130,7 +136,7 @@ func (c *CA) ServingCert(dir string, names []string) (tls.Certificate, error) {
 	if err := writeKey(keyPath, k); err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+	if _, err := atomicfile.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
 		return tls.Certificate{}, err
 	}
 	// The chain carries the CA, so a runner holding only its hash (from a
@@ -178,5 +184,6 @@ func writeKey(path string, k crypto.Signer) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o600)
+	_, err = atomicfile.WriteFile(path, b, 0o600)
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/cameleer/cameleer/controlplane/ca"
 	"github.com/cameleer/cameleer/controlplane/secrets"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/internal/atomicfile"
 	"github.com/cameleer/cameleer/tunnel"
 )
 
@@ -72,7 +74,13 @@ func New(opts Options) (*Server, string, error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, "", fmt.Errorf("data dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(opts.DataDir, "state.db"))
+	statePath, pki := filepath.Join(opts.DataDir, "state.db"), filepath.Join(opts.DataDir, "pki")
+	if fi, err := os.Stat(statePath); errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() == 0 {
+		if _, err := os.Stat(filepath.Join(pki, "ca.crt")); err == nil {
+			return nil, "", fmt.Errorf("%s is missing or empty, but %s holds this control plane's CA: this is not a first start; restore state.db from a backup (a new one would forget every tenant, token and runner)", statePath, pki)
+		}
+	}
+	st, err := store.Open(statePath)
 	if err != nil {
 		return nil, "", err
 	}
@@ -80,14 +88,14 @@ func New(opts Options) (*Server, string, error) {
 		opts.RunnerCertLifetime = ca.DefaultRunnerLifetime
 	}
 	s := &Server{opts: opts, log: opts.Log, store: st, tunnels: map[string]*runnerConn{}, metrics: newMetrics()}
-	if s.ca, err = ca.LoadOrCreate(filepath.Join(opts.DataDir, "pki")); err != nil {
+	if s.ca, err = s.loadCA(pki); err != nil {
 		st.Close()
 		return nil, "", err
 	}
 	if opts.TLSCert != "" {
 		s.cert, err = tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
 	} else {
-		s.cert, err = s.ca.ServingCert(filepath.Join(opts.DataDir, "pki"), append([]string{"localhost", "127.0.0.1"}, opts.SANs...))
+		s.cert, err = s.ca.ServingCert(pki, append([]string{"localhost", "127.0.0.1"}, opts.SANs...))
 	}
 	if err != nil {
 		st.Close()
@@ -111,6 +119,37 @@ func New(opts Options) (*Server, string, error) {
 	return s, admin, nil
 }
 
+// loadCA reads the CA, making it on first start only: every runner pins
+// it, so a control plane that lost it must say so, not make another.
+func (s *Server) loadCA(dir string) (*ca.CA, error) {
+	made, err := s.store.Meta("ca")
+	if err != nil {
+		return nil, err
+	}
+	c, err := ca.Load(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && made == "":
+		if c, err = ca.Create(dir); err != nil {
+			return nil, fmt.Errorf("make CA: %w", err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%s: ca.crt or ca.key is missing; restore both from a backup (every runner pins this CA: a new one would cut them all off)", dir)
+	case err != nil:
+		return nil, err
+	}
+	sum := c.Hash()
+	hash := hex.EncodeToString(sum[:])
+	switch made {
+	case "":
+		// First start, or a state file from before the CA was recorded.
+		return c, s.store.SetMeta("ca", hash)
+	case hash:
+		return c, nil
+	default:
+		return nil, fmt.Errorf("%s holds CA %.16s, not this control plane's CA %.16s: restore the original ca.crt and ca.key", dir, hash, made)
+	}
+}
+
 // bootstrapAdmin makes the admin token on first start and writes it to
 // admin.token (0600).
 func (s *Server) bootstrapAdmin() (string, error) {
@@ -122,7 +161,7 @@ func (s *Server) bootstrapAdmin() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(AdminTokenFile(s.opts.DataDir), []byte(tok+"\n"), 0o600); err != nil {
+	if _, err := atomicfile.WriteFile(AdminTokenFile(s.opts.DataDir), []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
 	if err := s.store.CreateAPIToken(store.APIToken{Hash: api.HashSecret([]byte(tok)), Created: time.Now()}); err != nil {

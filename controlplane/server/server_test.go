@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/store"
 )
 
 type testCP struct {
@@ -195,4 +198,74 @@ func TestAdminTokenOnlyOnFirstStart(t *testing.T) {
 	if s.CAHash() != hash {
 		t.Error("a second start made another CA")
 	}
+}
+
+// TestNotAFirstStart: a data dir that lost its state file, or its CA, is
+// refused with a one-line reason: starting as new would forget every
+// tenant and runner, or make a CA no runner trusts. A first start that was
+// cut short is finished.
+func TestNotAFirstStart(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	start := func(dir string) error {
+		s, _, err := New(Options{DataDir: dir, Log: log})
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}
+	refused := func(t *testing.T, dir, want string) {
+		t.Helper()
+		err := start(dir)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("start: %v; want one line with %q", err, want)
+		}
+	}
+	made := func(t *testing.T) string {
+		dir := t.TempDir()
+		if err := start(dir); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	t.Run("state file removed", func(t *testing.T) {
+		dir := made(t)
+		os.Remove(filepath.Join(dir, "state.db"))
+		refused(t, dir, "not a first start")
+	})
+	t.Run("state file emptied", func(t *testing.T) {
+		dir := made(t)
+		os.WriteFile(filepath.Join(dir, "state.db"), nil, 0o600)
+		refused(t, dir, "not a first start")
+	})
+	t.Run("CA removed", func(t *testing.T) {
+		dir := made(t)
+		os.Remove(filepath.Join(dir, "pki", "ca.crt"))
+		refused(t, dir, "restore both from a backup")
+	})
+	t.Run("another CA", func(t *testing.T) {
+		dir, other := made(t), made(t)
+		for _, f := range []string{"ca.crt", "ca.key"} {
+			b, _ := os.ReadFile(filepath.Join(other, "pki", f))
+			os.WriteFile(filepath.Join(dir, "pki", f), b, 0o600)
+		}
+		refused(t, dir, "not this control plane's CA")
+	})
+	t.Run("first start cut short before the CA", func(t *testing.T) {
+		dir := made(t)
+		// As if killed after the state file was made: a state file
+		// without CA or admin token.
+		os.RemoveAll(filepath.Join(dir, "pki"))
+		os.Remove(filepath.Join(dir, "state.db"))
+		os.Remove(AdminTokenFile(dir))
+		st, err := store.Open(filepath.Join(dir, "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		s, admin, err := New(Options{DataDir: dir, Log: log})
+		if err != nil || admin == "" {
+			t.Fatalf("finishing a first start: %q %v", admin, err)
+		}
+		s.Close()
+	})
 }

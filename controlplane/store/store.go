@@ -5,9 +5,12 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -77,8 +80,18 @@ type Runner struct {
 // Store is an open state file.
 type Store struct{ db *bolt.DB }
 
-// Open opens (creating) the bbolt file at path.
-func Open(path string) (*Store, error) {
+// Open opens (creating) the bbolt file at path. A damaged file is an
+// error, never a crash.
+func Open(path string) (st *Store, err error) {
+	if err := checkLength(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	// bbolt panics on some damage it meets reading pages.
+	defer func() {
+		if p := recover(); p != nil {
+			st, err = nil, fmt.Errorf("open store %s: the file is damaged (%v); restore it from a backup", path, p)
+		}
+	}()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -502,4 +515,57 @@ func (s *Store) UpdateEnvironment(tenant, name string, change func(*Environment)
 		return put(b, envKey(tenant, name), e)
 	})
 	return e, err
+}
+
+// checkLength refuses a bbolt file shorter than its newest intact meta page
+// says it is: bbolt would map it and die of SIGBUS reading past its end.
+// The meta page (bbolt's internal/common/meta.go): after a 16-byte page
+// header, magic, version, page size, flags (4 bytes each), root bucket (16),
+// freelist page, high-water page id, transaction id, and an FNV-64a
+// checksum of what comes before it (8 each), little-endian.
+func checkLength(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err // an empty file is a new store
+	}
+	type meta struct{ pageSize, pages, txid uint64 }
+	read := func(off int64) (meta, bool) {
+		b := make([]byte, 16+64)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return meta{}, false
+		}
+		m := b[16:]
+		h := fnv.New64a()
+		h.Write(m[:56])
+		le := binary.LittleEndian
+		if le.Uint32(m[0:]) != 0xED0CDAED || h.Sum64() != le.Uint64(m[56:]) {
+			return meta{}, false
+		}
+		return meta{uint64(le.Uint32(m[8:])), le.Uint64(m[40:]), le.Uint64(m[48:])}, true
+	}
+	m0, ok0 := read(0)
+	pageSize := int64(os.Getpagesize())
+	if ok0 {
+		pageSize = int64(m0.pageSize)
+	}
+	m1, ok1 := read(pageSize)
+	if !ok0 && !ok1 {
+		return fmt.Errorf("not a state file, or damaged (%d bytes, no intact meta page); restore it from a backup", fi.Size())
+	}
+	m := m0
+	if !ok0 || ok1 && m1.txid > m0.txid {
+		m = m1
+	}
+	if need := m.pages * m.pageSize; uint64(fi.Size()) < need {
+		return fmt.Errorf("the file is truncated (%d bytes; its last commit needs %d); restore it from a backup", fi.Size(), need)
+	}
+	return nil
 }

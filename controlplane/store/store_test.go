@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,5 +181,57 @@ func TestRedeemOnce(t *testing.T) {
 	}
 	if got, _ := s.Runner(r.ID); !got.Revoked {
 		t.Error("revocation not stored")
+	}
+}
+
+// TestOpenDamaged: a truncated or overwritten state file is a one-line
+// error, not a crash (bbolt maps the file and dies of SIGBUS reading past
+// its end) and not a new, empty store.
+func TestOpenDamaged(t *testing.T) {
+	s, path := open(t)
+	for i := range 300 {
+		if err := s.CreateTenant(Tenant{Name: fmt.Sprintf("tenant-%03d", i), Tier: "low"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := os.Getpagesize()
+	if len(whole) < 8*page {
+		t.Fatalf("the state file is only %d bytes; the test needs more pages", len(whole))
+	}
+	garbage := bytes.Repeat([]byte("not bbolt "), 1000)
+	for name, b := range map[string][]byte{
+		"cut to 2 pages":           whole[:2*page],
+		"cut to 3 pages":           whole[:3*page],
+		"cut to 4 pages":           whole[:4*page],
+		"cut in the middle":        whole[:len(whole)/2],
+		"cut inside the meta page": whole[:100],
+		"garbage":                  garbage,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "state.db")
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(p)
+			if err == nil {
+				s.Close()
+				t.Fatal("opened")
+			}
+			if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "restore it from a backup") {
+				t.Errorf("error %q: want one line that says what to do", err)
+			}
+		})
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatalf("the whole file: %v", err)
+	}
+	if ts, err := s.Tenants(); err != nil || len(ts) != 300 {
+		t.Errorf("the whole file: %d tenants, %v", len(ts), err)
 	}
 }
