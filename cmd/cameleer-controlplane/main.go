@@ -80,7 +80,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&listen, "listen", ":8443", "TLS address for the API and tunnels")
 	f.StringVar(&opts.URL, "url", "", "https://HOST:PORT runners use to reach this control plane (goes into one-time tokens)")
 	f.StringSliceVar(&opts.SANs, "san", nil, "extra DNS name or IP of the serving certificate (repeatable)")
-	f.StringVar(&opts.TLSCert, "tls-cert", "", "serving certificate instead of one made by the control plane's CA")
+	f.StringVar(&opts.TLSCert, "tls-cert", "", "serving certificate chain (leaf first, up to its root, which runners pin) instead of one made by the control plane's CA")
 	f.StringVar(&opts.TLSKey, "tls-key", "", "key of --tls-cert")
 	f.DurationVar(&opts.RunnerCertLifetime, "runner-cert-lifetime", 7*24*time.Hour, "lifetime of runner client certificates (renewed at half-life)")
 	return cmd

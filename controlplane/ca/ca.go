@@ -98,6 +98,10 @@ func (c *CA) Pool() *x509.CertPool {
 	return p
 }
 
+// ServingRenewBefore is how long before its expiry a serving certificate is
+// made again.
+const ServingRenewBefore = 30 * 24 * time.Hour
+
 // ServingCert returns the control plane's TLS certificate for names, from
 // dir if one is there that names them all and is not near expiry, else a
 // new one.
@@ -113,7 +117,7 @@ func (c *CA) ServingCert(dir string, names []string) (tls.Certificate, error) {
 		}
 	}
 	if cert, key, err := load(certPath, keyPath); err == nil && cert.CheckSignatureFrom(c.Cert) == nil &&
-		time.Until(cert.NotAfter) > 30*24*time.Hour && covers(cert, dns, ips) {
+		time.Until(cert.NotAfter) > ServingRenewBefore && covers(cert, dns, ips) {
 		return tls.Certificate{Certificate: [][]byte{cert.Raw, c.Cert.Raw}, PrivateKey: key, Leaf: cert}, nil
 	}
 	k, err := certs.NewKey()

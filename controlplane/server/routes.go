@@ -227,7 +227,7 @@ func (s *Server) createRunnerToken(w http.ResponseWriter, r *http.Request, t sto
 		}
 		ttl = d
 	}
-	tok, err := api.NewToken(s.ca.Hash(), s.opts.URL)
+	tok, err := api.NewToken(s.CAHash(), s.opts.URL)
 	if err != nil {
 		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
@@ -252,7 +252,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if tok.CAHash != s.ca.Hash() {
+	if tok.CAHash != s.CAHash() {
 		httpjson.Error(w, http.StatusUnauthorized, "the token was made by another control plane")
 		return
 	}
@@ -279,7 +279,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 			return store.Runner{}, err
 		}
 		r.Serial, r.NotAfter = cert.SerialNumber.String(), cert.NotAfter
-		resp = api.EnrollResponse{RunnerID: r.ID, Tenant: tenant, Name: r.Name, Certificate: pemCert(cert), CA: string(s.ca.PEM()), NotAfter: cert.NotAfter}
+		resp = api.EnrollResponse{RunnerID: r.ID, Tenant: tenant, Name: r.Name, Certificate: pemCert(cert), CA: s.tlsCert.anchorPEM(), NotAfter: cert.NotAfter}
 		return r, nil
 	})
 	switch {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,8 +38,8 @@ type Options struct {
 	URL string
 	// SANs name the serving certificate, beside localhost and 127.0.0.1.
 	SANs []string
-	// TLSCert and TLSKey replace the serving certificate made by the CA
-	// (runners then pin the CA that signed them: see docs).
+	// TLSCert (the chain, leaf first, up to its root) and TLSKey replace
+	// the serving certificate made by the CA; runners then pin that root.
 	TLSCert, TLSKey string
 	// RunnerCertLifetime is how long runner certificates last (0: 7 days).
 	RunnerCertLifetime time.Duration
@@ -51,7 +52,7 @@ type Server struct {
 	log     *slog.Logger
 	store   *store.Store
 	ca      *ca.CA
-	cert    tls.Certificate
+	tlsCert *serving
 	vulns   *artifact.VulnDB
 	secrets *secrets.Box
 	metrics *metrics
@@ -93,9 +94,15 @@ func New(opts Options) (*Server, string, error) {
 		return nil, "", err
 	}
 	if opts.TLSCert != "" {
-		s.cert, err = tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
+		s.tlsCert, err = servingFromFiles(opts.TLSCert, opts.TLSKey, urlHost(opts.URL), s.log)
 	} else {
-		s.cert, err = s.ca.ServingCert(pki, append([]string{"localhost", "127.0.0.1"}, opts.SANs...))
+		names := append([]string{"localhost", "127.0.0.1"}, opts.SANs...)
+		// Runners reach the host in --url: it must be a name of the
+		// certificate whether or not it is also a --san.
+		if h := urlHost(opts.URL); h != "" && !slices.Contains(names, h) {
+			names = append(names, h)
+		}
+		s.tlsCert, err = servingFromCA(s.ca, pki, names, s.log)
 	}
 	if err != nil {
 		st.Close()
@@ -170,19 +177,20 @@ func (s *Server) bootstrapAdmin() (string, error) {
 	return tok, s.store.SetMeta("admin-token-created", time.Now().UTC().Format(time.RFC3339))
 }
 
-// CAHash is the SHA-256 runners pin.
-func (s *Server) CAHash() [32]byte { return s.ca.Hash() }
+// CAHash is the SHA-256 runners pin: of the CA, or with a serving
+// certificate of another CA, of the last certificate of its chain.
+func (s *Server) CAHash() [32]byte { return s.tlsCert.anchorHash() }
 
 // Close closes the state file.
 func (s *Server) Close() error { return s.store.Close() }
 
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{s.cert},
-		NextProtos:   []string{tunnel.ALPN, "http/1.1"},
-		ClientCAs:    s.ca.Pool(),
-		ClientAuth:   tls.VerifyClientCertIfGiven,
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: s.tlsCert.get,
+		NextProtos:     []string{tunnel.ALPN, "http/1.1"},
+		ClientCAs:      s.ca.Pool(),
+		ClientAuth:     tls.VerifyClientCertIfGiven,
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			for _, p := range hello.SupportedProtos {
 				if p == tunnel.ALPN {
@@ -198,11 +206,11 @@ func (s *Server) tlsConfig() *tls.Config {
 // registered, not revoked, and holds exactly that certificate.
 func (s *Server) tunnelTLSConfig(remote net.Addr) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{s.cert},
-		NextProtos:   []string{tunnel.ALPN},
-		ClientCAs:    s.ca.Pool(),
-		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: s.tlsCert.get,
+		NextProtos:     []string{tunnel.ALPN},
+		ClientCAs:      s.ca.Pool(),
+		ClientAuth:     tls.RequireAndVerifyClientCert,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("no client certificate")

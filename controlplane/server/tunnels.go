@@ -233,7 +233,7 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 				prev = held
 			}
 			rn.Serial, rn.NotAfter, rn.PrevSerial = cert.SerialNumber.String(), cert.NotAfter, prev
-			resp = api.EnrollResponse{RunnerID: rn.ID, Tenant: rn.Tenant, Name: rn.Name, Certificate: pemCert(cert), CA: string(s.ca.PEM()), NotAfter: cert.NotAfter}
+			resp = api.EnrollResponse{RunnerID: rn.ID, Tenant: rn.Tenant, Name: rn.Name, Certificate: pemCert(cert), CA: s.tlsCert.anchorPEM(), NotAfter: cert.NotAfter}
 			return nil
 		})
 		if err != nil {

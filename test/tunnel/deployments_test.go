@@ -3,7 +3,6 @@ package tunnel_test
 import (
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,12 +62,7 @@ func TestDeploymentAPI(t *testing.T) {
 	if code := e.call("POST", deployments, e.admin, deploy, &d); code != http.StatusAccepted || d.Phase != "validating" || !strings.Contains(d.Reason, "waiting for runner edge") {
 		t.Fatalf("deployment to an absent runner: %d %+v", code, d)
 	}
-	run := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", runnerDir)
-	run.Stdout, run.Stderr = &lockedWriter{&e.runnerMu, &e.runLog}, &lockedWriter{&e.runnerMu, &e.runLog}
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { run.Process.Kill() })
+	stopRunner := e.startRunner(runnerDir, nil)
 	testutil.Eventually(t, poll, 30*time.Second, "deployment handed to the runner and refused", func() error {
 		e.call("GET", deployments+"/"+d.ID, e.admin, nil, &d)
 		if d.Phase != "failed" {
@@ -97,8 +91,7 @@ func TestDeploymentAPI(t *testing.T) {
 
 	// A runner that goes away leaves a new deployment waiting; revoking it
 	// fails what waits for it.
-	run.Process.Kill()
-	run.Wait()
+	stopRunner()
 	testutil.Eventually(t, poll, 30*time.Second, "runner disconnected", func() error {
 		var r struct{ Connected bool }
 		e.call("GET", "/api/v1/tenants/acme/runners/"+d.Runner, e.admin, nil, &r)

@@ -2,9 +2,9 @@ package tunnel_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,11 +50,7 @@ func TestCertificateRotation(t *testing.T) {
 	live := register("live")
 	firstCert := testutil.ReadCert(t, filepath.Join(live, "controlplane", "client.crt"))
 	first, firstExpiry := firstCert.SerialNumber.String(), firstCert.NotAfter
-	run := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", live)
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+	e.startRunner(live, io.Discard)
 	testutil.Eventually(t, poll, 20*time.Second, "live connected", connected("live"))
 	testutil.Eventually(t, poll, 20*time.Second, "certificate renewed", func() error {
 		if s := testutil.ReadCert(t, filepath.Join(live, "controlplane", "client.crt")).SerialNumber.String(); s == first {
@@ -72,15 +68,8 @@ func TestCertificateRotation(t *testing.T) {
 	offline := register("offline")
 	expiry := testutil.ReadCert(t, filepath.Join(offline, "controlplane", "client.crt")).NotAfter
 	time.Sleep(time.Until(expiry.Add(time.Second)))
-	late := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", offline)
-	var log lockedWriter
 	var buf strings.Builder
-	log.mu, log.w = &e.runnerMu, &buf
-	late.Stdout, late.Stderr = &log, &log
-	if err := late.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { late.Process.Kill(); late.Wait() })
+	e.startRunner(offline, &buf)
 	testutil.Eventually(t, poll, 30*time.Second, "expired certificate refused", func() error {
 		e.runnerMu.Lock()
 		defer e.runnerMu.Unlock()
@@ -137,17 +126,7 @@ func TestRenewalAnswerLost(t *testing.T) {
 		return fmt.Errorf("edge not connected: %+v", rs)
 	}
 	var buf strings.Builder
-	start := func(dir string) func() {
-		cmd := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", dir)
-		log := &lockedWriter{&e.runnerMu, &buf}
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		stop := func() { cmd.Process.Kill(); cmd.Wait() }
-		t.Cleanup(stop)
-		return stop
-	}
+	start := func(dir string) func() { return e.startRunner(dir, &buf) }
 	logged := func(what string) func() error {
 		return func() error {
 			e.runnerMu.Lock()

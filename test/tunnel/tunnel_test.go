@@ -256,12 +256,7 @@ func TestRegistrationAndTunnel(t *testing.T) {
 	}
 
 	// The runner connects.
-	run := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", runnerDir)
-	run.Stdout, run.Stderr = &lockedWriter{&e.runnerMu, &e.runLog}, &lockedWriter{&e.runnerMu, &e.runLog}
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+	e.startRunner(runnerDir, nil)
 	var id string
 	connected := func(want bool) func() error {
 		return func() error {
@@ -331,6 +326,25 @@ func TestRegistrationAndTunnel(t *testing.T) {
 	if err := connected(false)(); err != nil {
 		t.Error(err)
 	}
+}
+
+// startRunner runs `cameleer run --no-engine` on dataDir, its output into
+// log (nil: the env's runner log). stop kills it and waits; it also runs
+// when the test ends.
+func (e *env) startRunner(dataDir string, log io.Writer) (stop func()) {
+	e.t.Helper()
+	if log == nil {
+		log = &e.runLog
+	}
+	cmd := exec.Command(e.runBin, "run", "--no-engine", "--data-dir", dataDir)
+	cmd.Stdout, cmd.Stderr = &lockedWriter{&e.runnerMu, log}, &lockedWriter{&e.runnerMu, log}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cmd.Process.Kill(); cmd.Wait() }) }
+	e.t.Cleanup(stop)
+	return stop
 }
 
 type lockedWriter struct {
