@@ -125,7 +125,7 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 	defer srv.Close()
 	log.Info("starting engine", "dataDir", c.DataDir, "payload", p.Payload)
 	go func() {
-		if _, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(c.DataDir)); err != nil {
+		if _, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(c.DataDir)); errors.Is(err, tunnelclient.ErrNotRegistered) {
 			log.Info("not registered with a control plane yet; waiting for `cameleer token redeem`")
 		}
 		if err := runTunnel(ctx, log, c.DataDir, true, status, "kubernetes", appWorker(log, c, p), view); err != nil {

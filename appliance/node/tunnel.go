@@ -60,7 +60,18 @@ const registrationPoll = 2 * time.Second
 // runs the control plane's deployments on the orchestrator orch.
 func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool, nodeStatus func(context.Context) Status, orch string, worker *deploy.Worker, view *tunnelView) error {
 	id, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(dataDir))
-	for wait && errors.Is(err, tunnelclient.ErrNotRegistered) {
+	var said string
+	for wait && err != nil {
+		// A damaged identity is said once (log and status) and waited
+		// out like a missing one: fixed or removed and redeemed, the
+		// tunnel comes up without a restart.
+		if !errors.Is(err, tunnelclient.ErrNotRegistered) && err.Error() != said {
+			said = err.Error()
+			log.Warn("the runner's identity cannot be read: fix it, or remove it and run `cameleer token redeem` again", "err", err)
+		}
+		if view != nil {
+			view.setProblem(err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -99,6 +110,18 @@ type tunnelView struct {
 	mu sync.Mutex
 	id tunnelclient.Identity
 	c  *tunnelclient.Client
+	// problem is why there is no tunnel yet, when it is not only that the
+	// host is not registered.
+	problem string
+}
+
+func (v *tunnelView) setProblem(err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.problem = ""
+	if !errors.Is(err, tunnelclient.ErrNotRegistered) {
+		v.problem = err.Error()
+	}
 }
 
 func (v *tunnelView) set(id tunnelclient.Identity, c *tunnelclient.Client) {
@@ -111,7 +134,7 @@ func (v *tunnelView) status() *TunnelStatus {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.c == nil {
-		return &TunnelStatus{}
+		return &TunnelStatus{State: tunnelclient.State{LastError: v.problem}}
 	}
 	return &TunnelStatus{Registered: true, URL: v.id.URL, RunnerID: v.id.RunnerID, State: v.c.State()}
 }

@@ -119,6 +119,9 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 	}
 	if old, err := LoadIdentity(id.Dir); err == nil {
 		return id, fmt.Errorf("this host is already registered as runner %s of tenant %s (remove %s to register again)", old.RunnerID, old.Tenant, id.Dir)
+	} else if !errors.Is(err, ErrNotRegistered) {
+		// Perhaps a registration worth repairing: not overwritten unasked.
+		return id, fmt.Errorf("this host's registration cannot be read (%v): remove %s to register again", err, id.Dir)
 	}
 	if err := os.MkdirAll(id.Dir, 0o700); err != nil {
 		return id, err

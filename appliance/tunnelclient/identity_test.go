@@ -1,12 +1,14 @@
 package tunnelclient
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +98,31 @@ func TestStoreCrash(t *testing.T) {
 				t.Errorf("key and certificate: %v", err)
 			}
 		})
+	}
+}
+
+// TestRedeemKeepsADamagedIdentity: a registration that cannot be read is
+// not overwritten by a new one unasked (it may be worth repairing; a new
+// one would be a second runner).
+func TestRedeemKeepsADamagedIdentity(t *testing.T) {
+	dataDir := t.TempDir()
+	ident := IdentityDir(dataDir)
+	if err := os.MkdirAll(ident, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	damaged := []byte(`{"runnerId": "ab`)
+	if err := os.WriteFile(filepath.Join(ident, "runner.json"), damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := api.NewToken([32]byte{1}, "https://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Redeem(context.Background(), dataDir, tok.String(), "", "edge")
+	if err == nil || !strings.Contains(err.Error(), "cannot be read") || !strings.Contains(err.Error(), "remove "+ident) {
+		t.Errorf("redeem over a damaged identity: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ident, "runner.json")); string(b) != string(damaged) {
+		t.Errorf("runner.json is now %q", b)
 	}
 }

@@ -232,6 +232,8 @@ func newTokenCommand() *cobra.Command {
 // plane.
 func controlPlaneLine(cp *node.TunnelStatus) string {
 	switch {
+	case cp != nil && !cp.Registered && cp.LastError != "":
+		return "registration unreadable: " + cp.LastError
 	case cp == nil || !cp.Registered:
 		return "not registered (cameleer token redeem)"
 	case cp.Connected:
