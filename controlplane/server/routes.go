@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -69,8 +70,64 @@ func (s *Server) routes() http.Handler {
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.getRunner))
 	authed.HandleFunc("DELETE /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.revokeRunner))
 	authed.HandleFunc("/api/v1/tenants/{tenant}/runners/{id}/proxy/{path...}", s.runnerScoped(s.proxy))
-	mux.Handle("/api/v1/", s.authenticate(authed))
-	return mux
+	mux.Handle("/api/v1/", s.authenticate(jsonErrors(authed)))
+	return jsonErrors(mux)
+}
+
+// jsonErrors answers in JSON, like every other error, where mux itself
+// would answer in text: a path it does not know (404) or a method the path
+// does not take (405, with its Allow header).
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		var code codeOnly
+		h.ServeHTTP(&code, r)
+		if allow := code.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		switch {
+		case code.status == http.StatusMethodNotAllowed:
+			httpjson.Error(w, code.status, r.Method+" is not allowed on "+r.URL.Path)
+		case code.status == http.StatusNotFound:
+			httpjson.Error(w, code.status, "no such path: "+r.URL.Path)
+		default:
+			// A redirect (a path cleaned, a trailing slash added).
+			for k, v := range code.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(code.status)
+		}
+	})
+}
+
+// codeOnly keeps what a handler answers but its body.
+type codeOnly struct {
+	header http.Header
+	status int
+}
+
+func (c *codeOnly) Header() http.Header {
+	if c.header == nil {
+		c.header = http.Header{}
+	}
+	return c.header
+}
+
+func (c *codeOnly) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (c *codeOnly) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
 }
 
 // tenantScoped answers 404 for a tenant the caller may not see, as for one
@@ -106,10 +163,29 @@ func (s *Server) runnerScoped(h func(http.ResponseWriter, *http.Request, store.R
 	})
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// decode reads the request body, one JSON object, into v; it answers 400
+// and returns false if it cannot.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool { return decodeBody(w, r, v, false) }
+
+// decodeIfAny is decode for an optional body: an empty one leaves v as it
+// is.
+func decodeIfAny(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeBody(w, r, v, true)
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	switch {
+	case errors.Is(err, io.EOF) && optional:
+		return true
+	case errors.Is(err, io.EOF):
+		err = errors.New("empty; want a JSON object")
+	case err == nil && dec.Decode(&json.RawMessage{}) != io.EOF:
+		err = errors.New("more after the JSON object")
+	}
+	if err != nil {
 		httpjson.Error(w, http.StatusBadRequest, "bad request body: "+err.Error())
 		return false
 	}
@@ -215,7 +291,7 @@ func (s *Server) createRunnerToken(w http.ResponseWriter, r *http.Request, t sto
 	var req struct {
 		TTL string `json:"ttl"`
 	}
-	if r.ContentLength != 0 && !decode(w, r, &req) {
+	if !decodeIfAny(w, r, &req) {
 		return
 	}
 	ttl := defaultTokenTTL

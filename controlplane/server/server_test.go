@@ -269,3 +269,56 @@ func TestNotAFirstStart(t *testing.T) {
 		s.Close()
 	})
 }
+
+// TestBadRequestsAnswerJSON: every refusal is a JSON error with a reason,
+// the router's own included, and a body is one JSON object, no more.
+func TestBadRequestsAnswerJSON(t *testing.T) {
+	c := start(t)
+	if code := c.do("POST", "/api/v1/tenants", c.admin, map[string]string{"name": "acme", "tier": "low"}, nil); code != http.StatusCreated {
+		t.Fatalf("tenant: %d", code)
+	}
+	send := func(method, path, body string, chunked bool) (int, http.Header, string) {
+		t.Helper()
+		var rd io.Reader = strings.NewReader(body)
+		if chunked {
+			rd = io.MultiReader(rd) // unknown length: sent chunked
+		}
+		req, _ := http.NewRequest(method, c.url+path, rd)
+		req.Header.Set("Authorization", "Bearer "+c.admin)
+		resp, err := c.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct{ Error string }
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil && resp.StatusCode >= 400 {
+			t.Errorf("%s %s: %d, not a JSON error: %v", method, path, resp.StatusCode, err)
+		}
+		return resp.StatusCode, resp.Header, e.Error
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		chunked                  bool
+		code                     int
+		want                     string
+	}{
+		{"trailing garbage", "POST", "/api/v1/tenants", `{"name":"beta","tier":"mid"} trailing`, false, 400, "more after the JSON object"},
+		{"two objects", "POST", "/api/v1/tenants/acme/runner-tokens", `{"ttl":"1h"}{"ttl":"bogus"}`, false, 400, "more after the JSON object"},
+		{"empty body", "POST", "/api/v1/tenants", ``, true, 400, "empty"},
+		{"optional body, empty, chunked", "POST", "/api/v1/tenants/acme/runner-tokens", ``, true, 201, ""},
+		{"unknown path", "GET", "/api/v1/tenants/acme/nothing", ``, false, 404, "no such path"},
+		{"unknown path outside the API", "GET", "/nothing", ``, false, 404, "no such path"},
+		{"method not allowed", "PATCH", "/api/v1/tenants", ``, false, 405, "PATCH is not allowed"},
+	} {
+		code, h, msg := send(tc.method, tc.path, tc.body, tc.chunked)
+		if code != tc.code || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: %d %q, want %d with %q", tc.name, code, msg, tc.code, tc.want)
+		}
+		if code == 405 && !strings.Contains(h.Get("Allow"), "GET") {
+			t.Errorf("%s: Allow %q", tc.name, h.Get("Allow"))
+		}
+	}
+	if code := c.do("GET", "/api/v1/tenants/beta", c.admin, nil, nil); code != http.StatusNotFound {
+		t.Errorf("a refused body created its tenant: %d", code)
+	}
+}
