@@ -64,6 +64,10 @@ func LoadIdentity(dir string) (Identity, error) {
 	if err := json.Unmarshal(b, &id); err != nil {
 		return id, fmt.Errorf("read %s: %w", filepath.Join(dir, "runner.json"), err)
 	}
+	// Damage found now is said now, not as a failed handshake.
+	if _, err := tls.LoadX509KeyPair(id.path("client.crt"), id.path("client.key")); err != nil {
+		return id, fmt.Errorf("%s and %s: %w", id.path("client.crt"), id.path("client.key"), err)
+	}
 	return id, nil
 }
 
@@ -86,7 +90,10 @@ func (id Identity) tlsConfig(serverName string) (*tls.Config, error) {
 		ServerName: serverName,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			c, err := tls.LoadX509KeyPair(id.path("client.crt"), id.path("client.key"))
-			return &c, err
+			if err != nil {
+				return nil, fmt.Errorf("%s and %s: %w", id.path("client.crt"), id.path("client.key"), err)
+			}
+			return &c, nil
 		},
 	}, nil
 }
