@@ -654,9 +654,11 @@ func (d *Docker) rollout(ctx context.Context, e *engine, a App, s spec, n int, r
 			return fail(err)
 		}
 	}
-	for _, id := range created {
-		if err := e.setRestartPolicy(ctx, id, want.HostConfig.RestartPolicy.Name); err != nil {
-			return fail(fmt.Errorf("set the restart policy of %s: %w", id, err))
+	// Kept instances too: one a rollout created and never got to ready
+	// (the node killed meanwhile) has the spec's label but no policy.
+	for _, w := range waits {
+		if err := e.setRestartPolicy(ctx, w.id, want.HostConfig.RestartPolicy.Name); err != nil {
+			return fail(fmt.Errorf("set the restart policy of %s: %w", w.name, err))
 		}
 	}
 	// Traefik learns of containers from the daemon's events, throttled (2 s

@@ -300,16 +300,29 @@ func TestDocker(t *testing.T) {
 		t.Errorf("redeploy: containers %v, then %v, want two new ones", before, after)
 	}
 	// New instances start with no restart policy (so a failing one stays
-	// down, its exit code intact) and get theirs once ready.
-	for _, id := range ids(dev) {
-		e, err := d.connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c, err := e.inspectContainer(ctx, id); err != nil || c.HostConfig.RestartPolicy.Name != "unless-stopped" {
-			t.Errorf("instance %s: restart policy %q (%v), want unless-stopped", id, c.HostConfig.RestartPolicy.Name, err)
+	// down, its exit code intact) and get theirs once ready; an instance
+	// left without one (a rollout killed before it was ready) gets it at
+	// the next rollout that keeps it.
+	policies := func() {
+		t.Helper()
+		for _, id := range ids(dev) {
+			if c, err := e.inspectContainer(ctx, id); err != nil || c.HostConfig.RestartPolicy.Name != "unless-stopped" {
+				t.Errorf("instance %s: restart policy %q (%v), want unless-stopped", id, c.HostConfig.RestartPolicy.Name, err)
+			}
 		}
 	}
+	policies()
+	before = ids(dev)
+	if err := e.setRestartPolicy(ctx, before[0], "no"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Deploy(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	if after := ids(dev); !slices.Equal(before, after) {
+		t.Errorf("the same deploy again replaced instances: %v, then %v", before, after)
+	}
+	policies()
 	testutil.Eventually(t, poll, 2*time.Minute, "redeployed dev answers", answers(dev, "orders says hello-again"))
 
 	// An image whose process exits fails the deploy, which says how, and
