@@ -82,6 +82,11 @@ func New(opts Options) (*Server, string, error) {
 		}
 	}
 	st, err := store.Open(statePath)
+	if errors.Is(err, store.ErrDamaged) {
+		if _, cerr := os.Stat(filepath.Join(pki, "ca.crt")); errors.Is(cerr, os.ErrNotExist) {
+			return nil, "", fmt.Errorf("%w; no CA was made yet, so if this is a first start that was cut short, remove %s and start again", err, statePath)
+		}
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -113,7 +118,7 @@ func New(opts Options) (*Server, string, error) {
 		st.Close()
 		return nil, "", err
 	}
-	if s.secrets, err = secrets.Open(filepath.Join(opts.DataDir, "secrets.key")); err != nil {
+	if s.secrets, err = s.openSecrets(filepath.Join(opts.DataDir, "secrets.key")); err != nil {
 		st.Close()
 		return nil, "", err
 	}
@@ -135,7 +140,7 @@ func (s *Server) loadCA(dir string) (*ca.CA, error) {
 	}
 	c, err := ca.Load(dir)
 	switch {
-	case errors.Is(err, os.ErrNotExist) && made == "":
+	case errors.Is(err, os.ErrNotExist) && made == "" && !s.started():
 		if c, err = ca.Create(dir); err != nil {
 			return nil, fmt.Errorf("make CA: %w", err)
 		}
@@ -155,6 +160,56 @@ func (s *Server) loadCA(dir string) (*ca.CA, error) {
 	default:
 		return nil, fmt.Errorf("%s holds CA %.16s, not this control plane's CA %.16s: restore the original ca.crt and ca.key", dir, hash, made)
 	}
+}
+
+// started says whether an earlier start got as far as making the admin
+// token: the CA was made before it.
+func (s *Server) started() bool {
+	done, err := s.store.Meta("admin-token-created")
+	return err != nil || done != ""
+}
+
+// openSecrets opens the key environments' secrets are sealed with, making
+// it on first start only: what was sealed with a lost key cannot be read.
+func (s *Server) openSecrets(path string) (*secrets.Box, error) {
+	made, err := s.store.Meta("secrets-key")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		sealed, err := s.anySecrets()
+		if err != nil {
+			return nil, err
+		}
+		if made != "" || sealed {
+			return nil, fmt.Errorf("%s is missing: restore it from a backup (the environments' secrets are sealed with it)", path)
+		}
+	}
+	box, err := secrets.Open(path)
+	if err != nil || made != "" {
+		return box, err
+	}
+	return box, s.store.SetMeta("secrets-key", time.Now().UTC().Format(time.RFC3339))
+}
+
+// anySecrets says whether any environment holds a sealed secret.
+func (s *Server) anySecrets() (bool, error) {
+	ts, err := s.store.Tenants()
+	if err != nil {
+		return false, err
+	}
+	for _, t := range ts {
+		envs, err := s.store.Environments(t.Name)
+		if err != nil {
+			return false, err
+		}
+		for _, e := range envs {
+			if len(e.Secrets) > 0 {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // bootstrapAdmin makes the admin token on first start and writes it to

@@ -250,6 +250,22 @@ func TestNotAFirstStart(t *testing.T) {
 		}
 		refused(t, dir, "not this control plane's CA")
 	})
+	t.Run("CA removed from a data dir older than the CA's record", func(t *testing.T) {
+		dir := made(t)
+		st, err := store.Open(filepath.Join(dir, "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.SetMeta("ca", "")
+		st.Close()
+		os.Remove(filepath.Join(dir, "pki", "ca.crt"))
+		refused(t, dir, "restore both from a backup")
+	})
+	t.Run("secrets key removed", func(t *testing.T) {
+		dir := made(t)
+		os.Remove(filepath.Join(dir, "secrets.key"))
+		refused(t, dir, "secrets.key is missing")
+	})
 	t.Run("first start cut short before the CA", func(t *testing.T) {
 		dir := made(t)
 		// As if killed after the state file was made: a state file

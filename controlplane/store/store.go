@@ -23,6 +23,8 @@ var (
 	ErrTokenUnknown = errors.New("unknown one-time token")
 	ErrTokenUsed    = errors.New("one-time token already used")
 	ErrTokenExpired = errors.New("one-time token expired")
+	// ErrDamaged is a state file that cannot be opened as it is.
+	ErrDamaged = errors.New("the state file is damaged")
 )
 
 var (
@@ -89,7 +91,7 @@ func Open(path string) (st *Store, err error) {
 	// bbolt panics on some damage it meets reading pages.
 	defer func() {
 		if p := recover(); p != nil {
-			st, err = nil, fmt.Errorf("open store %s: the file is damaged (%v); restore it from a backup", path, p)
+			st, err = nil, fmt.Errorf("open store %s: %w (%v); restore it from a backup", path, ErrDamaged, p)
 		}
 	}()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
@@ -520,7 +522,7 @@ func (s *Store) UpdateEnvironment(tenant, name string, change func(*Environment)
 // checkLength refuses a bbolt file shorter than its newest intact meta page
 // says it is: bbolt would map it and die of SIGBUS reading past its end.
 // The meta page (bbolt's internal/common/meta.go): after a 16-byte page
-// header, magic, version, page size, flags (4 bytes each), root bucket (16),
+// header, magic, version (2), page size, flags (4 bytes each), root bucket (16),
 // freelist page, high-water page id, transaction id, and an FNV-64a
 // checksum of what comes before it (8 each), little-endian.
 func checkLength(path string) error {
@@ -546,26 +548,33 @@ func checkLength(path string) error {
 		h := fnv.New64a()
 		h.Write(m[:56])
 		le := binary.LittleEndian
-		if le.Uint32(m[0:]) != 0xED0CDAED || h.Sum64() != le.Uint64(m[56:]) {
+		if le.Uint32(m[0:]) != 0xED0CDAED || le.Uint32(m[4:]) != 2 || h.Sum64() != le.Uint64(m[56:]) {
 			return meta{}, false
 		}
 		return meta{uint64(le.Uint32(m[8:])), le.Uint64(m[40:]), le.Uint64(m[48:])}, true
 	}
 	m0, ok0 := read(0)
-	pageSize := int64(os.Getpagesize())
+	var m1 meta
+	ok1 := false
 	if ok0 {
-		pageSize = int64(m0.pageSize)
+		m1, ok1 = read(int64(m0.pageSize))
+	} else {
+		// Where bbolt looks for the second meta page when the first is
+		// damaged: at every page size it may have been made with.
+		for size := int64(1 << 10); size <= 16<<20 && !ok1; size *= 2 {
+			m1, ok1 = read(size)
+			ok1 = ok1 && int64(m1.pageSize) == size
+		}
 	}
-	m1, ok1 := read(pageSize)
 	if !ok0 && !ok1 {
-		return fmt.Errorf("not a state file, or damaged (%d bytes, no intact meta page); restore it from a backup", fi.Size())
+		return fmt.Errorf("%w: not a state file, or no intact meta page in its %d bytes; restore it from a backup", ErrDamaged, fi.Size())
 	}
 	m := m0
 	if !ok0 || ok1 && m1.txid > m0.txid {
 		m = m1
 	}
 	if need := m.pages * m.pageSize; uint64(fi.Size()) < need {
-		return fmt.Errorf("the file is truncated (%d bytes; its last commit needs %d); restore it from a backup", fi.Size(), need)
+		return fmt.Errorf("%w: truncated (%d bytes; its last commit needs %d); restore it from a backup", ErrDamaged, fi.Size(), need)
 	}
 	return nil
 }

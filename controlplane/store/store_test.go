@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func open(t *testing.T) (*Store, string) {
@@ -222,7 +224,7 @@ func TestOpenDamaged(t *testing.T) {
 				s.Close()
 				t.Fatal("opened")
 			}
-			if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "restore it from a backup") {
+			if !errors.Is(err, ErrDamaged) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "restore it from a backup") {
 				t.Errorf("error %q: want one line that says what to do", err)
 			}
 		})
@@ -233,5 +235,46 @@ func TestOpenDamaged(t *testing.T) {
 	}
 	if ts, err := s.Tenants(); err != nil || len(ts) != 300 {
 		t.Errorf("the whole file: %d tenants, %v", len(ts), err)
+	}
+}
+
+// TestCheckLengthOtherPageSize: with its first meta page damaged, a file
+// made with another page size than this machine's is judged by its second
+// meta page, where bbolt finds it, and opens.
+func TestCheckLengthOtherPageSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{PageSize: 16384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two commits: the second writes the second meta page (bbolt
+	// alternates by transaction id), which then holds the newest state.
+	for _, k := range []string{"k1", "k2"} {
+		if err := db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("b"))
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte(k), bytes.Repeat([]byte("v"), 100000))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("damage"), 40) // inside the first meta page
+	f.Close()
+	if err := checkLength(path); err != nil {
+		t.Errorf("first meta page damaged: %v", err)
+	}
+	// Shorter than one of the 100 kB values alone.
+	if err := os.Truncate(path, 4*16384); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkLength(path); !errors.Is(err, ErrDamaged) {
+		t.Errorf("first meta page damaged, then truncated: %v", err)
 	}
 }
