@@ -11,6 +11,9 @@ type Heartbeat struct {
 	MemoryMB int       `json:"memoryMB"`
 	Engine   bool      `json:"engine"`
 	Time     time.Time `json:"time"`
+	// Certificate is the serial number of the client certificate the
+	// runner holds: once it is the newest, the one before it is refused.
+	Certificate string `json:"certificate,omitempty"`
 }
 
 // StatusPath is the runner's local API status endpoint.

@@ -291,18 +291,25 @@ func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.
 	for {
 		if !time.Now().Before(nextBeat) {
 			hb := api.Heartbeat{Version: version.Version, Hostname: host, CPUs: runtime.NumCPU(), Engine: c.Engine, Time: time.Now().UTC()}
+			if held, err := c.certificate(); err == nil {
+				hb.Certificate = held.SerialNumber.String()
+			}
 			if err := Post(ctx, cp, api.HeartbeatPath, hb, nil); err != nil {
 				c.Log.Debug("heartbeat", "err", err)
 			}
 			nextBeat = time.Now().Add(heartbeatInterval)
 		}
-		wait := time.Until(nextBeat)
-		renewAt, err := c.renewIfDue(ctx, cp)
+		renewAt, renewed, err := c.renewIfDue(ctx, cp)
 		if err != nil {
 			c.Log.Warn("certificate renewal failed", "err", err)
 			renewAt = time.Now().Add(time.Second)
 		}
-		wait = max(min(wait, time.Until(renewAt)), 100*time.Millisecond)
+		if renewed {
+			// Say at once that the new certificate is stored: the
+			// control plane retires the one before it then.
+			nextBeat = time.Now()
+		}
+		wait := max(min(time.Until(nextBeat), time.Until(renewAt)), 100*time.Millisecond)
 		select {
 		case <-sess.Done():
 			return
@@ -355,41 +362,45 @@ func Post(ctx context.Context, cp *http.Client, path string, body any, out any) 
 
 // renewIfDue asks for a new certificate, for a new key, through the tunnel
 // once half the current one's lifetime has passed. It says when the
-// certificate it holds afterwards is due.
-func (c *Client) renewIfDue(ctx context.Context, cp *http.Client) (time.Time, error) {
+// certificate it holds afterwards is due, and whether it renewed.
+func (c *Client) renewIfDue(ctx context.Context, cp *http.Client) (time.Time, bool, error) {
 	held, err := c.certificate()
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
 	if due := halfLife(held); time.Now().Before(due) {
-		return due, nil
+		return due, false, nil
 	}
 	key, err := certs.NewKey()
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
 	csr, err := newCSR(key)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
 	// The control plane keeps the certificate this runner holds good until
 	// the new one is used: the answer may never be stored here.
 	var er api.EnrollResponse
 	if err := Post(ctx, cp, api.RenewPath+"?held="+held.SerialNumber.String(), csr, &er); err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
 	if err := c.Identity.store(key, er); err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
 	c.Log.Info("certificate renewed", "notAfter", er.NotAfter)
 	if held, err = c.certificate(); err != nil {
-		return time.Time{}, err
+		return time.Time{}, true, err
 	}
-	return halfLife(held), nil
+	return halfLife(held), true, nil
 }
 
-// certificate is the client certificate this runner holds.
+// certificate is the client certificate this runner holds (a renewal cut
+// short between its moves is finished first).
 func (c *Client) certificate() (*x509.Certificate, error) {
+	if err := c.Identity.settle(); err != nil {
+		return nil, err
+	}
 	pair, err := tls.LoadX509KeyPair(c.Identity.path("client.crt"), c.Identity.path("client.key"))
 	if err != nil {
 		return nil, err

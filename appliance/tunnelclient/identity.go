@@ -165,11 +165,15 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 	if resp.StatusCode != http.StatusCreated {
 		var e struct{ Error string }
 		json.Unmarshal(raw, &e)
+		// The control plane refused the token for good (used by another
+		// key, expired, unknown, the name taken): no answer to retry for.
+		// Anything else (a proxy's 407, say) may have come after a lost
+		// answer: the key stays.
+		if e.Error != "" && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusConflict) {
+			os.Remove(pending)
+		}
 		if e.Error == "" {
 			e.Error = resp.Status
-		}
-		if resp.StatusCode/100 == 4 {
-			os.Remove(pending) // refused for good: no answer to retry for
 		}
 		return id, fmt.Errorf("the control plane refused the token: %s", e.Error)
 	}
@@ -227,6 +231,10 @@ func pendingKey(path string) (*ecdsa.PrivateKey, error) {
 // runner.json last: a crash before the moves leaves the old pair (or an
 // unregistered host), and one between them is finished by settle.
 func (id Identity) store(key *ecdsa.PrivateKey, er api.EnrollResponse) error {
+	// A client.crt.new left from an earlier store that could not settle
+	// must not be paired with the key written next. (One that cannot be
+	// removed cannot be written either: the write below fails.)
+	os.Remove(id.path("client.crt.new"))
 	b, err := certs.KeyPEM(key)
 	if err != nil {
 		return err
@@ -261,7 +269,7 @@ func (id Identity) settle() error {
 	if err := os.Rename(id.path("client.crt.new"), id.path("client.crt")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("settle the new certificate: %w", err)
 	}
-	return nil
+	return atomicfile.SyncDir(id.Dir)
 }
 
 func newCSR(key *ecdsa.PrivateKey) ([]byte, error) {

@@ -126,3 +126,34 @@ func TestRedeemKeepsADamagedIdentity(t *testing.T) {
 		t.Errorf("runner.json is now %q", b)
 	}
 }
+
+// TestStoreDropsAStaleNewCertificate: a client.crt.new left by a store that
+// could not settle is not paired with the next store's key when that store
+// is cut short after writing the key.
+func TestStoreDropsAStaleNewCertificate(t *testing.T) {
+	id := Identity{Dir: t.TempDir(), RunnerID: "r", Tenant: "t", Name: "n", URL: "https://cp"}
+	oldKey, oldCert := pair(t)
+	if err := id.store(oldKey, api.EnrollResponse{Certificate: oldCert, CA: oldCert}); err != nil {
+		t.Fatal(err)
+	}
+	_, staleCert := pair(t)
+	os.WriteFile(id.path("client.crt.new"), []byte(staleCert), 0o644)
+	// The next store gets as far as its key, then the disk is full: ca.crt
+	// cannot be written.
+	newKey, newCert := pair(t)
+	os.Remove(id.path("ca.crt"))
+	if err := os.MkdirAll(filepath.Join(id.path("ca.crt"), "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := id.store(newKey, api.EnrollResponse{Certificate: newCert, CA: newCert}); err == nil {
+		t.Fatal("store with ca.crt blocked succeeded")
+	}
+	os.RemoveAll(id.path("ca.crt"))
+	os.WriteFile(id.path("ca.crt"), []byte(oldCert), 0o644)
+	if _, err := LoadIdentity(id.Dir); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if got, _ := os.ReadFile(id.path("client.crt")); string(got) != oldCert {
+		t.Error("client.crt is not the one the store started from")
+	}
+}

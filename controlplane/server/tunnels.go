@@ -36,6 +36,9 @@ type runnerConn struct {
 	mu       sync.Mutex
 	lastSeen time.Time
 	version  string
+	// retiring says the store keeps a previous certificate good until the
+	// runner shows it holds the newest.
+	retiring bool
 }
 
 func (rc *runnerConn) seen(version string) {
@@ -61,20 +64,10 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 		return
 	}
 	serial := cert.SerialNumber.String()
-	if r.PrevSerial != "" && serial == r.Serial {
-		// The runner holds its renewed certificate: the one before is
-		// refused from now on.
-		if _, err := s.store.UpdateRunner(r.ID, func(r *store.Runner) error {
-			if r.Serial == serial {
-				r.PrevSerial = ""
-			}
-			return nil
-		}); err != nil {
-			s.log.Warn("retire the previous certificate", "runner", r.ID, "err", err)
-		}
-	}
 	sess := tunnel.Server(c, s.log.With("runner", r.ID))
-	rc := &runnerConn{id: r.ID, serial: serial, session: sess, lastSeen: time.Now().UTC(), version: r.Version}
+	rc := &runnerConn{id: r.ID, serial: serial, session: sess, lastSeen: time.Now().UTC(), version: r.Version, retiring: r.PrevSerial != ""}
+	// A runner that connects with its renewed certificate holds it.
+	s.retirePrevious(rc, serial)
 	tr := &tunnel.Transport{Open: func(ctx context.Context) (net.Conn, error) {
 		s.metrics.streams.Inc()
 		return sess.Open(ctx, tunnel.KindHTTP)
@@ -127,6 +120,41 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 	s.metrics.connected.Dec()
 	s.save(rc)
 	s.log.Info("runner disconnected", "runner", r.ID)
+}
+
+// retirePrevious refuses the certificate a runner renewed from, once it
+// shows (connecting with it, or in a heartbeat) that it holds the newest:
+// until then a lost renewal answer must not lock it out.
+func (s *Server) retirePrevious(rc *runnerConn, held string) {
+	rc.mu.Lock()
+	retiring := rc.retiring
+	rc.mu.Unlock()
+	if !retiring {
+		return
+	}
+	// Read first: a runner that holds the previous one (its renewal
+	// answer lost) says so every heartbeat, which needs no write.
+	r, err := s.store.Runner(rc.id)
+	if err == nil && r.PrevSerial != "" && r.Serial == held {
+		r, err = s.store.UpdateRunner(rc.id, func(r *store.Runner) error {
+			if r.Serial == held {
+				r.PrevSerial = ""
+			}
+			return nil
+		})
+		if err == nil && r.PrevSerial == "" {
+			s.log.Info("previous runner certificate retired", "runner", rc.id, "holds", held)
+		}
+	}
+	if err != nil {
+		s.log.Warn("retire the previous certificate", "runner", rc.id, "err", err)
+		return
+	}
+	if r.PrevSerial == "" {
+		rc.mu.Lock()
+		rc.retiring = false
+		rc.mu.Unlock()
+	}
 }
 
 type countingBody struct {
@@ -201,6 +229,9 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 			return
 		}
 		rc.seen(hb.Version)
+		if hb.Certificate != "" {
+			s.retirePrevious(rc, hb.Certificate)
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST "+api.RenewPath, func(w http.ResponseWriter, r *http.Request) {
@@ -233,6 +264,9 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 				prev = held
 			}
 			rn.Serial, rn.NotAfter, rn.PrevSerial = cert.SerialNumber.String(), cert.NotAfter, prev
+			rc.mu.Lock()
+			rc.retiring = true
+			rc.mu.Unlock()
 			resp = api.EnrollResponse{RunnerID: rn.ID, Tenant: rn.Tenant, Name: rn.Name, Certificate: pemCert(cert), CA: s.tlsCert.anchorPEM(), NotAfter: cert.NotAfter}
 			return nil
 		})

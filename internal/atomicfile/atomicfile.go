@@ -3,9 +3,11 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFile replaces path with b, mode perm. It skips the write when path
@@ -43,5 +45,23 @@ func WriteFile(path string, b []byte, perm os.FileMode) (bool, error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return false, fmt.Errorf("write %s: %w", path, err)
 	}
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
 	return true, nil
+}
+
+// SyncDir makes the renames in dir durable: a rename is an entry in its
+// directory, which a power loss can lose unless the directory is synced.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		// EINVAL: a file system that cannot sync directories.
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
