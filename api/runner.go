@@ -2,13 +2,13 @@ package api
 
 import "time"
 
-// Heartbeat is what a runner posts through its tunnel every few seconds.
+// Heartbeat is what a runner posts through its tunnel every 10 seconds.
+// The control plane keeps the version and when it last heard one, and acts
+// on Certificate; the rest describes the host.
 type Heartbeat struct {
 	Version  string    `json:"version"`
 	Hostname string    `json:"hostname"`
-	Kernel   string    `json:"kernel,omitempty"`
 	CPUs     int       `json:"cpus"`
-	MemoryMB int       `json:"memoryMB"`
 	Engine   bool      `json:"engine"`
 	Time     time.Time `json:"time"`
 	// Certificate is the serial number of the client certificate the

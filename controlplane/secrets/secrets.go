@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/cameleer/cameleer/internal/atomicfile"
 )
 
 const keyLen = 32
@@ -29,20 +31,10 @@ func Open(path string) (*Box, error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
+		// Whole or not at all, and durable: a key cut short would seal
+		// nothing anyone could open.
+		if _, err := atomicfile.WriteFile(path, key, 0o600); err != nil {
 			return nil, fmt.Errorf("secrets key: %w", err)
-		}
-		if _, err := f.Write(key); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("secrets key: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, err
-		}
-		if err := f.Close(); err != nil {
-			return nil, err
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("secrets key: %w", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -36,9 +37,6 @@ type runnerConn struct {
 	mu       sync.Mutex
 	lastSeen time.Time
 	version  string
-	// retiring says the store keeps a previous certificate good until the
-	// runner shows it holds the newest.
-	retiring bool
 }
 
 func (rc *runnerConn) seen(version string) {
@@ -65,7 +63,7 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 	}
 	serial := cert.SerialNumber.String()
 	sess := tunnel.Server(c, s.log.With("runner", r.ID))
-	rc := &runnerConn{id: r.ID, serial: serial, session: sess, lastSeen: time.Now().UTC(), version: r.Version, retiring: r.PrevSerial != ""}
+	rc := &runnerConn{id: r.ID, serial: serial, session: sess, lastSeen: time.Now().UTC(), version: r.Version}
 	// A runner that connects with its renewed certificate holds it.
 	s.retirePrevious(rc, serial)
 	tr := &tunnel.Transport{Open: func(ctx context.Context) (net.Conn, error) {
@@ -126,14 +124,8 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 // shows (connecting with it, or in a heartbeat) that it holds the newest:
 // until then a lost renewal answer must not lock it out.
 func (s *Server) retirePrevious(rc *runnerConn, held string) {
-	rc.mu.Lock()
-	retiring := rc.retiring
-	rc.mu.Unlock()
-	if !retiring {
-		return
-	}
-	// Read first: a runner that holds the previous one (its renewal
-	// answer lost) says so every heartbeat, which needs no write.
+	// Read first: nearly always there is nothing to retire, which needs
+	// no write.
 	r, err := s.store.Runner(rc.id)
 	if err == nil && r.PrevSerial != "" && r.Serial == held {
 		r, err = s.store.UpdateRunner(rc.id, func(r *store.Runner) error {
@@ -148,12 +140,6 @@ func (s *Server) retirePrevious(rc *runnerConn, held string) {
 	}
 	if err != nil {
 		s.log.Warn("retire the previous certificate", "runner", rc.id, "err", err)
-		return
-	}
-	if r.PrevSerial == "" {
-		rc.mu.Lock()
-		rc.retiring = false
-		rc.mu.Unlock()
 	}
 }
 
@@ -246,32 +232,39 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 			return
 		}
 		var resp api.EnrollResponse
+		code := http.StatusForbidden
 		_, err = s.store.UpdateRunner(id, func(rn *store.Runner) error {
 			if rn.Revoked {
 				return errors.New("revoked")
+			}
+			// The certificate the runner holds stays good until it shows
+			// it stored the new one: the answer may be lost. It says which
+			// one it holds (the tunnel may be older than a renewal it
+			// stored); a runner that does not is taken to hold the one
+			// this tunnel came with. One that names neither current
+			// certificate is a renewal overtaken by a later one (the
+			// runner gave up on it): it must not replace the later one.
+			prev := rc.serial
+			if held := r.URL.Query().Get("held"); held != "" {
+				if held != rn.Serial && held != rn.PrevSerial {
+					code = http.StatusConflict
+					return fmt.Errorf("certificate %s is not this runner's current one: a later renewal took its place", held)
+				}
+				prev = held
+			}
+			if err := r.Context().Err(); err != nil {
+				return fmt.Errorf("the runner gave up: %w", err)
 			}
 			cert, err := s.ca.SignRunner(csr.PublicKey, rn.ID, rn.Tenant, time.Now(), s.opts.RunnerCertLifetime)
 			if err != nil {
 				return err
 			}
-			// The certificate the runner holds stays good until it
-			// connects with the new one: the answer may be lost. It says
-			// which one it holds (the tunnel may be older than a renewal
-			// it stored); a runner that does not is taken to hold the one
-			// this tunnel came with.
-			prev := rc.serial
-			if held := r.URL.Query().Get("held"); held != "" && (held == rn.Serial || held == rn.PrevSerial) {
-				prev = held
-			}
 			rn.Serial, rn.NotAfter, rn.PrevSerial = cert.SerialNumber.String(), cert.NotAfter, prev
-			rc.mu.Lock()
-			rc.retiring = true
-			rc.mu.Unlock()
 			resp = api.EnrollResponse{RunnerID: rn.ID, Tenant: rn.Tenant, Name: rn.Name, Certificate: pemCert(cert), CA: s.tlsCert.anchorPEM(), NotAfter: cert.NotAfter}
 			return nil
 		})
 		if err != nil {
-			httpjson.Error(w, http.StatusForbidden, err.Error())
+			httpjson.Error(w, code, err.Error())
 			return
 		}
 		s.log.Info("runner certificate renewed", "runner", id, "notAfter", resp.NotAfter)

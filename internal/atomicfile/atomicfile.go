@@ -53,14 +53,16 @@ func WriteFile(path string, b []byte, perm os.FileMode) (bool, error) {
 
 // SyncDir makes the renames in dir durable: a rename is an entry in its
 // directory, which a power loss can lose unless the directory is synced.
+// A directory that cannot be opened (write and search permission only) or
+// a file system that cannot sync directories leaves the rename as durable
+// as it was before: no error; a failing sync (I/O) is one.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return err
+		return nil
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		// EINVAL: a file system that cannot sync directories.
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
