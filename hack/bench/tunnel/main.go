@@ -199,8 +199,9 @@ func run(cpBin string, n int, idle time.Duration, requests int) error {
 
 // latency compares GET /status through the control plane and the tunnel
 // with the same handler served directly over TLS on loopback, and through
-// one plain relay process. The runner, the direct server and the relay are
-// each their own process, as they would be; the three paths take turns
+// one plain relay process, beside the floor (one byte between two
+// processes). The runner, the direct server, the relay and the echo server
+// are each their own process, as they would be; the paths take turns
 // request by request, so each sees the machine as the others do.
 func latency(b *bench, dir string, requests int) error {
 	var ott struct{ Token string }
@@ -260,44 +261,40 @@ func latency(b *bench, dir string, requests int) error {
 		}
 		return time.Since(t), nil
 	}
-	urls := []string{
-		"https://" + addr + "/status",      // direct
-		"https://" + relayAddr + "/status", // relay
-		"https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID + "/proxy/status", // proxied
+	get := func(url string) func() (time.Duration, error) {
+		return func() (time.Duration, error) {
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Header.Set("Authorization", "Bearer "+b.admin)
+			t := time.Now()
+			resp, err := b.http.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return time.Since(t), nil
+		}
+	}
+	paths := []func() (time.Duration, error){
+		get("https://" + addr + "/status"),                                                          // direct
+		get("https://" + relayAddr + "/status"),                                                     // relay
+		get("https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID + "/proxy/status"), // proxied
 		// The control plane alone: the same authentication and lookups,
 		// no tunnel.
-		"https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID,
+		get("https://" + b.addr + "/api/v1/tenants/bench/runners/" + id.RunnerID),
+		ping, // the floor
 	}
-	get := func(url string) (time.Duration, error) {
-		req, _ := http.NewRequest("GET", url, nil)
-		req.Header.Set("Authorization", "Bearer "+b.admin)
-		t := time.Now()
-		resp, err := b.http.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return time.Since(t), nil
-	}
-	samples := make([][]time.Duration, len(urls)+1)
+	samples := make([][]time.Duration, len(paths))
 	// Warm every path's connections, then measure.
 	for round := range requests + 200 {
-		for i, u := range urls {
-			d, err := get(u)
+		for i, path := range paths {
+			d, err := path()
 			if err != nil {
 				return err
 			}
 			if round >= 200 {
 				samples[i] = append(samples[i], d)
 			}
-		}
-		d, err := ping()
-		if err != nil {
-			return err
-		}
-		if round >= 200 {
-			samples[len(urls)] = append(samples[len(urls)], d)
 		}
 	}
 	for _, s := range samples {
