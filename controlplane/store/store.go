@@ -70,9 +70,10 @@ type Runner struct {
 	// Serial and NotAfter are the current client certificate's.
 	Serial   string    `json:"serial"`
 	NotAfter time.Time `json:"notAfter"`
-	// PrevSerial is the certificate the runner renewed with, accepted
-	// (until it expires) while the runner has not connected with the new
-	// one: a renewal whose answer was lost leaves the runner holding it.
+	// PrevSerial is the certificate the runner held when it last renewed,
+	// accepted (until it expires) until the runner shows, in a heartbeat
+	// or by connecting, that it holds the new one: a renewal whose answer
+	// was lost leaves the runner holding it.
 	PrevSerial string    `json:"prevSerial,omitempty"`
 	Revoked    bool      `json:"revoked,omitempty"`
 	LastSeen   time.Time `json:"lastSeen,omitzero"`
@@ -172,11 +173,7 @@ func (s *Store) Tenant(name string) (t Tenant, err error) {
 func (s *Store) Tenants() ([]Tenant, error) {
 	var out []Tenant
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bTenants).ForEach(func(_, v []byte) error {
-			var t Tenant
-			if err := json.Unmarshal(v, &t); err != nil {
-				return err
-			}
+		return each(tx.Bucket(bTenants), func(_ []byte, t Tenant) error {
 			out = append(out, t)
 			return nil
 		})
@@ -321,11 +318,7 @@ func (s *Store) Redeem(hash, key string, now time.Time, register func(tenant str
 }
 
 func runnerNameFree(b *bolt.Bucket, tenant, name string) error {
-	return b.ForEach(func(_, v []byte) error {
-		var r Runner
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
+	return each(b, func(_ []byte, r Runner) error {
 		if r.Tenant == tenant && r.Name == name && !r.Revoked {
 			return fmt.Errorf("a runner named %q: %w", name, ErrExists)
 		}
