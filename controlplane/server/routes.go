@@ -355,7 +355,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 			return store.Runner{}, err
 		}
 		r.Serial, r.NotAfter = cert.SerialNumber.String(), cert.NotAfter
-		resp = api.EnrollResponse{RunnerID: r.ID, Tenant: tenant, Name: r.Name, Certificate: pemCert(cert), CA: s.tlsCert.anchorPEM(), NotAfter: cert.NotAfter}
+		resp = s.enrollment(r, cert)
 		return r, nil
 	})
 	switch {

@@ -76,16 +76,13 @@ func New(opts Options) (*Server, string, error) {
 		return nil, "", fmt.Errorf("data dir: %w", err)
 	}
 	statePath, pki := filepath.Join(opts.DataDir, "state.db"), filepath.Join(opts.DataDir, "pki")
-	if fi, err := os.Stat(statePath); errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() == 0 {
-		if _, err := os.Stat(filepath.Join(pki, "ca.crt")); err == nil {
-			return nil, "", fmt.Errorf("%s is missing or empty, but %s holds this control plane's CA: this is not a first start; restore state.db from a backup (a new one would forget every tenant, token and runner)", statePath, pki)
-		}
+	_, caErr := os.Stat(filepath.Join(pki, "ca.crt"))
+	if fi, err := os.Stat(statePath); caErr == nil && (errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() == 0) {
+		return nil, "", fmt.Errorf("%s is missing or empty, but %s holds this control plane's CA: this is not a first start; restore state.db from a backup (a new one would forget every tenant, token and runner)", statePath, pki)
 	}
 	st, err := store.Open(statePath)
-	if errors.Is(err, store.ErrDamaged) {
-		if _, cerr := os.Stat(filepath.Join(pki, "ca.crt")); errors.Is(cerr, os.ErrNotExist) {
-			return nil, "", fmt.Errorf("%w; no CA was made yet, so if this is a first start that was cut short, remove %s and start again", err, statePath)
-		}
+	if errors.Is(err, store.ErrDamaged) && errors.Is(caErr, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("%w; no CA was made yet, so if this is a first start that was cut short, remove %s and start again", err, statePath)
 	}
 	if err != nil {
 		return nil, "", err
@@ -233,7 +230,7 @@ func (s *Server) bootstrapAdmin() (string, error) {
 }
 
 // CAHash is the SHA-256 runners pin: of the CA, or with a serving
-// certificate of another CA, of the last certificate of its chain.
+// certificate of another CA, of the root its chain ends in.
 func (s *Server) CAHash() [32]byte { return s.tlsCert.anchorHash() }
 
 // Close closes the state file.

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,7 +110,7 @@ func servingFromFiles(certFile, keyFile, host string, log *slog.Logger) (*servin
 			return nil, err
 		}
 		if !a.Equal(anchor) {
-			return nil, errors.New("--tls-cert: the new chain does not end in the certificate runners pin; keep the chain's last certificate")
+			return nil, errors.New("--tls-cert: the new chain does not end in the root runners pin; keep that root")
 		}
 		return cert, nil
 	}
@@ -139,10 +138,6 @@ func (s *serving) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 // anchorHash is what one-time tokens carry.
 func (s *serving) anchorHash() [sha256.Size]byte { return sha256.Sum256(s.anchor.Raw) }
-
-func (s *serving) anchorPEM() string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.anchor.Raw}))
-}
 
 // urlHost is the host name or address in a control plane URL.
 func urlHost(u string) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/internal/certs"
 	"github.com/cameleer/cameleer/internal/httpjson"
 	"github.com/cameleer/cameleer/tunnel"
 )
@@ -48,8 +48,12 @@ func (rc *runnerConn) seen(version string) {
 	}
 }
 
-func pemCert(c *x509.Certificate) string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+// enrollment is what a runner gets with a new certificate, when it
+// registers and when it renews: the certificate and the root it trusts the
+// control plane by.
+func (s *Server) enrollment(r store.Runner, cert *x509.Certificate) api.EnrollResponse {
+	return api.EnrollResponse{RunnerID: r.ID, Tenant: r.Tenant, Name: r.Name, Certificate: string(certs.CertPEM(cert)),
+		CA: string(certs.CertPEM(s.tlsCert.anchor)), NotAfter: cert.NotAfter}
 }
 
 // serveTunnel runs one runner's tunnel until it ends: the runner's requests
@@ -65,7 +69,7 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 	sess := tunnel.Server(c, s.log.With("runner", r.ID))
 	rc := &runnerConn{id: r.ID, serial: serial, session: sess, lastSeen: time.Now().UTC(), version: r.Version}
 	// A runner that connects with its renewed certificate holds it.
-	s.retirePrevious(rc, serial)
+	s.retirePrevious(r.ID, serial)
 	tr := &tunnel.Transport{Open: func(ctx context.Context) (net.Conn, error) {
 		s.metrics.streams.Inc()
 		return sess.Open(ctx, tunnel.KindHTTP)
@@ -123,23 +127,23 @@ func (s *Server) serveTunnel(ctx context.Context, c net.Conn, cert *x509.Certifi
 // retirePrevious refuses the certificate a runner renewed from, once it
 // shows (connecting with it, or in a heartbeat) that it holds the newest:
 // until then a lost renewal answer must not lock it out.
-func (s *Server) retirePrevious(rc *runnerConn, held string) {
+func (s *Server) retirePrevious(id, held string) {
 	// Read first: nearly always there is nothing to retire, which needs
 	// no write.
-	r, err := s.store.Runner(rc.id)
+	r, err := s.store.Runner(id)
 	if err == nil && r.PrevSerial != "" && r.Serial == held {
-		r, err = s.store.UpdateRunner(rc.id, func(r *store.Runner) error {
+		r, err = s.store.UpdateRunner(id, func(r *store.Runner) error {
 			if r.Serial == held {
 				r.PrevSerial = ""
 			}
 			return nil
 		})
 		if err == nil && r.PrevSerial == "" {
-			s.log.Info("previous runner certificate retired", "runner", rc.id, "holds", held)
+			s.log.Info("previous runner certificate retired", "runner", id, "holds", held)
 		}
 	}
 	if err != nil {
-		s.log.Warn("retire the previous certificate", "runner", rc.id, "err", err)
+		s.log.Warn("retire the previous certificate", "runner", id, "err", err)
 	}
 }
 
@@ -216,7 +220,7 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 		}
 		rc.seen(hb.Version)
 		if hb.Certificate != "" {
-			s.retirePrevious(rc, hb.Certificate)
+			s.retirePrevious(id, hb.Certificate)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -260,7 +264,7 @@ func (s *Server) runnerRoutes(rc *runnerConn) http.Handler {
 				return err
 			}
 			rn.Serial, rn.NotAfter, rn.PrevSerial = cert.SerialNumber.String(), cert.NotAfter, prev
-			resp = api.EnrollResponse{RunnerID: rn.ID, Tenant: rn.Tenant, Name: rn.Name, Certificate: pemCert(cert), CA: s.tlsCert.anchorPEM(), NotAfter: cert.NotAfter}
+			resp = s.enrollment(*rn, cert)
 			return nil
 		})
 		if err != nil {
