@@ -289,9 +289,10 @@ func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.
 	host, _ := os.Hostname()
 	nextBeat := time.Now()
 	for {
+		held, err := c.certificate()
 		if !time.Now().Before(nextBeat) {
 			hb := api.Heartbeat{Version: version.Version, Hostname: host, CPUs: runtime.NumCPU(), Engine: c.Engine, Time: time.Now().UTC()}
-			if held, err := c.certificate(); err == nil {
+			if err == nil {
 				hb.Certificate = held.SerialNumber.String()
 			}
 			if err := Post(ctx, cp, api.HeartbeatPath, hb, nil); err != nil {
@@ -299,15 +300,20 @@ func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.
 			}
 			nextBeat = time.Now().Add(heartbeatInterval)
 		}
-		renewAt, renewed, err := c.renewIfDue(ctx, cp)
+		// Renewal is due at half the certificate's lifetime; after a
+		// failure it is tried again in a second.
+		renewAt := time.Now().Add(time.Second)
+		if err == nil {
+			if due := halfLife(held); time.Now().Before(due) {
+				renewAt = due
+			} else if err = c.renew(ctx, cp, held); err == nil {
+				// Say at once that the new certificate is stored: the
+				// control plane retires the one before it then.
+				nextBeat = time.Now()
+			}
+		}
 		if err != nil {
 			c.Log.Warn("certificate renewal failed", "err", err)
-			renewAt = time.Now().Add(time.Second)
-		}
-		if renewed {
-			// Say at once that the new certificate is stored: the
-			// control plane retires the one before it then.
-			nextBeat = time.Now()
 		}
 		wait := max(min(time.Until(nextBeat), time.Until(renewAt)), 100*time.Millisecond)
 		select {
@@ -360,39 +366,28 @@ func Post(ctx context.Context, cp *http.Client, path string, body any, out any) 
 	return nil
 }
 
-// renewIfDue asks for a new certificate, for a new key, through the tunnel
-// once half the current one's lifetime has passed. It says when the
-// certificate it holds afterwards is due, and whether it renewed.
-func (c *Client) renewIfDue(ctx context.Context, cp *http.Client) (time.Time, bool, error) {
-	held, err := c.certificate()
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	if due := halfLife(held); time.Now().Before(due) {
-		return due, false, nil
-	}
+// renew asks for a new certificate, for a new key, through the tunnel, and
+// stores it.
+func (c *Client) renew(ctx context.Context, cp *http.Client, held *x509.Certificate) error {
 	key, err := certs.NewKey()
 	if err != nil {
-		return time.Time{}, false, err
+		return err
 	}
 	csr, err := newCSR(key)
 	if err != nil {
-		return time.Time{}, false, err
+		return err
 	}
 	// The control plane keeps the certificate this runner holds good until
-	// the new one is used: the answer may never be stored here.
+	// a heartbeat shows the new one stored: the answer may never be.
 	var er api.EnrollResponse
 	if err := Post(ctx, cp, api.RenewPath+"?held="+held.SerialNumber.String(), csr, &er); err != nil {
-		return time.Time{}, false, err
+		return err
 	}
 	if err := c.Identity.store(key, er); err != nil {
-		return time.Time{}, false, err
+		return err
 	}
 	c.Log.Info("certificate renewed", "notAfter", er.NotAfter)
-	if held, err = c.certificate(); err != nil {
-		return time.Time{}, true, err
-	}
-	return halfLife(held), true, nil
+	return nil
 }
 
 // certificate is the client certificate this runner holds (a renewal cut
@@ -401,7 +396,7 @@ func (c *Client) certificate() (*x509.Certificate, error) {
 	if err := c.Identity.settle(); err != nil {
 		return nil, err
 	}
-	pair, err := tls.LoadX509KeyPair(c.Identity.path("client.crt"), c.Identity.path("client.key"))
+	pair, err := c.Identity.pair()
 	if err != nil {
 		return nil, err
 	}

@@ -65,13 +65,23 @@ func LoadIdentity(dir string) (Identity, error) {
 		return id, fmt.Errorf("read %s: %w", filepath.Join(dir, "runner.json"), err)
 	}
 	// Damage found now is said now, not as a failed handshake.
-	if _, err := tls.LoadX509KeyPair(id.path("client.crt"), id.path("client.key")); err != nil {
-		return id, fmt.Errorf("%s and %s: %w", id.path("client.crt"), id.path("client.key"), err)
+	if _, err := id.pair(); err != nil {
+		return id, err
 	}
 	return id, nil
 }
 
 func (id Identity) path(name string) string { return filepath.Join(id.Dir, name) }
+
+// pair reads the client key and certificate, naming both files when it
+// cannot.
+func (id Identity) pair() (tls.Certificate, error) {
+	c, err := tls.LoadX509KeyPair(id.path("client.crt"), id.path("client.key"))
+	if err != nil {
+		return c, fmt.Errorf("%s and %s: %w", id.path("client.crt"), id.path("client.key"), err)
+	}
+	return c, nil
+}
 
 // tlsConfig is the tunnel's TLS: TLS 1.3, the control plane's CA only, and
 // the current client certificate, read at every handshake (renewals).
@@ -89,9 +99,9 @@ func (id Identity) tlsConfig(serverName string) (*tls.Config, error) {
 		RootCAs:    pool,
 		ServerName: serverName,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			c, err := tls.LoadX509KeyPair(id.path("client.crt"), id.path("client.key"))
+			c, err := id.pair()
 			if err != nil {
-				return nil, fmt.Errorf("%s and %s: %w", id.path("client.crt"), id.path("client.key"), err)
+				return nil, err
 			}
 			return &c, nil
 		},
