@@ -42,12 +42,8 @@ func TestDeploymentAPI(t *testing.T) {
 	}
 	refused("no runner yet", deployments, e.admin, deploy, http.StatusBadRequest, "the tenant has 0")
 
-	var ott struct{ Token string }
-	e.call("POST", "/api/v1/tenants/acme/runner-tokens", e.admin, nil, &ott)
 	runnerDir := filepath.Join(e.dir, "runner")
-	if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", runnerDir, "--name", "edge"); err != nil {
-		t.Fatalf("redeem: %v\n%s", err, out)
-	}
+	e.register("acme", "edge", runnerDir)
 	refused("unknown artifact", deployments, e.admin, map[string]any{"app": "orders", "artifact": strings.Repeat("ab", 32)}, http.StatusNotFound, "upload it first")
 	refused("another app's artifact", deployments, e.admin, map[string]any{"app": "billing", "artifact": sha}, http.StatusNotFound, "upload it first")
 	refused("unknown environment", "/api/v1/tenants/acme/environments/prod/deployments", e.admin, deploy, http.StatusNotFound, "environment not found")

@@ -65,9 +65,7 @@ func TestRunnerBehindFirewall(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	e := newEnv(t, addr, hostIP)
-	if code := e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": "acme", "tier": "mid"}, nil); code != http.StatusCreated {
-		t.Fatalf("tenant: %d", code)
-	}
+	e.tenant("acme", "mid")
 	var ott struct{ Token string }
 	e.call("POST", "/api/v1/tenants/acme/runner-tokens", e.admin, nil, &ott)
 	// The runner reaches the control plane through an HTTP CONNECT proxy,

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,16 +21,10 @@ func TestCertificateRotation(t *testing.T) {
 		t.Skip("builds and runs both binaries")
 	}
 	e := newEnvArgs(t, freeAddr(t), nil, []string{"--runner-cert-lifetime", "6s"})
-	if code := e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": "acme", "tier": "low"}, nil); code != http.StatusCreated {
-		t.Fatalf("tenant: %d", code)
-	}
+	e.tenant("acme", "low")
 	register := func(name string) string {
-		var ott struct{ Token string }
-		e.call("POST", "/api/v1/tenants/acme/runner-tokens", e.admin, nil, &ott)
 		dir := filepath.Join(e.dir, name)
-		if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", dir, "--name", name); err != nil {
-			t.Fatalf("redeem: %v %s", err, out)
-		}
+		e.register("acme", name, dir)
 		return dir
 	}
 	connected := func(name string) func() error {
@@ -96,15 +89,9 @@ func TestRenewalAnswerLost(t *testing.T) {
 	// Renewal is due after 30 s; the first certificate expires after 60 s,
 	// long after the steps below that need it.
 	e := newEnvArgs(t, freeAddr(t), nil, []string{"--runner-cert-lifetime", "60s"})
-	if code := e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": "acme", "tier": "low"}, nil); code != http.StatusCreated {
-		t.Fatalf("tenant: %d", code)
-	}
-	var ott struct{ Token string }
-	e.call("POST", "/api/v1/tenants/acme/runner-tokens", e.admin, nil, &ott)
+	e.tenant("acme", "low")
 	dir := filepath.Join(e.dir, "edge")
-	if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", dir, "--name", "edge"); err != nil {
-		t.Fatalf("redeem: %v %s", err, out)
-	}
+	e.register("acme", "edge", dir)
 	ident := filepath.Join(dir, "controlplane")
 	first := testutil.ReadCert(t, filepath.Join(ident, "client.crt"))
 	// A copy of the identity as it is now, to try the first certificate

@@ -28,15 +28,9 @@ func TestServingCertOfAnotherCA(t *testing.T) {
 
 	addr := freeAddr(t)
 	e := newEnvArgs(t, addr, nil, []string{"--tls-cert", certFile, "--tls-key", keyFile})
-	if code := e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": "acme", "tier": "low"}, nil); code != http.StatusCreated {
-		t.Fatalf("tenant: %d", code)
-	}
-	var ott struct{ Token string }
-	e.call("POST", "/api/v1/tenants/acme/runner-tokens", e.admin, nil, &ott)
+	e.tenant("acme", "low")
 	runnerDir := filepath.Join(dir, "runner")
-	if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", runnerDir, "--name", "edge"); err != nil {
-		t.Fatalf("redeem against a company certificate: %v\n%s", err, out)
-	}
+	e.register("acme", "edge", runnerDir) // against a company certificate
 	if got := testutil.ReadCert(t, filepath.Join(runnerDir, "controlplane", "ca.crt")); !got.Equal(root.Cert) {
 		t.Errorf("the runner trusts %q, want the company root", got.Subject.CommonName)
 	}

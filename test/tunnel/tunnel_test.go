@@ -328,6 +328,27 @@ func TestRegistrationAndTunnel(t *testing.T) {
 	}
 }
 
+// tenant creates a tenant, as the admin.
+func (e *env) tenant(name, tier string) {
+	e.t.Helper()
+	if code := e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": name, "tier": tier}, nil); code != http.StatusCreated {
+		e.t.Fatalf("create tenant %s: %d", name, code)
+	}
+}
+
+// register makes a one-time token of tenant's and redeems it with
+// `cameleer token redeem` into dataDir, as runner name.
+func (e *env) register(tenant, name, dataDir string) {
+	e.t.Helper()
+	var ott struct{ Token string }
+	if code := e.call("POST", "/api/v1/tenants/"+tenant+"/runner-tokens", e.admin, nil, &ott); code != http.StatusCreated {
+		e.t.Fatalf("runner token: %d", code)
+	}
+	if out, err := e.cameleer("token", "redeem", ott.Token, "--data-dir", dataDir, "--name", name); err != nil {
+		e.t.Fatalf("redeem: %v\n%s", err, out)
+	}
+}
+
 // startRunner runs `cameleer run --no-engine` on dataDir, its output into
 // log (nil: the env's runner log). stop kills it and waits; it also runs
 // when the test ends.
