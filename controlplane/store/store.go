@@ -141,6 +141,20 @@ func each[T any](b *bolt.Bucket, f func(key []byte, v T) error) error {
 	})
 }
 
+// list decodes the values of bucket that keep takes, in key order.
+func list[T any](db *bolt.DB, bucket []byte, keep func(T) bool) ([]T, error) {
+	var out []T
+	err := db.View(func(tx *bolt.Tx) error {
+		return each(tx.Bucket(bucket), func(_ []byte, v T) error {
+			if keep(v) {
+				out = append(out, v)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 func put(b *bolt.Bucket, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -171,14 +185,7 @@ func (s *Store) Tenant(name string) (t Tenant, err error) {
 
 // Tenants lists every tenant by name.
 func (s *Store) Tenants() ([]Tenant, error) {
-	var out []Tenant
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return each(tx.Bucket(bTenants), func(_ []byte, t Tenant) error {
-			out = append(out, t)
-			return nil
-		})
-	})
-	return out, err
+	return list(s.db, bTenants, func(Tenant) bool { return true })
 }
 
 // Meta reads a control-plane setting; "" if unset.
@@ -220,16 +227,7 @@ func APITokenID(hash string) string { return hash[:min(len(hash), 16)] }
 
 // APITokens lists a tenant's API tokens.
 func (s *Store) APITokens(tenant string) ([]APIToken, error) {
-	var out []APIToken
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return each(tx.Bucket(bAPITokens), func(_ []byte, t APIToken) error {
-			if t.Tenant == tenant {
-				out = append(out, t)
-			}
-			return nil
-		})
-	})
-	return out, err
+	return list(s.db, bAPITokens, func(t APIToken) bool { return t.Tenant == tenant })
 }
 
 // DeleteAPIToken removes the tenant's API token whose APITokenID is id;
@@ -337,16 +335,7 @@ func (s *Store) Runner(id string) (r Runner, err error) {
 
 // Runners lists a tenant's runners.
 func (s *Store) Runners(tenant string) ([]Runner, error) {
-	var out []Runner
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return each(tx.Bucket(bRunners), func(_ []byte, r Runner) error {
-			if r.Tenant == tenant {
-				out = append(out, r)
-			}
-			return nil
-		})
-	})
-	return out, err
+	return list(s.db, bRunners, func(r Runner) bool { return r.Tenant == tenant })
 }
 
 // UpdateRunner changes a runner in one transaction.
