@@ -53,7 +53,8 @@ $(STAMP)/pause: scripts/build-pause.sh embed/versions
 $(STAMP)/manifests: scripts/build-manifests.sh embed/traefik/go.mod embed/versions
 	scripts/build-manifests.sh $(PAYLOAD)/manifests && mkdir -p $(@D) && touch $@
 
-# The Java agent injected into every app, compiled with the host's JDK.
+# The Java agent injected into every app, compiled with Maven (its Camel
+# bridge against Camel's API) and the host's JDK.
 $(STAMP)/agent: $(shell find agent -type f) scripts/build-agent.sh
 	AGENT_VERSION=$(VERSION) scripts/build-agent.sh $(PAYLOAD)/agent && mkdir -p $(@D) && touch $@
 
@@ -99,12 +100,21 @@ test-unit:
 # brought up on this host and removed again (root; ports 80, 443, 5000, 6443
 # and 10248-10259 free).
 .PHONY: test
-test: bin/cameleer
+test: bin/cameleer lint
 	go test ./...
 	$(MAKE) fuzz
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) go test -tags payload -count=1 ./test/payload/...
 	$(MAKE) test-docker
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer go test -tags node -count=1 -timeout 30m -v ./test/node/...
+
+# go vet and staticcheck over every build tag the tree uses; the layering
+# rules are a test (test/layout) in go test ./...
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TAGS := node docker payload
+.PHONY: lint
+lint:
+	go vet -tags '$(TAGS)' ./...
+	go run $(STATICCHECK) -tags '$(TAGS)' ./...
 
 # Every fuzz target, briefly (FUZZTIME inputs each, 3-10 s here); a longer
 # run finds more. A count, not a duration: Go 1.26's fuzz coordinator can
@@ -117,8 +127,13 @@ fuzz:
 	$(FUZZ) '^FuzzParseToken$$' ./api
 	$(FUZZ) '^FuzzParseEnrollRequest$$' ./api
 	$(FUZZ) '^FuzzParseHeader$$' ./tunnel
+	$(FUZZ) '^FuzzTransportResponse$$' ./tunnel
 	$(FUZZ) '^FuzzSession$$' ./tunnel/mux
 	$(FUZZ) '^FuzzCheck$$' ./controlplane/artifact
+	$(FUZZ) '^FuzzNested$$' ./controlplane/artifact
+	$(FUZZ) '^FuzzIngest$$' ./controlplane/telemetry
+	# Each input is a spool opened on disk, with its fsyncs: fewer inputs.
+	$(FUZZ) '^FuzzSpoolOpen$$' -fuzztime 3000x ./appliance/collector
 
 # The Docker orchestrator on a Docker Engine the test starts and removes
 # itself (root; docker.io from scripts/deps.sh), with the payload's Traefik,

@@ -2,19 +2,31 @@ package api
 
 import "encoding/json"
 
+// Phase is where a deployment stands.
+type Phase string
+
 // Phases of a deployment, in the order a deployment passes them; failed can
 // follow any of the others.
 const (
-	PhaseValidating = "validating"
-	PhaseBuilding   = "building"
-	PhasePushing    = "pushing"
-	PhaseRollingOut = "rolling-out"
-	PhaseRunning    = "running"
-	PhaseFailed     = "failed"
+	PhaseValidating Phase = "validating"
+	PhaseBuilding   Phase = "building"
+	PhasePushing    Phase = "pushing"
+	PhaseRollingOut Phase = "rolling-out"
+	PhaseRunning    Phase = "running"
+	PhaseFailed     Phase = "failed"
 )
 
 // Done says whether a deployment in phase p has finished, well or not.
-func Done(p string) bool { return p == PhaseRunning || p == PhaseFailed }
+func Done(p Phase) bool { return p == PhaseRunning || p == PhaseFailed }
+
+// KnownPhase says whether p is one of the phases.
+func KnownPhase(p Phase) bool {
+	switch p {
+	case PhaseValidating, PhaseBuilding, PhasePushing, PhaseRollingOut, PhaseRunning, PhaseFailed:
+		return true
+	}
+	return false
+}
 
 // DefaultAppPort is where an app listens for HTTP unless it says otherwise;
 // AgentPort is where the agent in every app serves the JVM's facts.
@@ -39,13 +51,16 @@ type Deploy struct {
 	// Secrets are the environment's secrets in clear: they travel only in
 	// this command, inside the mutually authenticated tunnel.
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Egress is what the environment's apps may reach outside it; the
+	// runner applies it before it rolls the app out.
+	Egress Egress `json:"egress"`
 }
 
 // DeployReport is what a runner tells the control plane of a deployment's
 // progress. Image is the built image's digest once known; URL where the app
 // answers once it runs.
 type DeployReport struct {
-	Phase  string `json:"phase"`
+	Phase  Phase  `json:"phase"`
 	Reason string `json:"reason,omitempty"`
 	Image  string `json:"image,omitempty"`
 	URL    string `json:"url,omitempty"`
@@ -77,7 +92,8 @@ const AgentFactsPath = "/cameleer/jvm"
 // calls them through the tunnel.
 const (
 	RunnerDeploymentsPath = "/v1/deployments"
-	// RunnerAppsPath is followed by ENV/apps[/APP[/OP]].
+	// RunnerAppsPath is followed by ENV/apps[/APP[/OP]], or by ENV and
+	// RunnerEgressPath.
 	RunnerAppsPath = "/v1/environments/"
 )
 

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -92,7 +93,8 @@ func ParseEnrollRequest(r io.Reader) (EnrollRequest, Token, *x509.CertificateReq
 	return req, tok, csr, nil
 }
 
-// ParseCSR reads a PEM ECDSA certificate request and checks its signature.
+// ParseCSR reads a PEM ECDSA certificate request for a P-256 or P-384 key
+// and checks its signature.
 func ParseCSR(b []byte) (*x509.CertificateRequest, error) {
 	block, _ := pem.Decode(b)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
@@ -105,8 +107,14 @@ func ParseCSR(b []byte) (*x509.CertificateRequest, error) {
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("csr: %w", err)
 	}
-	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
+	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
+	if !ok {
 		return nil, errors.New("csr: the key must be ECDSA")
+	}
+	// The curves the CA and TLS 1.3 both take; anything else would be
+	// signed into a certificate no handshake accepts.
+	if pub.Curve != elliptic.P256() && pub.Curve != elliptic.P384() {
+		return nil, fmt.Errorf("csr: the key's curve %s is not P-256 or P-384", pub.Curve.Params().Name)
 	}
 	return csr, nil
 }

@@ -13,9 +13,11 @@ import (
 	"testing"
 )
 
-func csrPEM(t testing.TB) string {
+func csrPEM(t testing.TB) string { return csrOn(t, elliptic.P256()) }
+
+func csrOn(t testing.TB, curve elliptic.Curve) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +49,24 @@ func TestParseEnrollRequest(t *testing.T) {
 		"bad name":      enrollBody(t, func(r *EnrollRequest) { r.Name = "Edge_1" }),
 		"no csr":        enrollBody(t, func(r *EnrollRequest) { r.CSR = "" }),
 		"tampered csr":  enrollBody(t, func(r *EnrollRequest) { r.CSR = strings.Replace(r.CSR, "A", "B", 3) }),
+		"P-224 key":     enrollBody(t, func(r *EnrollRequest) { r.CSR = csrOn(t, elliptic.P224()) }),
+		"P-521 key":     enrollBody(t, func(r *EnrollRequest) { r.CSR = csrOn(t, elliptic.P521()) }),
 		"too large":     `{"name":"` + strings.Repeat("a", MaxEnrollRequest) + `"}`,
 	} {
 		if _, _, _, err := ParseEnrollRequest(strings.NewReader(body)); err == nil || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v, want a one-line error", name, err)
 		}
+	}
+}
+
+func TestParseCSRCurves(t *testing.T) {
+	for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+		if _, err := ParseCSR([]byte(csrOn(t, c))); err != nil {
+			t.Errorf("%s: %v", c.Params().Name, err)
+		}
+	}
+	if _, err := ParseCSR([]byte(csrOn(t, elliptic.P521()))); err == nil || !strings.Contains(err.Error(), "P-521 is not P-256 or P-384") {
+		t.Errorf("P-521: %v", err)
 	}
 }
 

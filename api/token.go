@@ -1,6 +1,3 @@
-// Package api holds what the runner and the control plane both speak beyond
-// the tunnel's framing: the one-time registration token and the JSON bodies
-// of enrollment, heartbeats and status.
 package api
 
 import (

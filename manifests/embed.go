@@ -43,8 +43,8 @@ var AddOns = []string{"coredns.yaml", "local-path-provisioner.yaml", "traefik.ya
 // Render fills the named system template.
 func Render(name string, v Values) ([]byte, error) { return RenderWith(name, v) }
 
-// RenderWith fills the named template with any data: environment.yaml and
-// app.yaml take the orchestrator's.
+// RenderWith fills the named template with any data: environment.yaml,
+// egress.yaml and app.yaml take the orchestrator's.
 func RenderWith(name string, data any) ([]byte, error) {
 	t, err := template.New(name).Option("missingkey=error").ParseFS(files, name)
 	if err != nil {

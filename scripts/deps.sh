@@ -4,13 +4,19 @@
 # module proxy during the build.
 set -euo pipefail
 # iptables, ipset and iproute2 are what the node itself needs on the host
-# (kube-proxy, flannel and the network-policy controller call them).
-pkgs=(build-essential file git libseccomp-dev busybox-static openjdk-17-jdk-headless iptables ipset iproute2 util-linux)
+# (kube-proxy, flannel and the network-policy controller call them). Maven
+# builds the agent against Camel's API and the real Camel apps the tests
+# run (from Maven Central, cached in ~/.m2).
+pkgs=(build-essential file git libseccomp-dev busybox-static openjdk-17-jdk-headless maven iptables ipset iproute2 util-linux)
+# Packages that come with a service, installed without starting it.
 # docker.io (with its containerd and runc) is for the Docker orchestrator's
 # tests, which start a private dockerd of their own. Its recommendations
 # (needrestart, apparmor, cgroupfs-mount, criu) would change how this host
-# runs services, so they are left out.
-docker_pkgs=(docker.io)
+# runs services, so they are left out. clickhouse-server (and its client, to
+# look around by hand) is for the ClickHouse telemetry store's tests, which
+# start a private server of their own (internal/testkit/chtest): Debian 12's
+# is 18.16, the SQL is written for it and for current releases.
+service_pkgs=(docker.io clickhouse-server clickhouse-client)
 
 missing() {
 	for p in "$@"; do
@@ -18,8 +24,8 @@ missing() {
 	done
 }
 mapfile -t need < <(missing "${pkgs[@]}")
-mapfile -t need_docker < <(missing "${docker_pkgs[@]}")
-if [ ${#need[@]} -gt 0 ] || [ ${#need_docker[@]} -gt 0 ]; then
+mapfile -t need_services < <(missing "${service_pkgs[@]}")
+if [ ${#need[@]} -gt 0 ] || [ ${#need_services[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 fi
@@ -27,16 +33,16 @@ if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing ${need[*]}"
 	apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ ${#need_docker[@]} -gt 0 ]; then
-	echo "deps: installing ${need_docker[*]}"
+if [ ${#need_services[@]} -gt 0 ]; then
+	echo "deps: installing ${need_services[*]}"
 	# The packages' maintainer scripts start their services through
 	# invoke-rc.d, which asks policy-rc.d first: 101 means "do not". This
 	# host's own policy, if it has one, is put back afterwards.
 	policy=/usr/sbin/policy-rc.d
 	[ -e "$policy" ] && mv "$policy" "$policy.deps-saved"
 	trap 'rm -f "$policy"; [ -e "$policy.deps-saved" ] && mv "$policy.deps-saved" "$policy"' EXIT
-	printf '#!/bin/sh\n# deps.sh: no service starts while docker.io installs.\nexit 101\n' >"$policy"
+	printf '#!/bin/sh\n# deps.sh: no service starts while docker.io and clickhouse-server install.\nexit 101\n' >"$policy"
 	chmod 0755 "$policy"
-	apt-get install -y -qq --no-install-recommends "${need_docker[@]}" >/dev/null
+	apt-get install -y -qq --no-install-recommends "${need_services[@]}" >/dev/null
 fi
 command -v go >/dev/null || { echo "deps: go is not on PATH (expected /usr/local/go/bin)" >&2; exit 1; }

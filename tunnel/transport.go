@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -22,16 +24,52 @@ type Transport struct {
 	Open func(context.Context) (net.Conn, error)
 	// MaxIdle is how many streams are kept for reuse; 0 means 16.
 	MaxIdle int
+	// MaxResponseHeaderBytes bounds what is read for an answer's head, its
+	// informational answers included; 0 means 1 MiB, net/http's default.
+	// The runner is not trusted: without a bound, one endless header line
+	// grows in the control plane's memory until it runs out.
+	MaxResponseHeaderBytes int64
 
 	mu     sync.Mutex
 	idle   []*stream
 	closed bool
 }
 
+// max1xx is how many informational answers may come before the answer
+// (net/http's bound until it counted them in its header limit). They
+// count against MaxResponseHeaderBytes too, but at 25 bytes each that
+// alone would let tens of thousands through.
+const max1xx = 5
+
+var errTooMany1xx = fmt.Errorf("tunnel: too many 1xx answers (more than %d)", max1xx)
+
 type stream struct {
 	net.Conn
-	br *bufio.Reader
-	bw *bufio.Writer
+	head headLimit // under br: counts what is read for an answer's head
+	br   *bufio.Reader
+	bw   *bufio.Writer
+}
+
+// headLimit counts the bytes read from the stream against what is left
+// for the answer's head, as net/http's persistConn does with its
+// readLimit; a body is read with no limit.
+type headLimit struct {
+	r    io.Reader
+	left int64
+}
+
+var errHeadLimit = errors.New("tunnel: read limit for the answer's head exhausted")
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errHeadLimit
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 // RoundTrip sends req and reads the answer's head; the body streams as the
@@ -95,11 +133,7 @@ func (t *Transport) roundTrip(req *http.Request, s *stream) (*http.Response, err
 	if err := s.bw.Flush(); err != nil {
 		return fail(err)
 	}
-	resp, err := http.ReadResponse(s.br, req)
-	// Informational answers (100 Continue, 103) come before the answer.
-	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp, err = http.ReadResponse(s.br, req)
-	}
+	resp, err := t.readHead(s, req)
 	if err == nil && ctx.Err() != nil {
 		// An answer that came after the cancel, to the stream's close,
 		// is not this request's.
@@ -122,6 +156,40 @@ func (t *Transport) roundTrip(req *http.Request, s *stream) (*http.Response, err
 	return resp, nil
 }
 
+// readHead reads the answer's head, after any informational answers
+// (100 Continue, 103), within MaxResponseHeaderBytes for all of them.
+func (t *Transport) readHead(s *stream, req *http.Request) (*http.Response, error) {
+	limit := t.MaxResponseHeaderBytes
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	s.head.left = limit
+	defer func() { s.head.left = math.MaxInt64 }()
+	for n1xx := 0; ; n1xx++ {
+		resp, err := http.ReadResponse(s.br, req)
+		if err != nil {
+			if s.head.left <= 0 {
+				return nil, fmt.Errorf("tunnel: the runner's answer header is over %s", size(limit))
+			}
+			return nil, err
+		}
+		if resp.StatusCode < 100 || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+		if n1xx == max1xx {
+			return nil, errTooMany1xx
+		}
+	}
+}
+
+// size says n bytes the way a person would.
+func size(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // get takes a kept stream, or opens one.
 func (t *Transport) get(ctx context.Context) (*stream, bool, error) {
 	t.mu.Lock()
@@ -136,7 +204,9 @@ func (t *Transport) get(ctx context.Context) (*stream, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return &stream{Conn: c, br: bufio.NewReader(c), bw: bufio.NewWriter(c)}, false, nil
+	s := &stream{Conn: c, head: headLimit{r: c, left: math.MaxInt64}, bw: bufio.NewWriter(c)}
+	s.br = bufio.NewReader(&s.head)
+	return s, false, nil
 }
 
 func (t *Transport) put(s *stream) {

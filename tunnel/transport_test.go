@@ -1,12 +1,15 @@
 package tunnel
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -132,11 +135,118 @@ func TestTransportEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Read(make([]byte, 64))
-	closed := make(chan struct{})
-	go func() { resp.Body.Close(); close(closed) }()
+	returns(t, "closing a followed answer half read", func() { resp.Body.Close() })
+}
+
+// returns fails t unless f returns within 10 seconds.
+func returns(t testing.TB, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
 	select {
-	case <-closed:
+	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("closing a followed answer half read does not return")
+		t.Fatalf("%s does not return", what)
 	}
+}
+
+// runner answers each request on a stream Transport opens with answer,
+// whatever was asked, over a pipe: what the Transport took is counted
+// exactly.
+type runner struct {
+	answer string
+	read   atomic.Int64 // bytes the Transport read from the runner
+	wg     sync.WaitGroup
+}
+
+func (r *runner) open(context.Context) (net.Conn, error) {
+	c, p := net.Pipe()
+	r.wg.Go(func() {
+		defer p.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(p)); err != nil {
+			return
+		}
+		io.WriteString(p, r.answer) // until the Transport closes the stream
+	})
+	return countingConn{c, &r.read}, nil
+}
+
+// closed waits for every stream the runner served to be closed.
+func (r *runner) closed(t testing.TB) {
+	t.Helper()
+	returns(t, "waiting for the runner's streams to close", r.wg.Wait)
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestTransportHeadBounds: a runner answering with one endless header
+// line, or with 100 Continue over and over, fails the request at the
+// bound, having had no more than that read, and loses its stream. Without
+// the bounds the control plane read the answer for as long as it came,
+// the header line growing in its memory.
+func TestTransportHeadBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name, answer, err string
+		most              int64 // bytes that may be read
+	}{
+		{"endless-line", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 16<<20), "the runner's answer header is over 1 MiB", 1 << 20},
+		// All six answers are in bufio's first fill.
+		{"endless-1xx", strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 100_000), "too many 1xx answers", 4 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &runner{answer: tc.answer}
+			tr := &Transport{Open: r.open}
+			req, _ := http.NewRequest("GET", "http://runner/", nil)
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("answer accepted: %s", resp.Status)
+			}
+			if !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("error %q, want %q", err, tc.err)
+			}
+			if n := r.read.Load(); n > tc.most {
+				t.Errorf("read %d bytes of the answer, want at most %d", n, tc.most)
+			}
+			r.closed(t)
+		})
+	}
+}
+
+// FuzzTransportResponse: whatever the runner answers, RoundTrip gives an
+// error or an answer whose body reads to its end and closes, and reads
+// no more than MaxResponseHeaderBytes for the head.
+func FuzzTransportResponse(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	f.Add([]byte("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.0 200 OK\r\n\r\nto the end"))
+	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 200)))
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		const limit = 128
+		r := &runner{answer: string(answer)}
+		tr := &Transport{Open: r.open, MaxResponseHeaderBytes: limit}
+		req, _ := http.NewRequest("GET", "http://runner/", nil)
+		resp, err := tr.RoundTrip(req)
+		if n := r.read.Load(); n > limit {
+			t.Fatalf("read %d bytes for the head, over the %d-byte limit", n, limit)
+		}
+		if err == nil {
+			io.Copy(io.Discard, resp.Body) // a bad body may end in an error, but it ends
+			if err := resp.Body.Close(); err != nil {
+				t.Fatalf("closing the body: %v", err)
+			}
+		}
+		tr.CloseIdleConnections()
+		r.closed(t)
+	})
 }

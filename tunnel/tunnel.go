@@ -34,11 +34,32 @@ const (
 	// (256 KiB) caps one stream at window/RTT; 16 MiB lets one stream fill
 	// the link on any sensible RTT.
 	StreamWindow = 16 << 20
+	// MaxStreams is how many streams the control plane may have open to a
+	// runner at once (one for each request in flight to it: deployments,
+	// what operators proxy); more are reset.
+	MaxStreams = 256
+	// MaxRunnerStreams is how many a runner may have open to the control
+	// plane: it keeps a few (heartbeats, reports, renewals, an artifact
+	// download). It bounds what a hostile runner can make the control
+	// plane hold: a stream nobody reads holds at most 256 KiB unread, 16
+	// MiB for all, and reading grows the streams' windows past that by
+	// RunnerSessionWindow at most, all together: 48 MiB a runner. A runner
+	// refused more than MaxRunnerStreams streams within 10 s is cut off.
+	MaxRunnerStreams    = 64
+	RunnerSessionWindow = 2 * StreamWindow
 )
 
 // muxConfig is the multiplexer configuration both sides use.
 func muxConfig(log *slog.Logger) mux.Config {
-	return mux.Config{KeepAliveInterval: KeepAliveInterval, WriteTimeout: KeepAliveTimeout, Window: StreamWindow, Log: log}
+	return mux.Config{KeepAliveInterval: KeepAliveInterval, WriteTimeout: KeepAliveTimeout, Window: StreamWindow, MaxStreams: MaxStreams, Log: log}
+}
+
+// serverConfig is the control plane's: what its runner may open is held
+// tighter than what it may open to its runner.
+func serverConfig(log *slog.Logger) mux.Config {
+	cfg := muxConfig(log)
+	cfg.MaxStreams, cfg.SessionWindow, cfg.MaxRefused = MaxRunnerStreams, RunnerSessionWindow, MaxRunnerStreams
+	return cfg
 }
 
 // Kind is what a stream carries.
@@ -91,7 +112,7 @@ type Session struct {
 
 // Server starts the control plane's side of a tunnel over conn.
 func Server(conn net.Conn, log *slog.Logger) *Session {
-	return start(mux.Server(conn, muxConfig(log)), log)
+	return start(mux.Server(conn, serverConfig(log)), log)
 }
 
 // Client starts the runner's side of a tunnel over conn.

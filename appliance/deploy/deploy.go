@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,14 +28,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/cameleer/cameleer/api"
-	"github.com/cameleer/cameleer/appliance/build"
+	"github.com/cameleer/cameleer/appliance/egress"
+	"github.com/cameleer/cameleer/appliance/imagebuild"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
+	"github.com/cameleer/cameleer/internal/atomicfile"
+	"github.com/cameleer/cameleer/internal/backoff"
 	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
-// Worker runs deployments for one tenant's runner.
-type Worker struct {
+// Options is everything a Worker needs.
+type Options struct {
 	Tenant  string
 	Runtime orchestrator.Runtime
 	// Registry is where built images are pushed (HOST:PORT, plain HTTP);
@@ -53,14 +55,37 @@ type Worker struct {
 	CacheDir string
 	// Layers keeps recent builds' layers: an app's next version with the
 	// same dependencies reuses their layer.
-	Layers *build.Cache
+	Layers *imagebuild.Cache
 	// URL says where an app is routed.
 	URL func(orchestrator.App) string
+	// Egress keeps the environments' egress applied: each deployment's
+	// before its app rolls out, and what the control plane sends.
+	Egress *egress.Keeper
+	// Log is where the worker logs; nil: nowhere.
 	Log *slog.Logger
+}
+
+// Worker runs deployments for one tenant's runner.
+type Worker struct {
+	opts Options
 
 	mu   sync.Mutex
 	jobs map[string]*job      // by deployment ID
 	apps map[string]*appQueue // by ENV/APP
+}
+
+// New makes a worker; it runs nothing until it is given deployments. What
+// a runner killed while caching an artifact left is removed first.
+func New(o Options) *Worker {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheDir != "" {
+		if n, err := atomicfile.RemoveTemps(o.CacheDir); err != nil || n > 0 {
+			o.Log.Info("artifact cache: removed what an earlier run was writing", "files", n, "err", err)
+		}
+	}
+	return &Worker{opts: o, jobs: map[string]*job{}, apps: map[string]*appQueue{}}
 }
 
 // job is one deployment as this runner knows it.
@@ -129,11 +154,11 @@ func (w *Worker) Accept(ctx context.Context, d api.Deploy) error {
 	if d.Artifact != "" && !validSHA256(d.Artifact) {
 		return fmt.Errorf("artifact %q is not a SHA-256", d.Artifact)
 	}
+	if _, err := api.CheckEgress(d.Egress.Allow); err != nil {
+		return fmt.Errorf("egress: %w", err)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.jobs == nil {
-		w.jobs, w.apps = map[string]*job{}, map[string]*appQueue{}
-	}
 	w.forget(time.Now())
 	if j, ok := w.jobs[d.ID]; ok {
 		w.startReporting(ctx, d.ID, j)
@@ -175,9 +200,6 @@ func (w *Worker) queue(key string) *appQueue {
 
 // queueLocked is queue for callers that hold w.mu.
 func (w *Worker) queueLocked(key string) *appQueue {
-	if w.apps == nil {
-		w.jobs, w.apps = map[string]*job{}, map[string]*appQueue{}
-	}
 	q := w.apps[key]
 	if q == nil {
 		q = &appQueue{}
@@ -232,15 +254,15 @@ func validSHA256(s string) bool {
 }
 
 func (w *Worker) run(ctx context.Context, d api.Deploy, j *job) {
-	log := w.Log.With("deployment", d.ID, "app", d.App, "environment", d.Environment)
-	a := orchestrator.App{Tenant: w.Tenant, Environment: d.Environment, Name: d.App, Image: d.Image,
+	log := w.opts.Log.With("deployment", d.ID, "app", d.App, "environment", d.Environment)
+	a := orchestrator.App{Tenant: w.opts.Tenant, Environment: d.Environment, Name: d.App, Image: d.Image,
 		Replicas: max(d.Replicas, 1), Port: d.Port, Env: d.Env, Secrets: d.Secrets}
 	if a.Port == 0 {
 		a.Port = api.DefaultAppPort
 	}
-	fail := func(phase string, err error) {
+	fail := func(phase api.Phase, err error) {
 		// The app's last output may print a secret's value.
-		reason := redact(phase+": "+err.Error(), d.Secrets)
+		reason := redact(string(phase)+": "+err.Error(), d.Secrets)
 		log.Warn("deployment failed", "reason", reason)
 		j.set(api.DeployReport{Phase: api.PhaseFailed, Reason: reason, Image: a.Image})
 	}
@@ -259,13 +281,17 @@ func (w *Worker) run(ctx context.Context, d api.Deploy, j *job) {
 		}
 	}
 	j.set(api.DeployReport{Phase: api.PhaseRollingOut, Image: a.Image})
+	if err := w.opts.Egress.Set(ctx, d.Environment, d.Egress); err != nil {
+		fail(api.PhaseRollingOut, err)
+		return
+	}
 	start := time.Now()
-	if err := w.Runtime.Deploy(ctx, a); err != nil {
+	if err := w.opts.Runtime.Deploy(ctx, a); err != nil {
 		fail(api.PhaseRollingOut, err)
 		return
 	}
 	log.Info("deployment running", "image", a.Image, "rollout", time.Since(start).Round(time.Millisecond))
-	j.set(api.DeployReport{Phase: api.PhaseRunning, Image: a.Image, URL: w.URL(a)})
+	j.set(api.DeployReport{Phase: api.PhaseRunning, Image: a.Image, URL: w.opts.URL(a)})
 }
 
 // build fetches the artifact (unless cached) and builds the app image.
@@ -274,15 +300,15 @@ func (w *Worker) build(ctx context.Context, d api.Deploy) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, err := w.Base()
+	base, err := w.opts.Base()
 	if err != nil {
 		return nil, fmt.Errorf("open the Java base image: %w", err)
 	}
-	agent, err := w.Agent()
+	agent, err := w.opts.Agent()
 	if err != nil {
 		return nil, fmt.Errorf("read the agent: %w", err)
 	}
-	res, err := build.Image(build.Input{Base: base, Agent: agent, App: jar, Cache: w.Layers, Labels: map[string]string{
+	res, err := imagebuild.Image(imagebuild.Input{Base: base, Agent: agent, App: jar, Cache: w.opts.Layers, Labels: map[string]string{
 		"io.cameleer.app": d.App, "io.cameleer.artifact": d.Artifact,
 	}})
 	if err != nil {
@@ -296,11 +322,11 @@ func (w *Worker) build(ctx context.Context, d api.Deploy) (v1.Image, error) {
 // that breaks (the tunnel or the control plane restarting) is tried again
 // until ctx ends; only the control plane's refusal is final.
 func (w *Worker) artifact(ctx context.Context, sha string) ([]byte, error) {
-	path := filepath.Join(w.CacheDir, sha+".jar")
+	path := filepath.Join(w.opts.CacheDir, sha+".jar")
 	if b, err := os.ReadFile(path); err == nil && hexSHA(b) == sha {
 		return b, nil
 	}
-	backoff := 200 * time.Millisecond
+	retry := backoff.New(200*time.Millisecond, 10*time.Second)
 	for {
 		b, final, err := w.fetch(ctx, sha)
 		if err == nil {
@@ -310,13 +336,12 @@ func (w *Worker) artifact(ctx context.Context, sha string) ([]byte, error) {
 		if final || ctx.Err() != nil {
 			return nil, err
 		}
-		w.Log.Info("fetching the artifact failed; trying again", "artifact", sha, "err", err)
+		w.opts.Log.Info("fetching the artifact failed; trying again", "artifact", sha, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-time.After(backoff/2 + mrand.N(backoff/2+1)):
+		case <-time.After(retry.Next()):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
@@ -327,7 +352,7 @@ func (w *Worker) fetch(ctx context.Context, sha string) (b []byte, final bool, e
 	if err != nil {
 		return nil, true, err
 	}
-	resp, err := w.ControlPlane.Do(req)
+	resp, err := w.opts.ControlPlane.Do(req)
 	if err != nil {
 		return nil, false, fmt.Errorf("fetch the artifact: %w", err)
 	}
@@ -346,27 +371,15 @@ func (w *Worker) fetch(ctx context.Context, sha string) (b []byte, final bool, e
 	return b, false, nil
 }
 
-// cache keeps an artifact for the next build, if it can: a file written
-// under a name of its own, then renamed, so concurrent fetches and a crash
-// leave no partial file under the artifact's name.
+// cache keeps an artifact for the next build, if it can; atomicfile writes
+// it under a name of its own first, so concurrent fetches and a crash leave
+// no partial file under the artifact's name.
 func (w *Worker) cache(path string, b []byte) {
-	if err := os.MkdirAll(w.CacheDir, 0o700); err != nil {
+	if err := os.MkdirAll(w.opts.CacheDir, 0o700); err != nil {
 		return
 	}
-	f, err := os.CreateTemp(w.CacheDir, ".fetch-*")
-	if err != nil {
-		return
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		w.Log.Debug("cache artifact", "err", err)
+	if _, err := atomicfile.WriteFile(path, b, 0o600); err != nil {
+		w.opts.Log.Debug("cache artifact", "err", err)
 	}
 	w.pruneCache()
 }
@@ -376,7 +389,7 @@ func (w *Worker) cache(path string, b []byte) {
 const keepArtifacts = 20
 
 func (w *Worker) pruneCache() {
-	files, err := filepath.Glob(filepath.Join(w.CacheDir, "*.jar"))
+	files, err := filepath.Glob(filepath.Join(w.opts.CacheDir, "*.jar"))
 	if err != nil || len(files) <= keepArtifacts {
 		return
 	}
@@ -401,26 +414,26 @@ func hexSHA(b []byte) string {
 // push writes the image to the local registry, tagged with the deployment
 // (so the registry keeps it), and returns its reference by digest.
 func (w *Worker) push(ctx context.Context, d api.Deploy, img v1.Image) (string, error) {
-	repo := w.Tenant + "/" + d.App
-	ref, err := name.ParseReference(w.Registry+"/"+repo+":"+d.ID, name.Insecure)
+	repo := w.opts.Tenant + "/" + d.App
+	ref, err := name.ParseReference(w.opts.Registry+"/"+repo+":"+d.ID, name.Insecure)
 	if err != nil {
 		return "", err
 	}
 	if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("push to %s: %w", w.Registry, err)
+		return "", fmt.Errorf("push to %s: %w", w.opts.Registry, err)
 	}
 	digest, err := img.Digest()
 	if err != nil {
 		return "", err
 	}
-	return w.ImageHost + "/" + repo + "@" + digest.String(), nil
+	return w.opts.ImageHost + "/" + repo + "@" + digest.String(), nil
 }
 
 // reportUntilDone sends the job's latest report to the control plane each
 // time it changes, retrying with backoff while the control plane cannot be
 // reached, until a final report was taken.
 func (w *Worker) reportUntilDone(ctx context.Context, id string, j *job) {
-	backoff := 200 * time.Millisecond
+	retry := backoff.New(200*time.Millisecond, 10*time.Second)
 	for {
 		select {
 		case <-j.changed:
@@ -429,27 +442,26 @@ func (w *Worker) reportUntilDone(ctx context.Context, id string, j *job) {
 		}
 		r := j.get()
 		if err := w.send(ctx, id, r); err != nil {
-			var refused *tunnelclient.StatusError
-			if errors.As(err, &refused) && refused.Code/100 == 4 {
+			var refused *httpjson.StatusError
+			if errors.As(err, &refused) && refused.Status/100 == 4 {
 				// The control plane does not know the deployment (any
 				// more): no report will change that.
-				w.Log.Warn("deployment report refused", "deployment", id, "err", err)
+				w.opts.Log.Warn("deployment report refused", "deployment", id, "err", err)
 				j.mu.Lock()
 				j.reporting = false
 				j.mu.Unlock()
 				return
 			}
-			w.Log.Debug("report deployment", "deployment", id, "err", err)
+			w.opts.Log.Debug("report deployment", "deployment", id, "err", err)
 			j.poke() // try again
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff/2 + mrand.N(backoff/2+1)):
+			case <-time.After(retry.Next()):
 			}
-			backoff = min(2*backoff, 10*time.Second)
 			continue
 		}
-		backoff = 200 * time.Millisecond
+		retry.Reset()
 		j.mu.Lock()
 		if api.Done(r.Phase) && j.report == r && len(j.changed) == 0 {
 			j.reporting = false
@@ -463,7 +475,7 @@ func (w *Worker) reportUntilDone(ctx context.Context, id string, j *job) {
 func (w *Worker) send(ctx context.Context, id string, r api.DeployReport) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return tunnelclient.Post(ctx, w.ControlPlane, api.DeployReportPath+id, r, nil)
+	return tunnelclient.Post(ctx, w.opts.ControlPlane, api.DeployReportPath+id, r, nil)
 }
 
 func atoiOr(s string, def int) int {

@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,7 +24,9 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/appliance/egress"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
+	"github.com/cameleer/cameleer/internal/atomicfile"
 )
 
 // controlPlane stands in for the control plane's runner routes (the real
@@ -78,13 +82,24 @@ func (c *controlPlane) last(id string) api.DeployReport {
 	return rs[len(rs)-1]
 }
 
-func newWorker(t *testing.T, cp *controlPlane, rt orchestrator.Runtime) *Worker {
+// testOptions are a worker's options for a test: a control plane at cp, apps
+// run on rt, egress applied nowhere.
+func testOptions(t *testing.T, cp *controlPlane, rt orchestrator.Runtime) Options {
 	srv := httptest.NewServer(cp)
 	t.Cleanup(srv.Close)
 	// Requests to http://controlplane go to the test server.
 	tr := &http.Transport{Proxy: http.ProxyURL(mustURL(srv.URL))}
-	return &Worker{Tenant: "acme", Runtime: rt, ControlPlane: &http.Client{Transport: tr}, CacheDir: t.TempDir(),
-		URL: func(a orchestrator.App) string { return "http://" + a.Name }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return Options{Tenant: "acme", Runtime: rt, ControlPlane: &http.Client{Transport: tr}, CacheDir: t.TempDir(),
+		URL: func(a orchestrator.App) string { return "http://" + a.Name }, Log: log,
+		Egress: &egress.Keeper{Log: log, Apply: func(context.Context, string, []orchestrator.EgressRule) error { return nil },
+			Resolve: func(context.Context, string) ([]netip.Addr, error) {
+				return nil, errors.New("the tests look no names up")
+			}}}
+}
+
+func newWorker(t *testing.T, cp *controlPlane, rt orchestrator.Runtime) *Worker {
+	return New(testOptions(t, cp, rt))
 }
 
 // A fetch broken off by a restarting control plane is tried again, and
@@ -119,6 +134,23 @@ func TestArtifactFetchRetriesAndCaches(t *testing.T) {
 	before := cp.fetches.Load()
 	if _, err := w.artifact(context.Background(), sha); err != nil || cp.fetches.Load() != before {
 		t.Errorf("a cached artifact was fetched again (%v)", err)
+	}
+	// The concurrent writes left the artifact, whole, and nothing else.
+	ents, _ := os.ReadDir(w.opts.CacheDir)
+	if len(ents) != 1 || ents[0].Name() != sha+".jar" {
+		t.Errorf("cache holds %v, want only %s.jar", ents, sha)
+	}
+	// What a runner killed mid-write left is gone when a worker starts on
+	// the cache; the artifact stays.
+	f, err := os.CreateTemp(w.opts.CacheDir, atomicfile.TempPattern(sha+".jar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	New(w.opts)
+	ents, _ = os.ReadDir(w.opts.CacheDir)
+	if len(ents) != 1 || ents[0].Name() != sha+".jar" {
+		t.Errorf("after a restart the cache holds %v, want only %s.jar", ents, sha)
 	}
 }
 
@@ -218,13 +250,13 @@ func TestForgetAndPrune(t *testing.T) {
 		t.Errorf("jobs after forget: %v", slices.Collect(maps.Keys(w.jobs)))
 	}
 	for i := range keepArtifacts + 5 {
-		p := filepath.Join(w.CacheDir, fmt.Sprintf("%02d.jar", i))
+		p := filepath.Join(w.opts.CacheDir, fmt.Sprintf("%02d.jar", i))
 		os.WriteFile(p, nil, 0o600)
 		os.Chtimes(p, now, now.Add(time.Duration(i)*time.Second))
 	}
 	w.pruneCache()
-	left, _ := filepath.Glob(filepath.Join(w.CacheDir, "*.jar"))
-	if len(left) != keepArtifacts || slices.Contains(left, filepath.Join(w.CacheDir, "00.jar")) || !slices.Contains(left, filepath.Join(w.CacheDir, "24.jar")) {
+	left, _ := filepath.Glob(filepath.Join(w.opts.CacheDir, "*.jar"))
+	if len(left) != keepArtifacts || slices.Contains(left, filepath.Join(w.opts.CacheDir, "00.jar")) || !slices.Contains(left, filepath.Join(w.opts.CacheDir, "24.jar")) {
 		t.Errorf("cache after pruning: %v", left)
 	}
 }

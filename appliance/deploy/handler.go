@@ -17,15 +17,14 @@ import (
 	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
-// Handler serves the deployment and app routes of the runner's local API
-// (see api.RunnerDeploymentsPath and api.RunnerAppsPath); deployments it
-// accepts run until ctx is done.
+// Handler serves the deployment, app and egress routes of the runner's
+// local API (see api.RunnerDeploymentsPath, api.RunnerAppsPath and
+// api.RunnerEgressPath); deployments it accepts run until ctx is done.
 func (w *Worker) Handler(ctx context.Context) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+api.RunnerDeploymentsPath, func(rw http.ResponseWriter, r *http.Request) {
 		var d api.Deploy
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&d); err != nil {
-			httpjson.Error(rw, http.StatusBadRequest, "bad deployment: "+err.Error())
+		if !decodeWire(rw, r, "deployment", &d) {
 			return
 		}
 		if err := w.Accept(ctx, d); err != nil {
@@ -43,9 +42,34 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 		}
 		httpjson.Write(rw, http.StatusOK, rep)
 	})
+	mux.HandleFunc("PUT "+api.RunnerAppsPath+"{env}"+api.RunnerEgressPath, func(rw http.ResponseWriter, r *http.Request) {
+		env := r.PathValue("env")
+		var e api.Egress
+		if !decodeWire(rw, r, "egress", &e) {
+			return
+		}
+		allow, err := api.CheckEgress(e.Allow)
+		if err == nil {
+			err = api.ValidName(env)
+		}
+		if err != nil {
+			httpjson.Error(rw, http.StatusBadRequest, err.Error())
+			return
+		}
+		e.Allow = allow
+		// On the worker's context: a change half made is finished even
+		// when the control plane stops waiting for it.
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := w.opts.Egress.Set(ctx, env, e); err != nil {
+			httpjson.Error(rw, http.StatusBadGateway, err.Error())
+			return
+		}
+		rw.WriteHeader(http.StatusNoContent)
+	})
 	apps := api.RunnerAppsPath + "{env}/apps"
 	mux.HandleFunc("GET "+apps, func(rw http.ResponseWriter, r *http.Request) {
-		names, err := w.Runtime.List(r.Context(), w.Tenant, r.PathValue("env"))
+		names, err := w.opts.Runtime.List(r.Context(), w.opts.Tenant, r.PathValue("env"))
 		if err != nil {
 			httpjson.Error(rw, http.StatusBadGateway, err.Error())
 			return
@@ -53,7 +77,7 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 		httpjson.Write(rw, http.StatusOK, map[string]any{"apps": append([]string{}, names...)})
 	})
 	mux.HandleFunc("GET "+apps+"/{app}/status", w.appScoped(func(rw http.ResponseWriter, r *http.Request, a orchestrator.App) {
-		st, err := w.Runtime.Status(r.Context(), a)
+		st, err := w.opts.Runtime.Status(r.Context(), a)
 		if err != nil {
 			httpjson.Error(rw, http.StatusBadGateway, err.Error())
 			return
@@ -71,7 +95,7 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 			// it from here on is told in its last line.
 			out.Write(nil)
 		}
-		if err := w.Runtime.Logs(r.Context(), a, tail, follow, out); err != nil {
+		if err := w.opts.Runtime.Logs(r.Context(), a, tail, follow, out); err != nil {
 			if !out.wrote {
 				httpjson.Error(rw, http.StatusBadGateway, err.Error())
 				return
@@ -94,11 +118,11 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 		var err error
 		switch r.PathValue("op") {
 		case "stop":
-			err = w.Runtime.Stop(r.Context(), a)
+			err = w.opts.Runtime.Stop(r.Context(), a)
 		case "start":
-			err = w.Runtime.Start(r.Context(), a)
+			err = w.opts.Runtime.Start(r.Context(), a)
 		case "restart":
-			err = w.Runtime.Restart(r.Context(), a)
+			err = w.opts.Runtime.Restart(r.Context(), a)
 		default:
 			httpjson.Error(rw, http.StatusNotFound, "no such operation: "+r.PathValue("op"))
 			return
@@ -107,7 +131,7 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 			httpjson.Error(rw, http.StatusBadGateway, r.PathValue("op")+" "+a.Name+": "+err.Error())
 			return
 		}
-		st, err := w.Runtime.Status(r.Context(), a)
+		st, err := w.opts.Runtime.Status(r.Context(), a)
 		if err != nil {
 			httpjson.Error(rw, http.StatusBadGateway, err.Error())
 			return
@@ -117,10 +141,23 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 	return mux
 }
 
+// decodeWire reads what the control plane sent into v, or answers why it
+// cannot, naming what it was to be, and returns false.
+func decodeWire(rw http.ResponseWriter, r *http.Request, what string, v any) bool {
+	err := httpjson.DecodeWire(rw, r, v)
+	if err == nil {
+		return true
+	}
+	se := httpjson.Errorf(http.StatusBadRequest, "%v", err)
+	errors.As(err, &se)
+	httpjson.Error(rw, se.Status, "bad "+what+": "+se.Msg)
+	return false
+}
+
 // appStatus is st as the control plane sees it, with the JVM facts the
 // agent of the app's first ready instance serves.
 func (w *Worker) appStatus(ctx context.Context, a orchestrator.App, st orchestrator.Status) api.AppStatus {
-	out := api.AppStatus{App: a.Name, Image: st.Image, Replicas: st.Replicas, Ready: st.Ready, URL: w.URL(a)}
+	out := api.AppStatus{App: a.Name, Image: st.Image, Replicas: st.Replicas, Ready: st.Ready, URL: w.opts.URL(a)}
 	if len(st.Addresses) == 0 {
 		return out
 	}
@@ -133,7 +170,7 @@ func (w *Worker) appStatus(ctx context.Context, a orchestrator.App, st orchestra
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		w.Log.Debug("agent facts", "app", a.Name, "err", err)
+		w.opts.Log.Debug("agent facts", "app", a.Name, "err", err)
 		return out
 	}
 	defer resp.Body.Close()
@@ -147,8 +184,8 @@ func (w *Worker) appStatus(ctx context.Context, a orchestrator.App, st orchestra
 // appScoped answers 404 for an app the environment does not have.
 func (w *Worker) appScoped(h func(http.ResponseWriter, *http.Request, orchestrator.App)) http.HandlerFunc {
 	return func(rw http.ResponseWriter, r *http.Request) {
-		a := orchestrator.App{Tenant: w.Tenant, Environment: r.PathValue("env"), Name: r.PathValue("app")}
-		names, err := w.Runtime.List(r.Context(), a.Tenant, a.Environment)
+		a := orchestrator.App{Tenant: w.opts.Tenant, Environment: r.PathValue("env"), Name: r.PathValue("app")}
+		names, err := w.opts.Runtime.List(r.Context(), a.Tenant, a.Environment)
 		if err != nil {
 			httpjson.Error(rw, http.StatusBadGateway, err.Error())
 			return

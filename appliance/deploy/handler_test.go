@@ -37,7 +37,7 @@ func TestFollowedLogsAnswerAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	q := &quietApp{following: make(chan struct{})}
-	srv := httptest.NewServer((&Worker{Tenant: "acme", Runtime: q}).Handler(ctx))
+	srv := httptest.NewServer(New(Options{Tenant: "acme", Runtime: q}).Handler(ctx))
 	defer srv.Close()
 	// Bounds a hang, should the header not come; it measures nothing.
 	reqCtx, stop := context.WithTimeout(ctx, time.Minute)

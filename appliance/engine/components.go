@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,22 +14,8 @@ import (
 
 	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/appliance/supervisor"
+	"github.com/cameleer/cameleer/manifests"
 )
-
-// Component is one part of the engine. A component is a supervised process
-// (Process), something that runs inside cameleer (Run), or a one-shot task
-// (only Init). It starts once every component it Needs is ready.
-type Component struct {
-	Name  string
-	Needs []string
-	// Init runs before the component starts, and again after a failure.
-	Init    func(ctx context.Context) error
-	Process *supervisor.Process
-	// Run runs in-process until ctx is done; an early return is a crash.
-	Run func(ctx context.Context) error
-	// Ready reports nil once the component serves.
-	Ready func(ctx context.Context) error
-}
 
 // processEnv is the environment of every engine process: the payload's
 // binaries first, then the host's for iptables, ipset and mount.
@@ -37,7 +24,7 @@ func (p Paths) processEnv() []string {
 		"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}, ":")}
 }
 
-func (p Paths) process(name, bin string, args ...string) *supervisor.Process {
+func (p Paths) process(log *slog.Logger, name, bin string, args ...string) *supervisor.Process {
 	return &supervisor.Process{
 		Name:   name,
 		Path:   p.bin(bin),
@@ -46,157 +33,179 @@ func (p Paths) process(name, bin string, args ...string) *supervisor.Process {
 		Dir:    p.DataDir,
 		RunDir: p.RunDir(),
 		LogDir: p.LogDir(),
+		Log:    log,
 	}
 }
 
-// ProcessComponents are the engine's supervised processes, in dependency
-// order.
-func (p Paths) ProcessComponents(admin *kube.Client) []*Component {
-	apiReady := func(ctx context.Context) error { return admin.Get(ctx, "/readyz", nil) }
-	return []*Component{
-		{
-			Name: "kine",
-			Process: p.process("kine", "kine",
-				"--endpoint", "sqlite://"+p.Path("db", "state.db")+"?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate",
-				"--listen-address", "unix://"+p.kineSocket(),
-				"--metrics-bind-address", "0"),
-			Ready: dialReady("unix", p.kineSocket()),
+// Components is the whole engine in start order: the supervised processes,
+// the registry inside cameleer, the system images pushed into it, and the
+// manifests applied to the cluster.
+func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []string) []*Component {
+	kine := &Component{Name: "kine", Lifecycle: &Process{
+		Child: p.process(log, "kine", "kine",
+			"--endpoint", "sqlite://"+p.Path("db", "state.db")+"?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate",
+			"--listen-address", "unix://"+p.kineSocket(),
+			"--metrics-bind-address", "0"),
+		Check: dialReady("unix", p.kineSocket()),
+	}}
+	containerd := &Component{Name: "containerd", Lifecycle: &Process{
+		Prepare: func(context.Context) error {
+			// A socket left by a killed containerd makes the dial check
+			// pass before the new one listens.
+			return removeIfExists(p.ContainerdSocket())
 		},
-		{
-			Name: "containerd",
-			Init: func(context.Context) error {
-				// A socket left by a killed containerd makes the dial check
-				// pass before the new one listens.
-				return removeIfExists(p.ContainerdSocket())
+		Child: p.process(log, "containerd", "containerd", "--config", p.containerdConfig()),
+		Check: dialReady("unix", p.ContainerdSocket()),
+	}}
+	registry := &Component{Name: "registry", Lifecycle: &InProcess{
+		Run:   func(ctx context.Context) error { return p.RunRegistry(ctx, log.With("component", "registry")) },
+		Check: httpReady("http://" + p.RegistryAddr() + "/v2/"),
+		Log:   log.With("component", "registry"),
+	}}
+	systemImages := &Component{Name: "system-images", Needs: []*Component{registry}, Lifecycle: &Task{
+		Do: func(ctx context.Context) error {
+			return p.PushImages(ctx, log, imageArchives)
+		},
+	}}
+	apiserver := &Component{Name: "kube-apiserver", Needs: []*Component{kine}, Lifecycle: &Process{
+		Child: withEnv(apiserverGOGC, p.process(log, "kube-apiserver", "kube-apiserver",
+			"--etcd-servers=unix://"+p.kineSocket(),
+			"--storage-media-type=application/json",
+			"--advertise-address="+p.NodeIP,
+			"--bind-address=0.0.0.0",
+			fmt.Sprintf("--secure-port=%d", p.APIPort),
+			"--service-cluster-ip-range="+p.ServiceCIDR,
+			"--service-node-port-range=30000-32767",
+			"--allow-privileged=true",
+			"--anonymous-auth=false",
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--client-ca-file="+p.pki("ca.crt"),
+			"--tls-cert-file="+p.pki("apiserver.crt"),
+			"--tls-private-key-file="+p.pki("apiserver.key"),
+			"--kubelet-certificate-authority="+p.pki("ca.crt"),
+			"--kubelet-client-certificate="+p.pki("apiserver-kubelet-client.crt"),
+			"--kubelet-client-key="+p.pki("apiserver-kubelet-client.key"),
+			"--kubelet-preferred-address-types=InternalIP,Hostname",
+			"--service-account-issuer=https://kubernetes.default.svc."+p.Domain(),
+			"--service-account-key-file="+p.pki("sa.pub"),
+			"--service-account-signing-key-file="+p.pki("sa.key"),
+			"--api-audiences=https://kubernetes.default.svc."+p.Domain(),
+			"--requestheader-client-ca-file="+p.pki("front-proxy-ca.crt"),
+			"--requestheader-allowed-names=front-proxy-client",
+			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+			"--requestheader-group-headers=X-Remote-Group",
+			"--requestheader-username-headers=X-Remote-User",
+			"--proxy-client-cert-file="+p.pki("front-proxy-client.crt"),
+			"--proxy-client-key-file="+p.pki("front-proxy-client.key"),
+			"--enable-aggregator-routing=true",
+			"--profiling=false",
+		)),
+		Check: func(ctx context.Context) error { return admin.Get(ctx, "/readyz", nil) },
+	}}
+	rbac := &Component{Name: "rbac", Needs: []*Component{apiserver}, Lifecycle: &Task{
+		Do: func(ctx context.Context) error {
+			return p.apply(ctx, manifests.Bootstrap...)
+		},
+	}}
+	controllerManager := &Component{Name: "kube-controller-manager", Needs: []*Component{apiserver}, Lifecycle: &Process{
+		Child: p.process(log, "kube-controller-manager", "kube-controller-manager", append(p.controlPlaneFlags("controller-manager", 10257),
+			"--use-service-account-credentials=true",
+			"--allocate-node-cidrs=true",
+			"--cluster-cidr="+p.ClusterCIDR,
+			"--service-cluster-ip-range="+p.ServiceCIDR,
+			"--node-cidr-mask-size=24",
+			"--configure-cloud-routes=false",
+			"--cluster-signing-cert-file="+p.pki("ca.crt"),
+			"--cluster-signing-key-file="+p.pki("ca.key"),
+			"--root-ca-file="+p.pki("ca.crt"),
+			"--service-account-private-key-file="+p.pki("sa.key"),
+			"--controllers=*,tokencleaner",
+			// At the default 20 requests/s, starting its 40 controllers
+			// takes the controller-manager 5 s, and pod CIDRs (so
+			// flannel, so every pod) wait for the last one.
+			"--kube-api-qps=200",
+			"--kube-api-burst=400",
+		)...),
+		Check: httpReady("https://127.0.0.1:10257/healthz"),
+	}}
+	scheduler := &Component{Name: "kube-scheduler", Needs: []*Component{apiserver}, Lifecycle: &Process{
+		Child: p.process(log, "kube-scheduler", "kube-scheduler", p.controlPlaneFlags("scheduler", 10259)...),
+		Check: httpReady("https://127.0.0.1:10259/healthz"),
+	}}
+	kubelet := &Component{Name: "kubelet", Needs: []*Component{apiserver, containerd}, Lifecycle: &Process{
+		Child: p.process(log, "kubelet", "kubelet",
+			"--config="+p.kubeletConfig(),
+			"--kubeconfig="+p.kubeconfig("kubelet"),
+			"--root-dir="+p.KubeletDir(),
+			"--cert-dir="+p.Path("kubelet", "pki"),
+			"--node-ip="+p.NodeIP,
+			"--hostname-override="+p.NodeName,
+			"--node-labels=cameleer.io/node=true",
+		),
+		Check: httpReady("http://127.0.0.1:10248/healthz"),
+	}}
+	kubeProxy := &Component{Name: "kube-proxy", Needs: []*Component{apiserver}, Lifecycle: &Process{
+		Child: p.process(log, "kube-proxy", "kube-proxy",
+			"--kubeconfig="+p.kubeconfig("kube-proxy"),
+			"--hostname-override="+p.NodeName,
+			"--cluster-cidr="+p.ClusterCIDR,
+			"--proxy-mode=iptables",
+			"--healthz-bind-address=127.0.0.1:10256",
+			"--metrics-bind-address=127.0.0.1:10249",
+			"--conntrack-max-per-core=0",
+		),
+		Check: httpReady("http://127.0.0.1:10256/livez"),
+	}}
+	flannel := &Component{Name: "flannel", Needs: []*Component{apiserver, rbac}, Lifecycle: &Process{
+		Prepare: func(context.Context) error {
+			return removeIfExists(p.subnetFile())
+		},
+		Child: p.process(log, "flannel", "cameleer-net", "flannel",
+			"--kubeconfig="+p.kubeconfig("network"),
+			"--node-name="+p.NodeName,
+			"--cluster-cidr="+p.ClusterCIDR,
+			"--iface="+p.NodeIP,
+			"--subnet-file="+p.subnetFile(),
+		),
+		Check: func(context.Context) error {
+			_, err := os.Stat(p.subnetFile())
+			return err
+		},
+	}}
+	networkPolicy := &Component{Name: "network-policy", Needs: []*Component{apiserver, rbac}, Lifecycle: &Process{
+		Child: p.process(log, "network-policy", "cameleer-net", "netpol",
+			"--kubeconfig="+p.kubeconfig("network"),
+			"--node-name="+p.NodeName,
+			"--cluster-cidr="+p.ClusterCIDR,
+			"--service-cidr="+p.ServiceCIDR,
+		),
+	}}
+	addOns := &Component{
+		Name:  "add-ons",
+		Needs: []*Component{rbac, systemImages, kubelet, flannel, kubeProxy, controllerManager, scheduler},
+		Lifecycle: &Task{
+			Do: p.applyAddOns,
+			Check: func(ctx context.Context) error {
+				for _, d := range SystemDeployments {
+					dep, err := admin.Deployment(ctx, "kube-system", d)
+					if err != nil {
+						return err
+					}
+					if !dep.Available() {
+						return fmt.Errorf("deployment %s is not available yet", d)
+					}
+				}
+				return nil
 			},
-			Process: p.process("containerd", "containerd", "--config", p.containerdConfig()),
-			Ready:   dialReady("unix", p.ContainerdSocket()),
-		},
-		{
-			Name:  "kube-apiserver",
-			Needs: []string{"kine"},
-			Process: withEnv(apiserverGOGC, p.process("kube-apiserver", "kube-apiserver",
-				"--etcd-servers=unix://"+p.kineSocket(),
-				"--storage-media-type=application/json",
-				"--advertise-address="+p.NodeIP,
-				"--bind-address=0.0.0.0",
-				fmt.Sprintf("--secure-port=%d", p.APIPort),
-				"--service-cluster-ip-range="+p.ServiceCIDR,
-				"--service-node-port-range=30000-32767",
-				"--allow-privileged=true",
-				"--anonymous-auth=false",
-				"--authorization-mode=Node,RBAC",
-				"--enable-admission-plugins=NodeRestriction",
-				"--client-ca-file="+p.pki("ca.crt"),
-				"--tls-cert-file="+p.pki("apiserver.crt"),
-				"--tls-private-key-file="+p.pki("apiserver.key"),
-				"--kubelet-certificate-authority="+p.pki("ca.crt"),
-				"--kubelet-client-certificate="+p.pki("apiserver-kubelet-client.crt"),
-				"--kubelet-client-key="+p.pki("apiserver-kubelet-client.key"),
-				"--kubelet-preferred-address-types=InternalIP,Hostname",
-				"--service-account-issuer=https://kubernetes.default.svc."+p.Domain(),
-				"--service-account-key-file="+p.pki("sa.pub"),
-				"--service-account-signing-key-file="+p.pki("sa.key"),
-				"--api-audiences=https://kubernetes.default.svc."+p.Domain(),
-				"--requestheader-client-ca-file="+p.pki("front-proxy-ca.crt"),
-				"--requestheader-allowed-names=front-proxy-client",
-				"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-				"--requestheader-group-headers=X-Remote-Group",
-				"--requestheader-username-headers=X-Remote-User",
-				"--proxy-client-cert-file="+p.pki("front-proxy-client.crt"),
-				"--proxy-client-key-file="+p.pki("front-proxy-client.key"),
-				"--enable-aggregator-routing=true",
-				"--profiling=false",
-			)),
-			Ready: apiReady,
-		},
-		{
-			Name:  "kube-controller-manager",
-			Needs: []string{"kube-apiserver"},
-			Process: p.process("kube-controller-manager", "kube-controller-manager", append(p.controlPlaneFlags("controller-manager", 10257),
-				"--use-service-account-credentials=true",
-				"--allocate-node-cidrs=true",
-				"--cluster-cidr="+p.ClusterCIDR,
-				"--service-cluster-ip-range="+p.ServiceCIDR,
-				"--node-cidr-mask-size=24",
-				"--configure-cloud-routes=false",
-				"--cluster-signing-cert-file="+p.pki("ca.crt"),
-				"--cluster-signing-key-file="+p.pki("ca.key"),
-				"--root-ca-file="+p.pki("ca.crt"),
-				"--service-account-private-key-file="+p.pki("sa.key"),
-				"--controllers=*,tokencleaner",
-				// At the default 20 requests/s, starting its 40 controllers
-				// takes the controller-manager 5 s, and pod CIDRs (so
-				// flannel, so every pod) wait for the last one.
-				"--kube-api-qps=200",
-				"--kube-api-burst=400",
-			)...),
-			Ready: httpReady("https://127.0.0.1:10257/healthz"),
-		},
-		{
-			Name:    "kube-scheduler",
-			Needs:   []string{"kube-apiserver"},
-			Process: p.process("kube-scheduler", "kube-scheduler", p.controlPlaneFlags("scheduler", 10259)...),
-			Ready:   httpReady("https://127.0.0.1:10259/healthz"),
-		},
-		{
-			Name:  "kubelet",
-			Needs: []string{"kube-apiserver", "containerd"},
-			Process: p.process("kubelet", "kubelet",
-				"--config="+p.kubeletConfig(),
-				"--kubeconfig="+p.kubeconfig("kubelet"),
-				"--root-dir="+p.KubeletDir(),
-				"--cert-dir="+p.Path("kubelet", "pki"),
-				"--node-ip="+p.NodeIP,
-				"--hostname-override="+p.NodeName,
-				"--node-labels=cameleer.io/node=true",
-			),
-			Ready: httpReady("http://127.0.0.1:10248/healthz"),
-		},
-		{
-			Name:  "kube-proxy",
-			Needs: []string{"kube-apiserver"},
-			Process: p.process("kube-proxy", "kube-proxy",
-				"--kubeconfig="+p.kubeconfig("kube-proxy"),
-				"--hostname-override="+p.NodeName,
-				"--cluster-cidr="+p.ClusterCIDR,
-				"--proxy-mode=iptables",
-				"--healthz-bind-address=127.0.0.1:10256",
-				"--metrics-bind-address=127.0.0.1:10249",
-				"--conntrack-max-per-core=0",
-			),
-			Ready: httpReady("http://127.0.0.1:10256/livez"),
-		},
-		{
-			Name:  "flannel",
-			Needs: []string{"kube-apiserver", "rbac"},
-			Init: func(context.Context) error {
-				return removeIfExists(p.subnetFile())
-			},
-			Process: p.process("flannel", "cameleer-net", "flannel",
-				"--kubeconfig="+p.kubeconfig("network"),
-				"--node-name="+p.NodeName,
-				"--cluster-cidr="+p.ClusterCIDR,
-				"--iface="+p.NodeIP,
-				"--subnet-file="+p.subnetFile(),
-			),
-			Ready: func(context.Context) error {
-				_, err := os.Stat(p.subnetFile())
-				return err
-			},
-		},
-		{
-			Name:  "network-policy",
-			Needs: []string{"kube-apiserver", "rbac"},
-			Process: p.process("network-policy", "cameleer-net", "netpol",
-				"--kubeconfig="+p.kubeconfig("network"),
-				"--node-name="+p.NodeName,
-				"--cluster-cidr="+p.ClusterCIDR,
-				"--service-cidr="+p.ServiceCIDR,
-			),
 		},
 	}
+	return []*Component{kine, containerd, registry, systemImages, apiserver, rbac,
+		controllerManager, scheduler, kubelet, kubeProxy, flannel, networkPolicy, addOns}
 }
+
+// SystemDeployments are the add-ons' deployments in kube-system.
+var SystemDeployments = []string{"coredns", "local-path-provisioner", "traefik"}
 
 // apiserverGOGC: the apiserver holds the most heap by far (caches of every
 // object); collecting at 50% growth instead of 100% keeps its idle memory

@@ -23,73 +23,10 @@ import (
 	"github.com/cameleer/cameleer/manifests"
 )
 
-// Components is the whole engine in start order: the supervised processes,
-// the registry inside cameleer, the system images pushed into it, and the
-// manifests applied to the cluster.
-func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []string) []*Component {
-	procs := p.ProcessComponents(admin)
-	byName := map[string]*Component{}
-	for _, c := range procs {
-		byName[c.Name] = c
-	}
-	regURL := "http://" + p.RegistryAddr() + "/v2/"
-	return []*Component{
-		byName["kine"],
-		byName["containerd"],
-		{
-			Name:  "registry",
-			Run:   p.RunRegistry,
-			Ready: httpReady(regURL),
-		},
-		{
-			Name:  "system-images",
-			Needs: []string{"registry"},
-			Init: func(ctx context.Context) error {
-				return p.PushImages(ctx, log, imageArchives)
-			},
-		},
-		byName["kube-apiserver"],
-		{
-			Name:  "rbac",
-			Needs: []string{"kube-apiserver"},
-			Init: func(ctx context.Context) error {
-				return p.apply(ctx, manifests.Bootstrap...)
-			},
-		},
-		byName["kube-controller-manager"],
-		byName["kube-scheduler"],
-		byName["kubelet"],
-		byName["kube-proxy"],
-		byName["flannel"],
-		byName["network-policy"],
-		{
-			Name:  "add-ons",
-			Needs: []string{"rbac", "system-images", "kubelet", "flannel", "kube-proxy", "kube-controller-manager", "kube-scheduler"},
-			Init: func(ctx context.Context) error {
-				return p.applyAddOns(ctx)
-			},
-			Ready: func(ctx context.Context) error {
-				for _, d := range SystemDeployments {
-					dep, err := admin.Deployment(ctx, "kube-system", d)
-					if err != nil {
-						return err
-					}
-					if !dep.Available() {
-						return fmt.Errorf("deployment %s is not available yet", d)
-					}
-				}
-				return nil
-			},
-		},
-	}
-}
-
-// SystemDeployments are the add-ons' deployments in kube-system.
-var SystemDeployments = []string{"coredns", "local-path-provisioner", "traefik"}
-
-// RunRegistry serves the node's registry on RegistryAddr until ctx is done.
-func (p Paths) RunRegistry(ctx context.Context) error {
-	reg, err := registry.New(ctx, p.Path("registry"))
+// RunRegistry serves the node's registry on RegistryAddr until ctx is done,
+// logging to log.
+func (p Paths) RunRegistry(ctx context.Context, log *slog.Logger) error {
+	reg, err := registry.New(ctx, registry.Options{Root: p.Path("registry"), Log: log})
 	if err != nil {
 		return err
 	}

@@ -2,15 +2,67 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cameleer/cameleer/appliance/supervisor"
+	"github.com/cameleer/cameleer/internal/backoff"
 )
+
+// Lifecycle is how the Engine drives a component, through these states:
+//
+//	waiting ──what it Needs is ready──► starting ──Start: nil──► started ──Ready: nil──► ready
+//	                                     ▲    │
+//	                              backoff│    │Start: error
+//	                                     │    ▼
+//	                                     failed
+//
+//	any state ──the engine's ctx ends and every Start has returned──► Stop,
+//	            one component after the other, in reverse list order
+//
+// Start prepares the component and sets it going: a process or a server
+// keeps running in the background until Stop, and restarts itself when it
+// crashes; a task has done its work when Start returns nil. Start fails on
+// what clears up by itself (an apiserver still warming up, a port still
+// held), so a failed Start is called again: it must be safe to repeat. Its
+// ctx bounds the start only, never what keeps running.
+//
+// Ready and Status are called only once Start returned nil, then at any
+// time and concurrently. Ready is asked every 100 ms until it first answers
+// nil, which makes the component ready for good: what needs it starts. Then
+// it is asked every 5 s and on every status request; a failing answer is
+// shown, not acted on. Until started, status shows the engine's state of
+// the component; from then on, its Status.
+//
+// Stop is called once for every component, in whatever state it is, even
+// never started. It stops what Start set going and waits for it.
+type Lifecycle interface {
+	Start(ctx context.Context) error
+	Ready(ctx context.Context) error
+	Status() Activity
+	Stop() error
+}
+
+// Component is one part of the engine: its name, the components it needs
+// ready before it starts, and its lifecycle.
+type Component struct {
+	Name  string
+	Needs []*Component
+	Lifecycle
+}
+
+// Activity is what a started component says it is doing.
+type Activity struct {
+	State    string // a supervisor state, StateFailed or StateDone
+	PID      int
+	Restarts int       // after crashes
+	Since    time.Time // when it entered State
+	// LastError is why it last stopped running; shown while it is not ready.
+	LastError string
+}
 
 // How often readiness is checked: quickly while a component comes up, slowly
 // once it is up.
@@ -19,11 +71,19 @@ const (
 	probeInterval      = 5 * time.Second
 )
 
-// Component states beyond the supervisor's.
+// States a component is in before it runs, beyond the supervisor's.
 const (
-	StateWaiting = "waiting" // for the components it needs
-	StateFailed  = "failed"  // Init or an in-process Run failed; retrying
-	StateDone    = "done"    // a one-shot task that succeeded
+	StateWaiting  = "waiting" // for the components it needs
+	StateStarting = "starting"
+	StateFailed   = "failed" // Start, or an in-process run, failed; retrying
+	StateDone     = "done"   // a task that succeeded
+)
+
+// The engine's own record of a component once Start returned nil; what
+// status shows then is the component's Activity.
+const (
+	stateStarted = "started"
+	stateStopped = "stopped"
 )
 
 // ComponentStatus is what `cameleer status` shows of one component.
@@ -39,37 +99,54 @@ type ComponentStatus struct {
 
 // Engine starts components in dependency order and stops them in reverse.
 type Engine struct {
-	log        *slog.Logger
-	components []*Component
-	byName     map[string]*entry
+	log   *slog.Logger
+	units []*unit // in start order
+	// A failed Start is retried after waits from minBackoff to maxBackoff.
+	minBackoff, maxBackoff time.Duration
 }
 
-type entry struct {
-	c     *Component
+// unit is the engine's record of one component.
+type unit struct {
+	*Component
+	needs []*unit
 	ready chan struct{} // closed the first time the component is ready
 
 	mu       sync.Mutex
 	state    string
 	isReady  bool
-	message  string
-	restarts int
+	message  string // why Start or Ready last failed
+	failures int    // of Start
 	since    time.Time
 }
 
-// New checks that every dependency names a component listed before it, so
-// the list order is a valid start order.
+// New checks that every dependency is a component listed before the one
+// that needs it, so the list order is a valid start order and the
+// dependencies have no cycle.
 func New(log *slog.Logger, components []*Component) (*Engine, error) {
-	e := &Engine{log: log, components: components, byName: map[string]*entry{}}
-	for _, c := range components {
-		if _, dup := e.byName[c.Name]; dup {
+	e := &Engine{log: log, minBackoff: supervisor.DefaultMinBackoff, maxBackoff: supervisor.DefaultMaxBackoff}
+	listed := map[*Component]*unit{}
+	names := map[string]bool{}
+	for i, c := range components {
+		if c == nil || c.Lifecycle == nil {
+			return nil, fmt.Errorf("component %d in the list has no lifecycle", i+1)
+		}
+		if names[c.Name] {
 			return nil, fmt.Errorf("component %s listed twice", c.Name)
 		}
+		u := &unit{Component: c, ready: make(chan struct{}), state: StateWaiting}
 		for _, n := range c.Needs {
-			if _, ok := e.byName[n]; !ok {
-				return nil, fmt.Errorf("component %s needs %s, which is not listed before it", c.Name, n)
+			nu, ok := listed[n]
+			if !ok {
+				name := "a nil component"
+				if n != nil {
+					name = n.Name
+				}
+				return nil, fmt.Errorf("component %s needs %s, which is not listed before it", c.Name, name)
 			}
+			u.needs = append(u.needs, nu)
 		}
-		e.byName[c.Name] = &entry{c: c, ready: make(chan struct{}), state: StateWaiting}
+		listed[c], names[c.Name] = u, true
+		e.units = append(e.units, u)
 	}
 	return e, nil
 }
@@ -79,32 +156,28 @@ func New(log *slog.Logger, components []*Component) (*Engine, error) {
 // returns once everything has stopped.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, c := range e.components {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.runComponent(ctx, e.byName[c.Name])
-		}()
+	for _, u := range e.units {
+		wg.Go(func() { e.run(ctx, u) })
 	}
 	wg.Wait()
-	for i := len(e.components) - 1; i >= 0; i-- {
-		c := e.components[i]
-		if c.Process == nil {
-			continue
+	for _, u := range slices.Backward(e.units) {
+		if err := u.Stop(); err != nil {
+			e.log.Warn("stop", "component", u.Name, "err", err)
 		}
-		if err := c.Process.Stop(); err != nil {
-			e.log.Warn("stop", "component", c.Name, "err", err)
+		u.mu.Lock()
+		if u.state == stateStarted {
+			u.setLocked(stateStopped, "")
 		}
-		e.byName[c.Name].set(supervisor.StateStopped, false, "")
+		u.mu.Unlock()
 	}
 	return nil
 }
 
-// AllReady is closed once every component was ready.
+// AllReady returns nil once every component was ready.
 func (e *Engine) AllReady(ctx context.Context) error {
-	for _, c := range e.components {
+	for _, u := range e.units {
 		select {
-		case <-e.byName[c.Name].ready:
+		case <-u.ready:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -116,17 +189,17 @@ func (e *Engine) AllReady(ctx context.Context) error {
 // afresh, so a component killed a moment ago does not show as ready.
 func (e *Engine) Status(ctx context.Context) []ComponentStatus {
 	e.refresh(ctx)
-	out := make([]ComponentStatus, 0, len(e.components))
-	for _, c := range e.components {
-		en := e.byName[c.Name]
-		en.mu.Lock()
-		s := ComponentStatus{Name: c.Name, State: en.state, Ready: en.isReady, Message: en.message, Restarts: en.restarts, Since: en.since}
-		en.mu.Unlock()
-		if c.Process != nil && s.State != StateWaiting && s.State != StateFailed {
-			ps := c.Process.Status()
-			s.State, s.PID, s.Restarts, s.Since = ps.State, ps.PID, ps.Restarts, ps.Since
-			if s.Message == "" && ps.LastExit != "" && !s.Ready {
-				s.Message = "last exit: " + ps.LastExit
+	out := make([]ComponentStatus, 0, len(e.units))
+	for _, u := range e.units {
+		u.mu.Lock()
+		s := ComponentStatus{Name: u.Name, State: u.state, Ready: u.isReady, Message: u.message, Restarts: u.failures, Since: u.since}
+		u.mu.Unlock()
+		if s.State == stateStarted || s.State == stateStopped {
+			a := u.Status()
+			s.State, s.PID, s.Since = a.State, a.PID, a.Since
+			s.Restarts += a.Restarts
+			if s.Message == "" && !s.Ready {
+				s.Message = a.LastError
 			}
 		}
 		out = append(out, s)
@@ -134,160 +207,74 @@ func (e *Engine) Status(ctx context.Context) []ComponentStatus {
 	return out
 }
 
-// refresh probes every started component that has a readiness check.
+// refresh checks the readiness of every started component.
 func (e *Engine) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, c := range e.components {
-		en := e.byName[c.Name]
-		en.mu.Lock()
-		started := en.state != StateWaiting && en.state != StateFailed && en.state != "starting"
-		en.mu.Unlock()
-		if c.Ready == nil || !started {
-			continue
+	for _, u := range e.units {
+		u.mu.Lock()
+		started := u.state == stateStarted
+		u.mu.Unlock()
+		if started {
+			wg.Go(func() { u.setReady(u.Ready(ctx)) })
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := c.Ready(ctx)
-			en.mu.Lock()
-			defer en.mu.Unlock()
-			en.isReady = err == nil
-			en.message = ""
-			if err != nil {
-				en.message = err.Error()
-			}
-		}()
 	}
 	wg.Wait()
 }
 
-func (en *entry) set(state string, ready bool, msg string) {
-	en.mu.Lock()
-	defer en.mu.Unlock()
-	if en.state != state {
-		en.since = time.Now()
-	}
-	en.state, en.isReady, en.message = state, ready, msg
-}
-
-func (e *Engine) runComponent(ctx context.Context, en *entry) {
-	c := en.c
-	for _, n := range c.Needs {
+// run waits for what the component needs, starts it, retrying with backoff,
+// and checks its readiness until ctx is done.
+func (e *Engine) run(ctx context.Context, u *unit) {
+	for _, n := range u.needs {
 		select {
-		case <-e.byName[n].ready:
+		case <-n.ready:
 		case <-ctx.Done():
 			return
 		}
 	}
-	log := e.log.With("component", c.Name)
-	// Init, and the first start, are retried: they fail on what clears up by
-	// itself (an apiserver still warming up, a port still held).
-	for attempt := 0; ; attempt++ {
-		err := e.start(ctx, en)
+	log := e.log.With("component", u.Name)
+	retry := backoff.New(e.minBackoff, e.maxBackoff)
+	for {
+		u.set(StateStarting, "")
+		err := u.Start(ctx)
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		en.set(StateFailed, false, err.Error())
-		en.mu.Lock()
-		en.restarts++
-		en.mu.Unlock()
-		log.Warn("start failed", "err", err, "attempt", attempt+1)
-		if !sleep(ctx, backoff(attempt)) {
+		u.mu.Lock()
+		u.failures++
+		attempt := u.failures
+		u.setLocked(StateFailed, err.Error())
+		u.mu.Unlock()
+		log.Warn("start failed", "err", err, "attempt", attempt)
+		if !sleep(ctx, retry.Next()) {
 			return
 		}
 	}
+	u.set(stateStarted, "")
 	log.Info("started")
-	if c.Ready == nil {
-		if c.Process == nil && c.Run == nil {
-			en.set(StateDone, true, "")
-		} else {
-			en.set(supervisor.StateRunning, true, "")
-		}
-		close(en.ready)
-		<-ctx.Done()
-		return
-	}
-	e.probe(ctx, en, log)
-}
-
-// start runs Init, then starts the process or the in-process Run.
-func (e *Engine) start(ctx context.Context, en *entry) error {
-	c := en.c
-	en.set("starting", false, "")
-	if c.Init != nil {
-		if err := c.Init(ctx); err != nil {
-			return err
-		}
-	}
-	switch {
-	case c.Process != nil:
-		if c.Process.Log == nil {
-			c.Process.Log = e.log
-		}
-		return c.Process.Start(ctx)
-	case c.Run != nil:
-		go e.runInProcess(ctx, en)
-	}
-	return nil
-}
-
-// runInProcess keeps an in-process component running until ctx is done.
-func (e *Engine) runInProcess(ctx context.Context, en *entry) {
-	for attempt := 0; ; attempt++ {
-		// Without a readiness check, running is ready.
-		en.set(supervisor.StateRunning, en.c.Ready == nil, "")
-		err := en.c.Run(ctx)
-		if ctx.Err() != nil {
-			en.set(supervisor.StateStopped, false, "")
-			return
-		}
-		if err == nil {
-			err = errors.New("stopped unexpectedly")
-		}
-		e.log.Warn("in-process component failed", "component", en.c.Name, "err", err)
-		en.set(StateFailed, false, err.Error())
-		en.mu.Lock()
-		en.restarts++
-		en.mu.Unlock()
-		if !sleep(ctx, backoff(attempt)) {
-			return
-		}
-	}
+	e.probe(ctx, u, log)
 }
 
 // probe checks readiness until ctx is done: every startProbeInterval until
 // the first success, then every probeInterval.
-func (e *Engine) probe(ctx context.Context, en *entry, log *slog.Logger) {
-	first := true
+func (e *Engine) probe(ctx context.Context, u *unit, log *slog.Logger) {
+	interval := startProbeInterval
 	for {
-		interval := probeInterval
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := en.c.Ready(pctx)
+		err := u.Ready(pctx)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		state := supervisor.StateRunning
-		if en.c.Process == nil && en.c.Run == nil {
-			state = StateDone
-		}
-		if err == nil {
-			en.set(state, true, "")
-			if first {
-				log.Info("ready")
-				close(en.ready)
-				first = false
-			}
-		} else {
-			en.set(state, false, err.Error())
-			if first {
-				interval = startProbeInterval
-			}
+		u.setReady(err)
+		if err == nil && interval == startProbeInterval {
+			log.Info("ready")
+			close(u.ready)
+			interval = probeInterval
 		}
 		if !sleep(ctx, interval) {
 			return
@@ -295,9 +282,31 @@ func (e *Engine) probe(ctx context.Context, en *entry, log *slog.Logger) {
 	}
 }
 
-func backoff(attempt int) time.Duration {
-	d := 500 * time.Millisecond << min(attempt, 6)
-	return d/2 + rand.N(d/2)
+func (u *unit) set(state, msg string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.setLocked(state, msg)
+}
+
+// setLocked enters state, not ready: only a check makes a component ready.
+func (u *unit) setLocked(state, msg string) {
+	if u.state != state {
+		u.since = time.Now()
+	}
+	u.state, u.isReady, u.message = state, false, msg
+}
+
+// setReady records a readiness check, unless the component stopped since.
+func (u *unit) setReady(err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.state != stateStarted {
+		return
+	}
+	u.isReady, u.message = err == nil, ""
+	if err != nil {
+		u.message = err.Error()
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -140,7 +140,23 @@ func installUnit(ctx context.Context, c config.Config) error {
 	if err != nil {
 		return err
 	}
-	unit := fmt.Sprintf(`[Unit]
+	if err := os.WriteFile(unitPath, []byte(unit(exe, c)), 0o644); err != nil {
+		return fmt.Errorf("write systemd unit: %w", err)
+	}
+	for _, args := range [][]string{{"daemon-reload"}, {"enable", "--now", "cameleer.service"}} {
+		if out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("systemctl %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// unit is the systemd unit that runs exe's node. KillMode=process: a stop
+// signals only `cameleer run`, which stops its components itself, and the
+// container shims in the unit's cgroup live on with their containers;
+// Delegate: the engine makes cgroups below the unit's.
+func unit(exe string, c config.Config) string {
+	return fmt.Sprintf(`[Unit]
 Description=Cameleer node
 Wants=network-online.target
 After=network-online.target
@@ -158,16 +174,18 @@ TimeoutStopSec=60s
 
 [Install]
 WantedBy=multi-user.target
-`, exe, c.DataDir)
-	if err := os.WriteFile(unitPath, []byte(unit), 0o644); err != nil {
-		return fmt.Errorf("write systemd unit: %w", err)
+`, unitArg(exe), unitArg(c.DataDir))
+}
+
+// unitArg writes an argument of a unit's command line as systemd reads it:
+// % doubled (it starts a specifier), and in double quotes with \ and "
+// escaped when it holds a space, a quote or a backslash.
+func unitArg(s string) string {
+	s = strings.ReplaceAll(s, "%", "%%")
+	if !strings.ContainsAny(s, " \t\"\\'") {
+		return s
 	}
-	for _, args := range [][]string{{"daemon-reload"}, {"enable", "--now", "cameleer.service"}} {
-		if out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("systemctl %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
-		}
-	}
-	return nil
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
 // startDetached starts `cameleer run` in its own session, so it outlives

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
 // Client is a JSON client of one apiserver.
@@ -42,15 +44,8 @@ func NewClient(creds Credentials) (*Client, error) {
 	return &Client{server: strings.TrimSuffix(creds.Server, "/"), http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
 }
 
-// StatusError is a non-2xx answer.
-type StatusError struct {
-	Code    int
-	Message string
-}
-
-func (e *StatusError) Error() string { return fmt.Sprintf("apiserver: %d %s", e.Code, e.Message) }
-
-// Get fetches path and decodes the JSON answer into v (nil: discard it).
+// Get fetches path and decodes the JSON answer into v (nil: discard it). An
+// answer other than 2xx is a *httpjson.StatusError.
 func (c *Client) Get(ctx context.Context, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.server+path, nil)
 	if err != nil {
@@ -74,7 +69,7 @@ func (c *Client) Get(ctx context.Context, path string, v any) error {
 		if json.Unmarshal(body, &st) == nil && st.Message != "" {
 			msg = st.Message
 		}
-		return &StatusError{Code: resp.StatusCode, Message: msg}
+		return fmt.Errorf("apiserver: %d %w", resp.StatusCode, &httpjson.StatusError{Status: resp.StatusCode, Msg: msg})
 	}
 	if v == nil {
 		return nil

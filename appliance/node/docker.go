@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/appliance/config"
-	"github.com/cameleer/cameleer/appliance/orchestrator"
+	"github.com/cameleer/cameleer/appliance/orchestrator/docker"
 )
 
 // DockerOptions configure a runner that runs apps on a host's Docker
@@ -18,12 +18,18 @@ import (
 type DockerOptions struct {
 	// Socket is the Docker Engine's API socket; empty: /var/run/docker.sock.
 	Socket string
+	// HTTPPort is where Traefik serves the apps; 0: config.DefaultHTTPPort.
+	HTTPPort int
+	// AppsDomain is the DNS suffix apps are routed under; empty:
+	// config.DefaultAppsDomain.
+	AppsDomain string
 }
 
-// RunDocker runs the runner without the engine, its apps on the host's
-// Docker Engine: the registry (for the images it builds and for Traefik's),
-// the tunnel, the local API and the deploy worker, until ctx is done.
-func RunDocker(ctx context.Context, log *slog.Logger, c config.Config, opts DockerOptions) error {
+// runDocker runs the runner without the engine, its apps on the host's
+// Docker Engine at socket: the registry (for the images it builds and for
+// Traefik's), the tunnel, the local API and the deploy worker, until ctx is
+// done.
+func runDocker(ctx context.Context, log *slog.Logger, c config.Config, socket string) error {
 	unlock, err := lockRun(c)
 	if err != nil {
 		return err
@@ -36,7 +42,7 @@ func RunDocker(ctx context.Context, log *slog.Logger, c config.Config, opts Dock
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	regErr := make(chan error, 1)
-	go func() { regErr <- p.RunRegistry(ctx) }()
+	go func() { regErr <- p.RunRegistry(ctx, log.With("component", "registry")) }()
 	if err := waitRegistry(ctx, p.RegistryAddr(), regErr); err != nil {
 		return err
 	}
@@ -48,15 +54,15 @@ func RunDocker(ctx context.Context, log *slog.Logger, c config.Config, opts Dock
 	if !ok {
 		return fmt.Errorf("the payload has no traefik image")
 	}
-	w := appWorker(log, c, p)
+	d := &docker.Orchestrator{Socket: socket, AppsDomain: c.AppsDomain, HTTPPort: c.HTTPPort,
+		TraefikImage: strings.Replace(ref, config.RegistryHost, p.RegistryAddr(), 1), Log: log.With("component", "docker")}
+	log.Info("running apps on Docker", "socket", socket, "dataDir", c.DataDir)
+	go fence(ctx, log, d)
 	// Docker pulls from the registry on loopback, which it trusts without
 	// TLS; the images keep the names they have in the registry.
-	w.ImageHost = p.RegistryAddr()
-	w.Runtime = &orchestrator.Docker{Socket: opts.Socket, AppsDomain: c.AppsDomain, HTTPPort: c.HTTPPort,
-		TraefikImage: strings.Replace(ref, config.RegistryHost, p.RegistryAddr(), 1), Log: log.With("component", "docker")}
-	log.Info("running apps on Docker", "socket", opts.Socket, "dataDir", c.DataDir)
+	o := tunnelOptions{DataDir: c.DataDir, Wait: true, Orchestrator: Docker, Apps: apps(log, c, p, d, p.RegistryAddr())}
 	tunnelErr := make(chan error, 1)
-	go func() { tunnelErr <- runTunnel(ctx, log, c.DataDir, true, nil, "docker", w, nil) }()
+	go func() { tunnelErr <- runTunnel(ctx, log, o) }()
 	select {
 	case err := <-regErr:
 		if err != nil {
@@ -65,6 +71,25 @@ func RunDocker(ctx context.Context, log *slog.Logger, c config.Config, opts Dock
 		return nil
 	case err := <-tunnelErr:
 		return err
+	}
+}
+
+// fence shuts the environment networks that lost their fences to a restart
+// of the host, as soon as the daemon answers.
+func fence(ctx context.Context, log *slog.Logger, d *docker.Orchestrator) {
+	wait := time.Second
+	for {
+		err := d.FenceEnvironments(ctx)
+		if err == nil {
+			return
+		}
+		log.Warn("fencing the environments' networks failed; trying again", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/config"
 	"github.com/cameleer/cameleer/appliance/engine"
 	"github.com/cameleer/cameleer/appliance/kube"
+	"github.com/cameleer/cameleer/appliance/orchestrator"
 	"github.com/cameleer/cameleer/appliance/payload"
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
 )
@@ -84,8 +85,81 @@ func extract(ctx context.Context, c config.Config) (engine.Paths, []string, erro
 	return p, archives, nil
 }
 
-// Run runs the node until ctx is done, then stops every component.
-func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
+// Orchestrator is what runs a runner's apps.
+type Orchestrator string
+
+const (
+	// Kubernetes is the engine's cluster: the node.
+	Kubernetes Orchestrator = "kubernetes"
+	// Docker is the host's Docker Engine, beside the registry.
+	Docker Orchestrator = "docker"
+	// None runs no apps: only the tunnel and the local API.
+	None Orchestrator = "none"
+)
+
+// ParseOrchestrator reads an orchestrator's name.
+func ParseOrchestrator(s string) (Orchestrator, error) {
+	switch o := Orchestrator(s); o {
+	case Kubernetes, Docker, None:
+		return o, nil
+	}
+	return "", fmt.Errorf("unknown orchestrator %q: use kubernetes, docker or none", s)
+}
+
+// UnmarshalText parses a flag's or a file's value.
+func (o *Orchestrator) UnmarshalText(b []byte) error {
+	v, err := ParseOrchestrator(string(b))
+	if err != nil {
+		return err
+	}
+	*o = v
+	return nil
+}
+
+// MarshalText is the orchestrator's name.
+func (o Orchestrator) MarshalText() ([]byte, error) { return []byte(o), nil }
+
+// Options say how to run a runner.
+type Options struct {
+	DataDir      string
+	Orchestrator Orchestrator
+	// Docker configures the Docker orchestrator; the others ignore it.
+	Docker DockerOptions
+}
+
+// Run runs the runner of opts.DataDir with its orchestrator until ctx is
+// done: with Kubernetes, the installed node; with Docker, the registry and
+// the apps on Docker; with None, only the tunnel, which returns at once on a
+// host that is not registered.
+func Run(ctx context.Context, log *slog.Logger, opts Options) error {
+	switch opts.Orchestrator {
+	case Kubernetes:
+		c, err := config.Load(opts.DataDir)
+		if err != nil {
+			return err
+		}
+		return runKubernetes(ctx, log, c)
+	case Docker:
+		c, err := config.Default(opts.DataDir)
+		if err != nil {
+			return err
+		}
+		if opts.Docker.HTTPPort != 0 {
+			c.HTTPPort = opts.Docker.HTTPPort
+		}
+		if opts.Docker.AppsDomain != "" {
+			c.AppsDomain = opts.Docker.AppsDomain
+		}
+		return runDocker(ctx, log, c, opts.Docker.Socket)
+	case None:
+		return runTunnel(ctx, log, tunnelOptions{DataDir: opts.DataDir, Orchestrator: None})
+	}
+	return fmt.Errorf("unknown orchestrator %q", opts.Orchestrator)
+}
+
+// runKubernetes runs the node until ctx is done, then stops every
+// component.
+func runKubernetes(ctx context.Context, log *slog.Logger, c config.Config) error {
 	unlock, err := lockRun(c)
 	if err != nil {
 		return err
@@ -128,7 +202,10 @@ func Run(ctx context.Context, log *slog.Logger, c config.Config) error {
 		if _, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(c.DataDir)); errors.Is(err, tunnelclient.ErrNotRegistered) {
 			log.Info("not registered with a control plane yet; waiting for `cameleer token redeem`")
 		}
-		if err := runTunnel(ctx, log, c.DataDir, true, status, "kubernetes", appWorker(log, c, p), view); err != nil {
+		rt := &orchestrator.Kubernetes{Kubectl: p.Kubectl(), NodeIP: c.NodeIP, AppsDomain: c.AppsDomain, ClusterCIDR: c.ClusterCIDR}
+		o := tunnelOptions{DataDir: c.DataDir, Wait: true, NodeStatus: status, Orchestrator: Kubernetes,
+			Apps: apps(log, c, p, rt, config.RegistryHost), View: view}
+		if err := runTunnel(ctx, log, o); err != nil {
 			log.Warn("no tunnel to a control plane", "reason", err)
 		}
 	}()

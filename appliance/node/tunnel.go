@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,10 +16,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cameleer/cameleer/api"
-	"github.com/cameleer/cameleer/appliance/build"
+	"github.com/cameleer/cameleer/appliance/collector"
 	"github.com/cameleer/cameleer/appliance/config"
 	"github.com/cameleer/cameleer/appliance/deploy"
+	"github.com/cameleer/cameleer/appliance/egress"
 	"github.com/cameleer/cameleer/appliance/engine"
+	"github.com/cameleer/cameleer/appliance/imagebuild"
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
@@ -28,13 +31,18 @@ import (
 
 // localAPI is what the control plane may call on the runner, through the
 // tunnel. nodeStatus is nil without the engine, apps nil without an
-// orchestrator (named by orch).
-func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status, orch string, apps http.Handler) http.Handler {
+// orchestrator.
+func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status, orch Orchestrator, apps http.Handler) http.Handler {
 	host, _ := os.Hostname()
+	// The control plane knows a runner without one as "".
+	name := string(orch)
+	if orch == None {
+		name = ""
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		st := api.RunnerStatus{RunnerID: id.RunnerID, Name: id.Name, Tenant: id.Tenant, Version: version.Version,
-			Hostname: host, Engine: nodeStatus != nil, Orchestrator: orch, Since: since}
+			Hostname: host, Engine: nodeStatus != nil, Orchestrator: name, Since: since}
 		if nodeStatus != nil {
 			st.Node = nodeStatus(r.Context())
 		}
@@ -54,14 +62,29 @@ func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context
 // registration (`cameleer token redeem` while it runs).
 const registrationPoll = 2 * time.Second
 
+// tunnelOptions say how runTunnel runs.
+type tunnelOptions struct {
+	DataDir string
+	// Wait has a host that is not registered yet wait for `cameleer token
+	// redeem`; without it, runTunnel returns at once.
+	Wait bool
+	// NodeStatus reports the engine; nil without one.
+	NodeStatus   func(context.Context) Status
+	Orchestrator Orchestrator
+	// Apps serves the control plane's app routes for the runner's tenant,
+	// through the tunnel's client to the control plane, until ctx is done;
+	// nil: the runner runs no apps.
+	Apps func(ctx context.Context, tenant string, controlPlane *http.Client) http.Handler
+	// View, when not nil, shows the tunnel's status.
+	View *tunnelView
+}
+
 // runTunnel keeps the tunnel to the control plane open once this host is
-// registered; with wait, a host that is not registered yet waits for
-// `cameleer token redeem`, else it returns at once. worker, when not nil,
-// runs the control plane's deployments on the orchestrator orch.
-func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool, nodeStatus func(context.Context) Status, orch string, worker *deploy.Worker, view *tunnelView) error {
-	id, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(dataDir))
+// registered.
+func runTunnel(ctx context.Context, log *slog.Logger, o tunnelOptions) error {
+	id, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(o.DataDir))
 	var said string
-	for wait && err != nil {
+	for o.Wait && err != nil {
 		// A damaged identity is said once (log and status) and waited
 		// out like a missing one: fixed or removed and redeemed, the
 		// tunnel comes up without a restart.
@@ -69,28 +92,29 @@ func runTunnel(ctx context.Context, log *slog.Logger, dataDir string, wait bool,
 			said = err.Error()
 			log.Warn("the runner's identity cannot be read: fix it, or remove it and run `cameleer token redeem` again", "err", err)
 		}
-		if view != nil {
-			view.setProblem(err)
+		if o.View != nil {
+			o.View.setProblem(err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(registrationPoll):
 		}
-		id, err = tunnelclient.LoadIdentity(tunnelclient.IdentityDir(dataDir))
+		id, err = tunnelclient.LoadIdentity(tunnelclient.IdentityDir(o.DataDir))
 	}
 	if err != nil {
 		return err
 	}
-	c := &tunnelclient.Client{Identity: id, Engine: nodeStatus != nil, Log: log.With("component", "tunnel")}
-	var apps http.Handler
-	if worker != nil {
-		worker.Tenant, worker.ControlPlane = id.Tenant, c.ControlPlane()
-		apps = worker.Handler(ctx)
-	}
-	c.LocalAPI = localAPI(id, time.Now(), nodeStatus, orch, apps)
-	if view != nil {
-		view.set(id, c)
+	c := tunnelclient.New(tunnelclient.Options{Identity: id, Engine: o.NodeStatus != nil, Log: log.With("component", "tunnel"),
+		LocalAPI: func(cp *http.Client) http.Handler {
+			var apps http.Handler
+			if o.Apps != nil {
+				apps = o.Apps(ctx, id.Tenant, cp)
+			}
+			return localAPI(id, time.Now(), o.NodeStatus, o.Orchestrator, apps)
+		}})
+	if o.View != nil {
+		o.View.set(id, c)
 	}
 	return c.Run(ctx)
 }
@@ -102,6 +126,25 @@ type TunnelStatus struct {
 	URL        string `json:"url,omitempty"`
 	RunnerID   string `json:"runnerId,omitempty"`
 	tunnelclient.State
+}
+
+// ControlPlaneLine says in a line how the node stands with its control
+// plane (cp is nil before the node has looked).
+func ControlPlaneLine(cp *TunnelStatus) string {
+	switch {
+	case cp != nil && !cp.Registered && cp.LastError != "":
+		return "registration unreadable: " + cp.LastError
+	case cp == nil || !cp.Registered:
+		return "not registered (cameleer token redeem)"
+	case cp.Connected && cp.Refused != "":
+		return fmt.Sprintf("%s, connected as runner %s but refused: %s", cp.URL, cp.RunnerID, cp.Refused)
+	case cp.Connected:
+		return fmt.Sprintf("%s, connected since %s as runner %s", cp.URL, cp.Since.Format(time.RFC3339), cp.RunnerID)
+	case cp.LastError != "":
+		return fmt.Sprintf("%s, not connected: %s", cp.URL, cp.LastError)
+	default:
+		return fmt.Sprintf("%s, connecting", cp.URL)
+	}
 }
 
 // tunnelView shows the status the tunnel runTunnel keeps, once it keeps
@@ -139,24 +182,95 @@ func (v *tunnelView) status() *TunnelStatus {
 	return &TunnelStatus{Registered: true, URL: v.id.URL, RunnerID: v.id.RunnerID, State: v.c.State()}
 }
 
-// appWorker runs the control plane's deployments on this node's cluster,
-// building images from the payload's Java runtime and agent.
-func appWorker(log *slog.Logger, c config.Config, p engine.Paths) *deploy.Worker {
+// apps runs the control plane's deployments and app operations on rt,
+// with images built from the payload's Java runtime and agent, pushed to
+// the node's registry and named in references by imageHost.
+func apps(log *slog.Logger, c config.Config, p engine.Paths, rt orchestrator.Runtime, imageHost string) func(context.Context, string, *http.Client) http.Handler {
 	base := sync.OnceValues(func() (v1.Image, error) {
 		img, _, err := images.OpenArchive(filepath.Join(p.Payload, "images", "jre.tar"))
 		return img, err
 	})
-	return &deploy.Worker{
-		Runtime:   &orchestrator.Kubernetes{Kubectl: p.Kubectl(), NodeIP: c.NodeIP, AppsDomain: c.AppsDomain},
-		Registry:  p.RegistryAddr(),
-		ImageHost: config.RegistryHost,
-		Base:      base,
-		Agent:     func() ([]byte, error) { return os.ReadFile(filepath.Join(p.Payload, "agent", "cameleer-agent.jar")) },
-		CacheDir:  c.Path("cache", "artifacts"),
-		Layers:    &build.Cache{},
-		URL:       func(a orchestrator.App) string { return AppURL(c, a) },
-		Log:       log.With("component", "deploy"),
+	return func(ctx context.Context, tenant string, cp *http.Client) http.Handler {
+		keeper := &egress.Keeper{Log: log.With("component", "egress"),
+			Apply: func(ctx context.Context, env string, rules []orchestrator.EgressRule) error {
+				return rt.Egress(ctx, tenant, env, rules)
+			}}
+		go keeper.Run(ctx)
+		w := deploy.New(deploy.Options{
+			Tenant:       tenant,
+			Runtime:      collect(ctx, log.With("component", "collector"), c.Path("telemetry"), cp, tenant, rt),
+			Registry:     p.RegistryAddr(),
+			ImageHost:    imageHost,
+			Base:         base,
+			Agent:        func() ([]byte, error) { return os.ReadFile(filepath.Join(p.Payload, "agent", "cameleer-agent.jar")) },
+			ControlPlane: cp,
+			CacheDir:     c.Path("cache", "artifacts"),
+			Layers:       &imagebuild.Cache{},
+			URL:          func(a orchestrator.App) string { return AppURL(c, a) },
+			Egress:       keeper,
+			Log:          log.With("component", "deploy"),
+		})
+		return w.Handler(ctx)
 	}
+}
+
+// collect brings the telemetry of the runner's apps to the control plane
+// until ctx is done, and answers rt, which has the collector look for new
+// instances as soon as it changes an app's.
+func collect(ctx context.Context, log *slog.Logger, dir string, cp *http.Client, tenant string, rt orchestrator.Runtime) orchestrator.Runtime {
+	spool, err := collector.OpenSpool(dir, collector.DefaultMaxBytes, log)
+	if err != nil {
+		log.Error("no telemetry from this runner's apps", "err", err)
+		return rt
+	}
+	tokens, err := collector.LoadTokens(filepath.Join(dir, "agent.key"))
+	if err != nil {
+		spool.Close()
+		log.Error("no telemetry from this runner's apps", "err", err)
+		return rt
+	}
+	c := collector.New(collector.Options{Spool: spool, ControlPlane: cp, Log: log, Tokens: tokens,
+		Instances: func(ctx context.Context) ([]orchestrator.Instance, error) { return rt.Instances(ctx, tenant) }})
+	go func() {
+		defer spool.Close()
+		c.Run(ctx)
+	}()
+	return nudging{Runtime: rt, changed: c.Refresh, tokens: tokens}
+}
+
+// nudging is a Runtime that gives each app its agent's token, and says
+// when it changed an app's instances.
+type nudging struct {
+	orchestrator.Runtime
+	changed func()
+	tokens  collector.Tokens
+}
+
+func (n nudging) Deploy(ctx context.Context, a orchestrator.App) error {
+	defer n.changed()
+	// A secret: it reaches the app as a variable and shows nowhere else.
+	secrets := maps.Clone(a.Secrets)
+	if secrets == nil {
+		secrets = map[string]string{}
+	}
+	secrets[api.AgentTokenEnv] = n.tokens.For(a.Environment, a.Name)
+	a.Secrets = secrets
+	return n.Runtime.Deploy(ctx, a)
+}
+
+func (n nudging) Start(ctx context.Context, a orchestrator.App) error {
+	defer n.changed()
+	return n.Runtime.Start(ctx, a)
+}
+
+func (n nudging) Restart(ctx context.Context, a orchestrator.App) error {
+	defer n.changed()
+	return n.Runtime.Restart(ctx, a)
+}
+
+func (n nudging) Stop(ctx context.Context, a orchestrator.App) error {
+	defer n.changed()
+	return n.Runtime.Stop(ctx, a)
 }
 
 // AppURL is where an app answers through Traefik on this node.
@@ -166,10 +280,4 @@ func AppURL(c config.Config, a orchestrator.App) string {
 		host += ":" + strconv.Itoa(c.HTTPPort)
 	}
 	return fmt.Sprintf("http://%s/", host)
-}
-
-// RunNoEngine runs only the tunnel and the local API, without Kubernetes
-// (tests, debugging, hosts that only relay).
-func RunNoEngine(ctx context.Context, log *slog.Logger, dataDir string) error {
-	return runTunnel(ctx, log, dataDir, false, nil, "", nil, nil)
 }

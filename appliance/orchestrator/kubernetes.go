@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,6 +26,8 @@ type Kubernetes struct {
 	NodeIP  string
 	// AppsDomain is the DNS suffix apps are routed under.
 	AppsDomain string
+	// ClusterCIDR is the pods' network, which egress rules never open.
+	ClusterCIDR string
 }
 
 var _ Runtime = (*Kubernetes)(nil)
@@ -43,6 +46,76 @@ func (k *Kubernetes) EnsureEnvironment(ctx context.Context, tenant, env string) 
 		return err
 	}
 	return k.Kubectl.Apply(ctx, doc)
+}
+
+// egressPolicy is the NetworkPolicy that opens an environment's egress
+// rules, beside the allow-egress of environment.yaml.
+const egressPolicy = "allow-egress-rules"
+
+// Egress applies an environment's egress rules as a NetworkPolicy of its
+// namespace, or removes that policy when there are none.
+func (k *Kubernetes) Egress(ctx context.Context, tenant, env string, rules []EgressRule) error {
+	if err := k.EnsureEnvironment(ctx, tenant, env); err != nil {
+		return err
+	}
+	ns := Namespace(tenant, env)
+	doc, err := k.egressPolicy(ns, rules)
+	if err != nil {
+		return err
+	}
+	if doc == nil {
+		_, err = k.Kubectl.Run(ctx, nil, "delete", "networkpolicy", egressPolicy, "-n", ns, "--ignore-not-found")
+		return err
+	}
+	return k.Kubectl.Apply(ctx, doc)
+}
+
+type ipBlock struct {
+	CIDR   string
+	Except []string
+}
+
+type egressEntry struct {
+	Blocks   []ipBlock
+	Ports    []int
+	Protocol string
+}
+
+// egressPolicy renders the policy for rules; nil when it opens nothing. A
+// rule with no addresses is left out: an egress entry without any would
+// open everything.
+func (k *Kubernetes) egressPolicy(ns string, rules []EgressRule) ([]byte, error) {
+	pods, _ := netip.ParsePrefix(k.ClusterCIDR) // not valid: nothing to leave out
+	var entries []egressEntry
+	for _, r := range rules {
+		e := egressEntry{Blocks: ipBlocks(r.To, pods), Ports: r.Ports, Protocol: strings.ToUpper(r.Protocol)}
+		if len(e.Blocks) > 0 && len(e.Ports) > 0 {
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	return manifests.RenderWith("egress.yaml", map[string]any{"Namespace": ns, "Rules": entries})
+}
+
+// ipBlocks are the blocks that open to, less the pods' network: egress
+// never opens other environments' pods (whose own policies keep them
+// fenced besides). A destination within it is dropped; one around it has it
+// as an exception.
+func ipBlocks(to []netip.Prefix, pods netip.Prefix) []ipBlock {
+	var out []ipBlock
+	for _, p := range to {
+		b := ipBlock{CIDR: p.String()}
+		if pods.IsValid() && p.Overlaps(pods) {
+			if p.Bits() >= pods.Bits() {
+				continue
+			}
+			b.Except = []string{pods.String()}
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 type envVar struct{ Name, Value string }
@@ -308,10 +381,46 @@ func (k *Kubernetes) Status(ctx context.Context, a App) (Status, error) {
 	return st, nil
 }
 
+// Instances lists the running pods of the tenant's apps, in the
+// namespaces of its environments.
+func (k *Kubernetes) Instances(ctx context.Context, tenant string) ([]Instance, error) {
+	type meta struct {
+		Name      string
+		Namespace string
+		Labels    map[string]string
+	}
+	var nss struct{ Items []struct{ Metadata meta } }
+	if err := k.getJSON(ctx, &nss, "get", "namespaces", "-l", LabelTenant+"="+tenant); err != nil {
+		return nil, fmt.Errorf("list the environments of %s: %w", tenant, err)
+	}
+	envs := map[string]string{}
+	for _, ns := range nss.Items {
+		envs[ns.Metadata.Name] = ns.Metadata.Labels[LabelEnvironment]
+	}
+	var pods struct {
+		Items []struct {
+			Metadata meta
+			Status   struct{ Phase, PodIP string }
+		}
+	}
+	if err := k.getJSON(ctx, &pods, "get", "pods", "--all-namespaces", "-l", "app.kubernetes.io/name"); err != nil {
+		return nil, fmt.Errorf("list the pods of %s: %w", tenant, err)
+	}
+	var out []Instance
+	for _, p := range pods.Items {
+		env, ok := envs[p.Metadata.Namespace]
+		if !ok || p.Status.Phase != "Running" || p.Status.PodIP == "" {
+			continue
+		}
+		out = append(out, Instance{Environment: env, App: p.Metadata.Labels["app.kubernetes.io/name"], Name: p.Metadata.Name, Address: p.Status.PodIP})
+	}
+	return out, nil
+}
+
 // List names the apps of an environment.
 func (k *Kubernetes) List(ctx context.Context, tenant, env string) ([]string, error) {
 	out, err := k.Kubectl.Run(ctx, nil, "get", "deployments", "-n", Namespace(tenant, env),
-		"-l", "app.kubernetes.io/managed-by=cameleer", "-o", "jsonpath={.items[*].metadata.name}")
+		"-l", LabelManagedBy+"=cameleer", "-o", "jsonpath={.items[*].metadata.name}")
 	if err != nil {
 		return nil, err
 	}

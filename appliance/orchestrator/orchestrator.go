@@ -1,18 +1,28 @@
 // Package orchestrator runs tenants' apps on a runner, routed by Traefik at
 // APP.ENV.TENANT.DOMAIN. Runtime is the contract (the RuntimeOrchestrator of
-// the design); Kubernetes runs apps on the appliance's own cluster, Docker
-// on a host that already runs a Docker Engine.
+// the design); Kubernetes runs apps on the appliance's own cluster, and
+// package docker below on a host that already runs a Docker Engine.
 package orchestrator
 
 import (
 	"context"
 	"io"
+	"net/netip"
 
 	"github.com/cameleer/cameleer/api"
 )
 
 // AgentPort is where the agent in every app serves the JVM's facts.
 const AgentPort = api.AgentPort
+
+// Labels both runtimes put on what they make (manifests/ spells them the
+// same): LabelManagedBy is "cameleer" on all of it, which is how they find
+// their own objects again.
+const (
+	LabelManagedBy   = "app.kubernetes.io/managed-by"
+	LabelTenant      = "cameleer.io/tenant"
+	LabelEnvironment = "cameleer.io/environment"
+)
 
 // Runtime deploys and operates apps. Every method names the app by its
 // tenant, environment and name; Deploy and Start wait until the app is
@@ -35,6 +45,29 @@ type Runtime interface {
 	Status(ctx context.Context, a App) (Status, error)
 	// List names the apps of an environment, sorted.
 	List(ctx context.Context, tenant, env string) ([]string, error)
+	// Egress sets what the apps of an environment may reach outside it,
+	// beyond DNS: the destinations of rules, nothing when there are none.
+	Egress(ctx context.Context, tenant, env string, rules []EgressRule) error
+	// Instances lists the running instances of all the tenant's apps.
+	Instances(ctx context.Context, tenant string) ([]Instance, error)
+}
+
+// Instance is one running instance of an app: Name is the runtime's (a
+// pod's or a container's), Address its IP address, which this host
+// reaches (the agent's port among others).
+type Instance struct {
+	Environment string
+	App         string
+	Name        string
+	Address     string
+}
+
+// EgressRule lets an environment's apps open connections to the addresses
+// To on Ports over Protocol ("tcp" or "udp").
+type EgressRule struct {
+	To       []netip.Prefix
+	Ports    []int
+	Protocol string
 }
 
 // App is one app in one environment.

@@ -96,35 +96,19 @@ func (p *Payload) extractFresh(ctx context.Context, binDir, dir string) error {
 		want[f.Path] = f
 	}
 	h := sha256.New()
-	zr, err := zstd.NewReader(io.TeeReader(p.data(), h))
-	if err != nil {
-		return err
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read payload data: %w", err)
-		}
+	err = entries(ctx, io.TeeReader(p.data(), h), func(hdr *tar.Header, r io.Reader) error {
 		f, ok := want[hdr.Name]
 		if !ok {
 			return fmt.Errorf("payload data holds %q, which its manifest does not list", hdr.Name)
 		}
 		delete(want, hdr.Name)
-		if err := writeEntry(tmp, f, tr); err != nil {
+		if err := writeEntry(tmp, f, r); err != nil {
 			return fmt.Errorf("write %s: %w", f.Path, err)
 		}
-	}
-	// Drain what the tar reader left so the hash covers all the data.
-	if _, err := io.Copy(io.Discard, zr); err != nil {
-		return fmt.Errorf("read payload data: %w", err)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != p.Manifest.SHA256 {
 		return fmt.Errorf("payload data checksum mismatch: got %s, want %s (the binary is damaged)", got, p.Manifest.SHA256)
@@ -216,4 +200,84 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ExtractFile writes one file of the payload, name as its manifest lists it
+// (a symlink is followed to its target), to the new file dst, verifying its
+// SHA-256: one tool of the engine, for a host with no extracted engine.
+func (p *Payload) ExtractFile(ctx context.Context, name, dst string) error {
+	f, err := p.regular(name)
+	if err != nil {
+		return err
+	}
+	found := errors.New("found")
+	err = entries(ctx, p.data(), func(hdr *tar.Header, r io.Reader) error {
+		if hdr.Name != f.Path {
+			return nil
+		}
+		// writeEntry writes under a root: the file takes dst's name.
+		f.Path = filepath.Base(dst)
+		if err := writeEntry(filepath.Dir(dst), f, r); err != nil {
+			return fmt.Errorf("extract %s: %w", name, err)
+		}
+		return found
+	})
+	switch {
+	case errors.Is(err, found):
+		return nil
+	case err == nil:
+		return fmt.Errorf("payload data lacks %s", f.Path)
+	}
+	return err
+}
+
+// entries calls fn with each entry of the payload data r (a zstd-compressed
+// tar) until fn fails or the data ends; it reads r to its end, so that a
+// hash of r covers all of it.
+func entries(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader) error) error {
+	zr, err := zstd.NewReader(r)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read payload data: %w", err)
+		}
+		if err := fn(hdr, tr); err != nil {
+			return err
+		}
+	}
+	// Drain what the tar reader left.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return fmt.Errorf("read payload data: %w", err)
+	}
+	return nil
+}
+
+// regular is the manifest's file name, or the file its symlinks lead to.
+func (p *Payload) regular(name string) (File, error) {
+	byPath := map[string]File{}
+	for _, f := range p.Manifest.Files {
+		byPath[f.Path] = f
+	}
+	for range len(p.Manifest.Files) + 1 {
+		f, ok := byPath[name]
+		if !ok {
+			return File{}, fmt.Errorf("the payload has no %s", name)
+		}
+		if f.Link == "" {
+			return f, nil
+		}
+		name = path.Join(path.Dir(name), f.Link)
+	}
+	return File{}, fmt.Errorf("the payload's %s is a symlink loop", name)
 }

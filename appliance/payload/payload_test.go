@@ -232,3 +232,28 @@ func TestExtractNeedsAbsoluteDir(t *testing.T) {
 		t.Fatal("relative data dir accepted")
 	}
 }
+
+// One file comes out alone, through its symlink, under the name asked for;
+// what the payload does not have is an error.
+func TestExtractFile(t *testing.T) {
+	exe, _ := makeExe(t, testFiles)
+	p, err := Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	dst := filepath.Join(t.TempDir(), "kubectl")
+	if err := p.ExtractFile(context.Background(), "bin/kubectl", dst); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil || string(got) != testFiles["bin/kube"] {
+		t.Fatalf("extracted %d bytes (%v), want bin/kube's", len(got), err)
+	}
+	if fi, _ := os.Stat(dst); fi.Mode().Perm() != 0o755 {
+		t.Errorf("mode %v, want bin/kube's 0755", fi.Mode())
+	}
+	if err := p.ExtractFile(context.Background(), "bin/ctr", filepath.Join(t.TempDir(), "ctr")); err == nil || !strings.Contains(err.Error(), "no bin/ctr") {
+		t.Errorf("a file the payload lacks: %v", err)
+	}
+}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 func set(ip string) Set {

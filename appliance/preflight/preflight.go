@@ -58,18 +58,50 @@ var features = []kernelFeature{
 	{"ip sets", "ip_set", "CONFIG_IP_SET", nil},
 }
 
+// host is where the kernel, cgroup and tool checks look: this host's
+// root and kernel, or in tests a directory of fake /proc, /sys, /boot and
+// /lib files.
+type host struct {
+	root string
+	// release is the running kernel's (uname -r): it names the kernel's
+	// config in /boot and its modules in /lib/modules.
+	release string
+	// path is where host tools are looked for.
+	path []string
+	// modprobe loads a kernel module, where it can.
+	modprobe func(module string)
+}
+
+func thisHost() host {
+	h := host{
+		root: "/",
+		path: filepath.SplitList(os.Getenv("PATH") + ":/usr/sbin:/sbin"),
+		// Harmless where modprobe or the modules are missing.
+		modprobe: func(module string) { _ = exec.Command("modprobe", module).Run() },
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		h.release = unix.ByteSliceToString(u.Release[:])
+	}
+	return h
+}
+
+// file is p (an absolute path) on the host.
+func (h host) file(p string) string { return filepath.Join(h.root, p) }
+
 // Run runs every check.
 func Run(opts Options) []Result {
 	var rs []Result
 	add := func(name string, err error) { rs = append(rs, Result{name, err}) }
 	add("root", root())
-	kcfg := kernelConfig()
+	h := thisHost()
+	kcfg := h.kernelConfig()
 	for _, f := range features {
-		add("kernel: "+f.name, f.check(kcfg))
+		add("kernel: "+f.name, h.kernel(f, kcfg))
 	}
-	add("cgroups", cgroups())
+	add("cgroups", h.cgroups())
 	for _, tool := range []string{"iptables", "iptables-save", "iptables-restore", "ipset", "ip", "mount"} {
-		add("host tool "+tool, lookTool(tool))
+		add("host tool "+tool, h.lookTool(tool))
 	}
 	if !opts.SkipPorts {
 		c := opts.Config
@@ -97,42 +129,42 @@ func root() error {
 	return nil
 }
 
-func (f kernelFeature) check(kcfg map[string]string) error {
-	if present(f) {
+// kernel checks that the kernel has f, loading its module if need be.
+func (h host) kernel(f kernelFeature, kcfg map[string]string) error {
+	if h.present(f) {
 		return nil
 	}
 	switch kcfg[f.option] {
 	case "y":
 		return nil
 	case "m":
-		// Load it; harmless where modprobe or the modules are missing.
-		_ = exec.Command("modprobe", f.module).Run()
-		if present(f) {
+		h.modprobe(f.module)
+		if h.present(f) {
 			return nil
 		}
 		return fmt.Errorf("the %s module is not loaded: run `modprobe %s`", f.module, f.module)
 	}
-	if builtin(f.module) {
+	if h.builtin(f.module) {
 		return nil
 	}
 	if kcfg == nil {
-		_ = exec.Command("modprobe", f.module).Run()
-		if present(f) {
+		h.modprobe(f.module)
+		if h.present(f) {
 			return nil
 		}
 	}
 	return fmt.Errorf("the kernel lacks %s (%s): load it with `modprobe %s` or use a kernel built with it", f.name, f.option, f.module)
 }
 
-func present(f kernelFeature) bool {
+func (h host) present(f kernelFeature) bool {
 	paths := append([]string{"/sys/module/" + f.module}, f.paths...)
 	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
+		if _, err := os.Stat(h.file(p)); err == nil {
 			return true
 		}
 	}
 	if f.module == "overlay" {
-		b, _ := os.ReadFile("/proc/filesystems")
+		b, _ := os.ReadFile(h.file("/proc/filesystems"))
 		return strings.Contains(string(b), "\toverlay\n")
 	}
 	return false
@@ -140,20 +172,19 @@ func present(f kernelFeature) bool {
 
 // kernelConfig reads /proc/config.gz or /boot/config-RELEASE; nil if
 // neither is there.
-func kernelConfig() map[string]string {
+func (h host) kernelConfig() map[string]string {
 	var r io.Reader
-	if f, err := os.Open("/proc/config.gz"); err == nil {
+	if f, err := os.Open(h.file("/proc/config.gz")); err == nil {
 		defer f.Close()
 		if zr, err := gzip.NewReader(f); err == nil {
 			r = zr
 		}
 	}
 	if r == nil {
-		var u unix.Utsname
-		if unix.Uname(&u) != nil {
+		if h.release == "" {
 			return nil
 		}
-		f, err := os.Open("/boot/config-" + unix.ByteSliceToString(u.Release[:]))
+		f, err := os.Open(h.file("/boot/config-" + h.release))
 		if err != nil {
 			return nil
 		}
@@ -170,22 +201,27 @@ func kernelConfig() map[string]string {
 	return cfg
 }
 
-func builtin(module string) bool {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
+func (h host) builtin(module string) bool {
+	if h.release == "" {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:]), "modules.builtin"))
+	b, err := os.ReadFile(h.file(filepath.Join("/lib/modules", h.release, "modules.builtin")))
 	return err == nil && strings.Contains(string(b), "/"+module+".ko")
 }
 
-func cgroups() error {
+func (h host) cgroups() error {
 	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+	if err := unix.Statfs(h.file("/sys/fs/cgroup"), &st); err != nil {
 		return fmt.Errorf("/sys/fs/cgroup is not mounted: mount the cgroup filesystems")
 	}
-	if st.Type == unix.CGROUP2_SUPER_MAGIC {
-		b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+	return h.cgroupControllers(st.Type == unix.CGROUP2_SUPER_MAGIC)
+}
+
+// cgroupControllers checks that the controllers the engine needs are
+// there, in the unified hierarchy (v2) or mounted one by one (v1).
+func (h host) cgroupControllers(v2 bool) error {
+	if v2 {
+		b, err := os.ReadFile(h.file("/sys/fs/cgroup/cgroup.controllers"))
 		if err != nil {
 			return fmt.Errorf("read cgroup v2 controllers: %w", err)
 		}
@@ -198,16 +234,15 @@ func cgroups() error {
 		return nil
 	}
 	for _, c := range []string{"cpu", "cpuacct", "memory", "pids", "devices", "freezer"} {
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", c)); err != nil {
+		if _, err := os.Stat(h.file(filepath.Join("/sys/fs/cgroup", c))); err != nil {
 			return fmt.Errorf("the cgroup v1 %s controller is not mounted at /sys/fs/cgroup/%s", c, c)
 		}
 	}
 	return nil
 }
 
-func lookTool(name string) error {
-	path := os.Getenv("PATH") + ":/usr/sbin:/sbin"
-	for _, dir := range filepath.SplitList(path) {
+func (h host) lookTool(name string) error {
+	for _, dir := range h.path {
 		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode()&0o111 != 0 {
 			return nil
 		}

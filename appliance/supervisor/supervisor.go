@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cameleer/cameleer/internal/backoff"
 )
 
 // markerEnv names the environment variable that marks a supervised child.
@@ -186,7 +187,7 @@ func (p *Process) spawn(out *rotatingFile) (*exec.Cmd, error) {
 func (p *Process) supervise(cmd *exec.Cmd) {
 	defer close(p.done)
 	defer p.log.Close()
-	failures := 0
+	retry := p.backoff()
 	for {
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
@@ -197,7 +198,7 @@ func (p *Process) supervise(cmd *exec.Cmd) {
 		case err := <-exited:
 			ran := time.Since(p.Status().Since)
 			if ran >= p.StableAfter {
-				failures = 0
+				retry.Reset()
 			}
 			p.mu.Lock()
 			p.state, p.pid, p.lastExit = StateBackoff, 0, exitReason(err)
@@ -206,15 +207,13 @@ func (p *Process) supervise(cmd *exec.Cmd) {
 			p.Log.Warn("exited", "reason", exitReason(err), "ran", ran.Round(time.Millisecond))
 		}
 		for {
-			delay := p.backoff(failures)
-			failures++
 			select {
 			case <-p.stop:
 				p.mu.Lock()
 				p.state = StateStopped
 				p.mu.Unlock()
 				return
-			case <-time.After(delay):
+			case <-time.After(retry.Next()):
 			}
 			var err error
 			if cmd, err = p.spawn(p.log); err == nil {
@@ -231,15 +230,11 @@ func (p *Process) supervise(cmd *exec.Cmd) {
 	}
 }
 
-// backoff is the wait before restart number n+1: exponential from
-// MinBackoff, capped at MaxBackoff, with half of it random so components that
-// fail together do not restart in lockstep.
-func (p *Process) backoff(n int) time.Duration {
-	d := p.MinBackoff << min(n, 30)
-	if d > p.MaxBackoff || d <= 0 {
-		d = p.MaxBackoff
-	}
-	return d/2 + rand.N(d/2+1)
+// backoff spaces restarts out: exponential from MinBackoff to MaxBackoff,
+// half of each wait random so components that fail together do not restart
+// in lockstep.
+func (p *Process) backoff() *backoff.Backoff {
+	return backoff.New(p.MinBackoff, p.MaxBackoff)
 }
 
 // terminate sends SIGTERM to the child's process group and SIGKILL if it has

@@ -221,8 +221,9 @@ func TestKillsOwnStaleChildOnly(t *testing.T) {
 func TestBackoffIsBoundedAndJittered(t *testing.T) {
 	p := &Process{MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second}
 	seen := map[time.Duration]bool{}
+	retry := p.backoff()
 	for n := 0; n < 50; n++ {
-		d := p.backoff(n)
+		d := retry.Next()
 		want := min(p.MinBackoff<<min(n, 30), p.MaxBackoff)
 		if d < want/2 || d > want {
 			t.Fatalf("backoff(%d) = %v, want in [%v, %v]", n, d, want/2, want)

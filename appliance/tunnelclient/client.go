@@ -2,25 +2,25 @@ package tunnelclient
 
 import (
 	"bufio"
-	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/internal/backoff"
 	"github.com/cameleer/cameleer/internal/certs"
 	"github.com/cameleer/cameleer/internal/httpjson"
 	"github.com/cameleer/cameleer/tunnel"
@@ -34,23 +34,32 @@ const (
 	heartbeatInterval = 10 * time.Second
 )
 
-// Client keeps the runner's tunnel open.
-type Client struct {
+// Options say what a Client connects as and what it serves.
+type Options struct {
 	Identity Identity
-	// LocalAPI answers the control plane's requests through the tunnel.
-	LocalAPI http.Handler
+	// LocalAPI makes what answers the control plane's requests through the
+	// tunnel, given a client to the control plane through whichever tunnel
+	// is up (the routes call back: reports, artifacts). Run calls it once.
+	LocalAPI func(controlPlane *http.Client) http.Handler
 	// Engine says whether this runner runs the engine (for heartbeats).
 	Engine bool
 	Log    *slog.Logger
+}
 
-	connected chan struct{} // signalled on each new connection (tests)
+// Client keeps the runner's tunnel open.
+type Client struct {
+	opts Options
 
 	mu        sync.Mutex
 	session   *tunnel.Session // the current tunnel, nil while down
 	changed   chan struct{}   // closed when session changes
 	since     time.Time       // when the current tunnel came up, or the last went down
 	lastError string          // why the last tunnel ended or failed
+	refused   string          // the control plane's 426 on this tunnel
 }
+
+// New makes a client; Run connects it.
+func New(o Options) *Client { return &Client{opts: o} }
 
 // State is what a runner's tunnel is doing.
 type State struct {
@@ -60,25 +69,47 @@ type State struct {
 	Since time.Time `json:"since,omitzero"`
 	// LastError says why the last tunnel ended or could not be made.
 	LastError string `json:"lastError,omitempty"`
+	// Refused is what the control plane says when it refuses this
+	// runner's requests over a tunnel that is up: this runner speaks a
+	// version of the runner API it no longer serves.
+	Refused string `json:"refused,omitempty"`
 }
 
 // State is the tunnel's state now.
 func (c *Client) State() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return State{Connected: c.session != nil, Since: c.since, LastError: c.lastError}
+	return State{Connected: c.session != nil, Since: c.since, LastError: c.lastError, Refused: c.refused}
 }
 
-// ControlPlane is an HTTP client to the control plane through whichever
+// controlPlane is an HTTP client to the control plane through whichever
 // tunnel is up when a request is made: a request made while the tunnel is
 // down waits for the next one (or for its context).
-func (c *Client) ControlPlane() *http.Client {
-	return &http.Client{Transport: &http.Transport{
+func (c *Client) controlPlane() *http.Client {
+	return &http.Client{Transport: versionTransport{&http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return c.openStream(ctx) },
 		// A tunnel that went down takes its streams along; new ones go
 		// through the next.
 		DisableKeepAlives: true,
-	}}
+	}}}
+}
+
+// versionTransport says the runner's capability version in every request
+// it makes of the control plane.
+type versionTransport struct{ next http.RoundTripper }
+
+func (t versionTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set(api.VersionHeader, strconv.Itoa(api.Version))
+	return t.next.RoundTrip(req)
+}
+
+// versioned says the runner's capability version in every answer of h.
+func versioned(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(api.VersionHeader, strconv.Itoa(api.Version))
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (c *Client) openStream(ctx context.Context) (net.Conn, error) {
@@ -104,6 +135,9 @@ func (c *Client) setSession(s *tunnel.Session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.session, c.since = s, time.Now()
+	if s != nil {
+		c.refused = "" // said again if this tunnel is refused too
+	}
 	if c.changed != nil {
 		close(c.changed)
 	}
@@ -113,9 +147,11 @@ func (c *Client) setSession(s *tunnel.Session) {
 // Run connects, and reconnects with jittered exponential backoff, until ctx
 // is done.
 func (c *Client) Run(ctx context.Context) error {
-	for attempt := 0; ; {
+	local := c.opts.LocalAPI(c.controlPlane())
+	retry := backoff.New(minBackoff, maxBackoff)
+	for {
 		start := time.Now()
-		err := c.connectOnce(ctx)
+		err := c.connectOnce(ctx, local)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -126,12 +162,10 @@ func (c *Client) Run(ctx context.Context) error {
 		c.lastError = err.Error()
 		c.mu.Unlock()
 		if time.Since(start) > maxBackoff {
-			attempt = 0 // it was up for a while: start over
+			retry.Reset() // it was up for a while: start over
 		}
-		d := min(minBackoff<<min(attempt, 10), maxBackoff)
-		d = d/2 + mrand.N(d/2+1)
-		c.Log.Warn("tunnel down; reconnecting", "err", err, "in", d.Round(time.Millisecond))
-		attempt++
+		d := retry.Next()
+		c.opts.Log.Warn("tunnel down; reconnecting", "err", err, "in", d.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -141,8 +175,8 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 // connectOnce dials, serves the tunnel until it ends, and says why.
-func (c *Client) connectOnce(ctx context.Context) error {
-	u, err := url.Parse(c.Identity.URL)
+func (c *Client) connectOnce(ctx context.Context, local http.Handler) error {
+	u, err := url.Parse(c.opts.Identity.URL)
 	if err != nil {
 		return err
 	}
@@ -150,7 +184,7 @@ func (c *Client) connectOnce(ctx context.Context) error {
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "443")
 	}
-	cfg, err := c.Identity.tlsConfig(u.Hostname())
+	cfg, err := c.opts.Identity.tlsConfig(u.Hostname())
 	if err != nil {
 		return err
 	}
@@ -171,7 +205,7 @@ func (c *Client) connectOnce(ctx context.Context) error {
 		return fmt.Errorf("%s does not speak %s", host, tunnel.ALPN)
 	}
 	rec := &recordingConn{Conn: conn}
-	sess := tunnel.Client(rec, c.Log)
+	sess := tunnel.Client(rec, c.opts.Log)
 	defer sess.Close()
 	// With TLS 1.3 the server judges the client certificate after the
 	// client's handshake is done: a ping shows whether it was accepted.
@@ -181,21 +215,22 @@ func (c *Client) connectOnce(ctx context.Context) error {
 		}
 		return fmt.Errorf("tunnel to %s: %w", host, err)
 	}
-	c.Log.Info("tunnel up", "controlPlane", host, "runner", c.Identity.RunnerID)
-	if c.connected != nil {
-		select {
-		case c.connected <- struct{}{}:
-		default:
-		}
-	}
-	srv := &http.Server{Handler: c.LocalAPI, ReadHeaderTimeout: 30 * time.Second}
+	c.opts.Log.Info("tunnel up", "controlPlane", host, "runner", c.opts.Identity.RunnerID)
+	return c.serve(ctx, sess, local, host)
+}
+
+// serve serves the local API through a tunnel that is up, and posts
+// heartbeats and renews the certificate through it, until it ends or ctx
+// is done.
+func (c *Client) serve(ctx context.Context, sess *tunnel.Session, local http.Handler, host string) error {
+	srv := &http.Server{Handler: versioned(local), ReadHeaderTimeout: 30 * time.Second}
 	go srv.Serve(sess.Listener())
 	defer srv.Close()
 	c.setSession(sess)
 	defer c.setSession(nil)
-	cp := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	cp := &http.Client{Timeout: 30 * time.Second, Transport: versionTransport{&http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return sess.Open(ctx, tunnel.KindHTTP) },
-	}}
+	}}}
 	go c.heartbeats(ctx, sess, cp)
 	select {
 	case <-sess.Done():
@@ -291,13 +326,11 @@ func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.
 	for {
 		held, err := c.certificate()
 		if !time.Now().Before(nextBeat) {
-			hb := api.Heartbeat{Version: version.Version, Hostname: host, CPUs: runtime.NumCPU(), Engine: c.Engine, Time: time.Now().UTC()}
+			hb := api.Heartbeat{Version: version.Version, Hostname: host, CPUs: runtime.NumCPU(), Engine: c.opts.Engine, Time: time.Now().UTC()}
 			if err == nil {
 				hb.Certificate = held.SerialNumber.String()
 			}
-			if err := Post(ctx, cp, api.HeartbeatPath, hb, nil); err != nil {
-				c.Log.Debug("heartbeat", "err", err)
-			}
+			c.heard(Post(ctx, cp, api.HeartbeatPath, hb, nil))
 			nextBeat = time.Now().Add(heartbeatInterval)
 		}
 		// Renewal is due at half the certificate's lifetime; after a
@@ -313,7 +346,7 @@ func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.
 			}
 		}
 		if err != nil {
-			c.Log.Warn("certificate renewal failed", "err", err)
+			c.opts.Log.Warn("certificate renewal failed", "err", err)
 		}
 		wait := max(min(time.Until(nextBeat), time.Until(renewAt)), 100*time.Millisecond)
 		select {
@@ -326,44 +359,39 @@ func (c *Client) heartbeats(ctx context.Context, sess *tunnel.Session, cp *http.
 	}
 }
 
-// StatusError is the control plane's answer other than 2xx.
-type StatusError struct {
-	Path string
-	Code int
-	Msg  string
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("%s: %d %s: %s", e.Path, e.Code, http.StatusText(e.Code), e.Msg)
-}
-
-// Post sends body (bytes as they are, anything else as JSON) to the control
-// plane through cp, and decodes the answer into out when out is not nil.
-func Post(ctx context.Context, cp *http.Client, path string, body any, out any) error {
-	var b []byte
-	switch v := body.(type) {
-	case []byte:
-		b = v
+// heard takes the control plane's answer to a heartbeat. A 426 says it
+// refuses this runner until it is upgraded: said once a tunnel, and shown
+// in State until a heartbeat is taken.
+func (c *Client) heard(err error) {
+	var se *httpjson.StatusError
+	refused := ""
+	switch {
+	case err == nil:
+	case errors.As(err, &se) && se.Status == http.StatusUpgradeRequired:
+		refused = cmp.Or(se.Msg, http.StatusText(se.Status))
 	default:
-		b, _ = json.Marshal(v)
+		c.opts.Log.Debug("heartbeat", "err", err)
+		return
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://controlplane"+path, bytes.NewReader(b))
-	if err != nil {
-		return err
+	c.mu.Lock()
+	said := c.refused
+	c.refused = refused
+	c.mu.Unlock()
+	if refused != "" && refused != said {
+		c.opts.Log.Error("the control plane refuses this runner", "reason", refused)
 	}
-	resp, err := cp.Do(req)
-	if err != nil {
-		return err
+}
+
+// Post sends in (bytes as they are, anything else as JSON) to path on the
+// control plane through cp, and decodes the answer into out (nil: discard
+// it). An answer other than 2xx is a *httpjson.StatusError.
+func Post(ctx context.Context, cp *http.Client, path string, in, out any) error {
+	err := httpjson.Call(ctx, cp, http.MethodPost, "http://controlplane"+path, in, out)
+	var se *httpjson.StatusError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%s: %d %s: %w", path, se.Status, http.StatusText(se.Status), err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		return &StatusError{Path: path, Code: resp.StatusCode, Msg: httpjson.ErrorText(raw)}
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
+	return err
 }
 
 // renew asks for a new certificate, for a new key, through the tunnel, and
@@ -383,20 +411,20 @@ func (c *Client) renew(ctx context.Context, cp *http.Client, held *x509.Certific
 	if err := Post(ctx, cp, api.RenewPath+"?held="+held.SerialNumber.String(), csr, &er); err != nil {
 		return err
 	}
-	if err := c.Identity.store(key, er); err != nil {
+	if err := c.opts.Identity.store(key, er); err != nil {
 		return err
 	}
-	c.Log.Info("certificate renewed", "notAfter", er.NotAfter)
+	c.opts.Log.Info("certificate renewed", "notAfter", er.NotAfter)
 	return nil
 }
 
 // certificate is the client certificate this runner holds (a renewal cut
 // short between its moves is finished first).
 func (c *Client) certificate() (*x509.Certificate, error) {
-	if err := c.Identity.settle(); err != nil {
+	if err := c.opts.Identity.settle(); err != nil {
 		return nil, err
 	}
-	pair, err := c.Identity.pair()
+	pair, err := c.opts.Identity.pair()
 	if err != nil {
 		return nil, err
 	}

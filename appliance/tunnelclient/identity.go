@@ -5,7 +5,7 @@
 package tunnelclient
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -17,7 +17,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/internal/atomicfile"
 	"github.com/cameleer/cameleer/internal/certs"
+	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
 // Identity is a registered runner's credentials, in DIR (the data dir's
@@ -156,40 +156,25 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 	if err != nil {
 		return id, err
 	}
-	body, _ := json.Marshal(api.EnrollRequest{Token: strings.TrimSpace(token), Name: name, CSR: string(csrPEM)})
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	client := &http.Client{Timeout: 30 * time.Second, Transport: versionTransport{&http.Transport{
 		Proxy:           http.ProxyFromEnvironment,
 		TLSClientConfig: pinnedTLS(tok.CAHash),
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(cp, "/")+api.EnrollPath, bytes.NewReader(body))
-	if err != nil {
-		return id, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return id, fmt.Errorf("redeem: %w", unwrap(err))
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusCreated {
-		var e struct{ Error string }
-		json.Unmarshal(raw, &e)
+	}}}
+	var er api.EnrollResponse
+	err = httpjson.Call(ctx, client, http.MethodPost, strings.TrimSuffix(cp, "/")+api.EnrollPath,
+		api.EnrollRequest{Token: strings.TrimSpace(token), Name: name, CSR: string(csrPEM)}, &er)
+	var se *httpjson.StatusError
+	switch {
+	case errors.As(err, &se):
 		// The control plane refused the token for good (used by another
 		// key, expired, unknown, the name taken): no answer to retry for.
-		// Anything else (a proxy's 407, say) may have come after a lost
-		// answer: the key stays.
-		if e.Error != "" && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusConflict) {
+		// Anything else may have come after a lost answer: the key stays.
+		if se.Status == http.StatusUnauthorized || se.Status == http.StatusConflict {
 			os.Remove(pending)
 		}
-		if e.Error == "" {
-			e.Error = resp.Status
-		}
-		return id, fmt.Errorf("the control plane refused the token: %s", e.Error)
-	}
-	var er api.EnrollResponse
-	if err := json.Unmarshal(raw, &er); err != nil {
-		return id, fmt.Errorf("redeem: %w", err)
+		return id, fmt.Errorf("the control plane refused the token: %s", cmp.Or(se.Msg, fmt.Sprintf("%d %s", se.Status, http.StatusText(se.Status))))
+	case err != nil:
+		return id, fmt.Errorf("redeem: %w", unwrap(err))
 	}
 	if sha256.Sum256(pemDER(er.CA)) != tok.CAHash {
 		return id, errors.New("the control plane sent a CA that does not match the token")

@@ -12,33 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
 	"github.com/cameleer/cameleer/controlplane/server"
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
-
-// logBuffer is a log both sides write and the test reads.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Contains(l.b.String(), s)
-}
 
 // TestSecondRenewalLost: a runner renews over a tunnel that came up with an
 // older certificate than the one it holds; when that renewal cannot be
@@ -98,13 +78,14 @@ func TestSecondRenewalLost(t *testing.T) {
 	}
 	first := serial()
 
-	var log logBuffer
+	var logs testutil.Logs
 	run := func() (*tunnelclient.Client, func()) {
 		id, err := tunnelclient.LoadIdentity(ident)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &tunnelclient.Client{Identity: id, LocalAPI: http.NotFoundHandler(), Log: slog.New(slog.NewTextHandler(&log, nil))}
+		c := tunnelclient.New(tunnelclient.Options{Identity: id, Log: logs.Logger(),
+			LocalAPI: func(*http.Client) http.Handler { return http.NotFoundHandler() }})
 		cctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { c.Run(cctx); close(done) }()
@@ -134,7 +115,7 @@ func TestSecondRenewalLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 100*time.Millisecond, 20*time.Second, "a renewal that could not be stored", func() error {
-		if !log.has("certificate renewal failed") {
+		if logs.Count(slog.LevelWarn, "certificate renewal failed") == 0 {
 			return errors.New("no failed renewal logged")
 		}
 		return nil

@@ -83,5 +83,11 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&opts.TLSCert, "tls-cert", "", "serving certificate chain (leaf first, up to its root, which runners pin) instead of one made by the control plane's CA")
 	f.StringVar(&opts.TLSKey, "tls-key", "", "key of --tls-cert")
 	f.DurationVar(&opts.RunnerCertLifetime, "runner-cert-lifetime", 7*24*time.Hour, "lifetime of runner client certificates (renewed at half-life)")
+	f.IntVar(&opts.MaxConns, "max-connections", 0, "connections open at once, tunnels included; more wait in the kernel's backlog (0: three quarters of the file limit)")
+	f.BoolVar(&opts.RotateAdminToken, "rotate-admin-token", false, "make a new admin token, write it to admin.token and revoke every other admin token")
+	f.DurationVar(&opts.IdleTimeout, "idle-timeout", 2*time.Minute, "close an API connection idle for this long")
+	f.DurationVar(&opts.ReadTimeout, "read-timeout", 30*time.Second, "time a request's head and JSON body have to arrive (an upload has as long as it keeps coming)")
+	f.DurationVar(&opts.TelemetryRetention, "telemetry-retention", 7*24*time.Hour, "how long exchanges, route figures and route models are kept, unless a tenant's retentionDays says otherwise")
+	f.StringVar(&opts.TelemetryClickHouse, "telemetry-clickhouse", os.Getenv("CAMELEER_TELEMETRY_CLICKHOUSE"), "keep telemetry in ClickHouse at http(s)://[USER[:PASSWORD]@]HOST:PORT[/DATABASE] instead of the embedded store (default $CAMELEER_TELEMETRY_CLICKHOUSE, which keeps a password off the command line)")
 	return cmd
 }

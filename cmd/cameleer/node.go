@@ -6,9 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -22,8 +20,22 @@ import (
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
 )
 
+// dataDirEnv names the data dir of a command given no --data-dir.
+const dataDirEnv = "CAMELEER_DATA_DIR"
+
+// dataDirUsage says what --data-dir is, for every command that has it.
+const dataDirUsage = "where the node keeps everything; without it, $" + dataDirEnv + " or " + config.DefaultDataDir
+
+// defaultDataDir is the data dir of a command given no --data-dir.
+func defaultDataDir() string {
+	if v := os.Getenv(dataDirEnv); v != "" {
+		return v
+	}
+	return config.DefaultDataDir
+}
+
 func dataDirFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("data-dir", config.DefaultDataDir, "where the node keeps everything")
+	return cmd.Flags().String("data-dir", defaultDataDir(), dataDirUsage)
 }
 
 func newRunCommand() *cobra.Command {
@@ -33,33 +45,20 @@ func newRunCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	dataDir := dataDirFlag(cmd)
-	noEngine := cmd.Flags().Bool("no-engine", false, "run only the tunnel to the control plane and the local API, no Kubernetes")
-	orch := cmd.Flags().String("orchestrator", "kubernetes", "what runs the apps: kubernetes (the embedded engine) or docker (this host's Docker Engine)")
-	socket := cmd.Flags().String("docker-socket", "/var/run/docker.sock", "with --orchestrator docker: the Docker Engine's API socket")
-	httpPort := cmd.Flags().Int("http-port", config.DefaultHTTPPort, "with --orchestrator docker: the port Traefik serves apps on")
-	appsDomain := cmd.Flags().String("apps-domain", config.DefaultAppsDomain, "with --orchestrator docker: DNS suffix apps are routed under: APP.ENV.TENANT.DOMAIN")
+	noEngine := cmd.Flags().Bool("no-engine", false, "run only the tunnel to the control plane and the local API, no Kubernetes (--orchestrator none)")
+	opts := node.Options{Orchestrator: node.Kubernetes}
+	cmd.Flags().TextVar(&opts.Orchestrator, "orchestrator", node.Kubernetes, "what runs the apps: kubernetes (the embedded engine), docker (this host's Docker Engine) or none")
+	cmd.Flags().StringVar(&opts.Docker.Socket, "docker-socket", "/var/run/docker.sock", "with --orchestrator docker: the Docker Engine's API socket")
+	cmd.Flags().IntVar(&opts.Docker.HTTPPort, "http-port", config.DefaultHTTPPort, "with --orchestrator docker: the port Traefik serves apps on")
+	cmd.Flags().StringVar(&opts.Docker.AppsDomain, "apps-domain", config.DefaultAppsDomain, "with --orchestrator docker: DNS suffix apps are routed under: APP.ENV.TENANT.DOMAIN")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
-		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-		switch {
-		case *noEngine:
-			return node.RunNoEngine(ctx, log, *dataDir)
-		case *orch == "docker":
-			c, err := config.Default(*dataDir)
-			if err != nil {
-				return err
-			}
-			c.HTTPPort, c.AppsDomain = *httpPort, *appsDomain
-			return node.RunDocker(ctx, log, c, node.DockerOptions{Socket: *socket})
-		case *orch != "kubernetes":
-			return fmt.Errorf("--orchestrator %q: use kubernetes or docker", *orch)
+		opts.DataDir = *dataDir
+		if *noEngine {
+			opts.Orchestrator = node.None
 		}
-		c, err := config.Load(*dataDir)
-		if err != nil {
-			return err
-		}
-		return node.Run(ctx, log, c)
+		return node.Run(ctx, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), opts)
 	}
 	return cmd
 }
@@ -84,15 +83,15 @@ func newStatusCommand() *cobra.Command {
 			return err
 		}
 		err = printOutput(cmd.OutOrStdout(), *output, st, func(w io.Writer) error {
-			node := "unknown (apiserver not answering)"
+			ready := "unknown (apiserver not answering)"
 			if st.Node != nil {
-				node = st.Node.Status
+				ready = st.Node.Status
 				if st.Node.Reason != "" {
-					node += " (" + st.Node.Reason + ")"
+					ready += " (" + st.Node.Reason + ")"
 				}
 			}
-			fmt.Fprintf(w, "node %s: Ready=%s, cameleer run pid %d since %s\n", c.NodeName, node, st.PID, st.Since.Format(time.RFC3339))
-			fmt.Fprintf(w, "control plane: %s\n\n", controlPlaneLine(st.ControlPlane))
+			fmt.Fprintf(w, "node %s: Ready=%s, cameleer run pid %d since %s\n", c.NodeName, ready, st.PID, st.Since.Format(time.RFC3339))
+			fmt.Fprintf(w, "control plane: %s\n\n", node.ControlPlaneLine(st.ControlPlane))
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "COMPONENT\tSTATE\tREADY\tPID\tRESTARTS\tMESSAGE")
 			for _, cs := range st.Components {
@@ -116,54 +115,6 @@ func newStatusCommand() *cobra.Command {
 	return cmd
 }
 
-// newToolCommand runs a tool of the payload (kubectl, ctr) against this
-// node: everything after the command name goes to the tool.
-func newToolCommand(tool, short string, args func(config.Config) []string, env func(config.Config) []string) *cobra.Command {
-	return &cobra.Command{
-		Use:                tool + " [args...]",
-		Short:              short,
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, rest []string) error {
-			dataDir := config.DefaultDataDir
-			if v := os.Getenv("CAMELEER_DATA_DIR"); v != "" {
-				dataDir = v
-			}
-			c, err := config.Load(dataDir)
-			if err != nil {
-				return err
-			}
-			bin := c.Path("bin", "current", "bin", tool)
-			if _, err := os.Stat(bin); err != nil {
-				return fmt.Errorf("%s is not extracted under %s: run `cameleer install`", tool, filepath.Dir(bin))
-			}
-			x := exec.CommandContext(cmd.Context(), bin, append(args(c), rest...)...)
-			x.Stdin, x.Stdout, x.Stderr = os.Stdin, os.Stdout, os.Stderr
-			x.Env = append(os.Environ(), env(c)...)
-			if err := x.Run(); err != nil {
-				if ee, ok := err.(*exec.ExitError); ok {
-					os.Exit(ee.ExitCode())
-				}
-				return err
-			}
-			return nil
-		},
-	}
-}
-
-func newKubectlCommand() *cobra.Command {
-	return newToolCommand("kubectl", "Run kubectl against this node as cluster admin (data dir: $CAMELEER_DATA_DIR)",
-		func(config.Config) []string { return nil },
-		func(c config.Config) []string { return []string{"KUBECONFIG=" + c.AdminKubeconfig()} })
-}
-
-func newCtrCommand() *cobra.Command {
-	return newToolCommand("ctr", "Run containerd's ctr against this node's containerd, namespace k8s.io (data dir: $CAMELEER_DATA_DIR)",
-		func(c config.Config) []string {
-			return []string{"--address", c.ContainerdSocket(), "--namespace", "k8s.io"}
-		},
-		func(config.Config) []string { return nil })
-}
-
 func newInstallCommand() *cobra.Command {
 	var opts install.Options
 	cmd := &cobra.Command{
@@ -175,7 +126,7 @@ func newInstallCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.DataDir, "data-dir", config.DefaultDataDir, "where the node keeps everything")
+	f.StringVar(&opts.DataDir, "data-dir", defaultDataDir(), dataDirUsage)
 	f.StringVar(&opts.NodeIP, "node-ip", "", "the node's IPv4 address (default: that of the default route)")
 	f.IntVar(&opts.HTTPPort, "http-port", 0, fmt.Sprintf("host port of HTTP ingress (default %d)", config.DefaultHTTPPort))
 	f.IntVar(&opts.HTTPSPort, "https-port", 0, fmt.Sprintf("host port of HTTPS ingress (default %d)", config.DefaultHTTPSPort))
@@ -226,21 +177,4 @@ func newTokenCommand() *cobra.Command {
 	}
 	cmd.AddCommand(redeem)
 	return cmd
-}
-
-// controlPlaneLine says in a line how the node stands with its control
-// plane.
-func controlPlaneLine(cp *node.TunnelStatus) string {
-	switch {
-	case cp != nil && !cp.Registered && cp.LastError != "":
-		return "registration unreadable: " + cp.LastError
-	case cp == nil || !cp.Registered:
-		return "not registered (cameleer token redeem)"
-	case cp.Connected:
-		return fmt.Sprintf("%s, connected since %s as runner %s", cp.URL, cp.Since.Format(time.RFC3339), cp.RunnerID)
-	case cp.LastError != "":
-		return fmt.Sprintf("%s, not connected: %s", cp.URL, cp.LastError)
-	default:
-		return fmt.Sprintf("%s, connecting", cp.URL)
-	}
 }

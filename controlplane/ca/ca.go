@@ -6,6 +6,7 @@ package ca
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -162,11 +163,22 @@ func covers(cert *x509.Certificate, dns []string, ips []net.IP) bool {
 	return true
 }
 
+// Runner is whom a runner certificate names.
+type Runner struct{ ID, Tenant string }
+
 // SignRunner issues a runner's client certificate valid for lifetime: CN is
-// the runner's id, O its tenant.
-func (c *CA) SignRunner(pub crypto.PublicKey, runnerID, tenant string, now time.Time, lifetime time.Duration) (*x509.Certificate, error) {
+// the runner's id, O its tenant. It signs only what a runner can hold: an
+// ECDSA key (the tunnel's TLS 1.3 handshakes take no other from a runner),
+// for a lifetime that has one.
+func (c *CA) SignRunner(pub crypto.PublicKey, r Runner, now time.Time, lifetime time.Duration) (*x509.Certificate, error) {
+	if _, ok := pub.(*ecdsa.PublicKey); !ok {
+		return nil, fmt.Errorf("sign runner %s: a %T key, not ECDSA", r.ID, pub)
+	}
+	if lifetime <= 0 {
+		return nil, fmt.Errorf("sign runner %s: lifetime %s", r.ID, lifetime)
+	}
 	return c.sign(&x509.Certificate{
-		Subject: pkix.Name{CommonName: runnerID, Organization: []string{tenant}},
+		Subject: pkix.Name{CommonName: r.ID, Organization: []string{r.Tenant}},
 		// Backdated a little for clocks that run behind.
 		NotBefore:   now.Add(-min(5*time.Minute, lifetime/10)),
 		NotAfter:    now.Add(lifetime),

@@ -53,13 +53,20 @@ func Open(path string) (*Box, error) {
 	return &Box{aead}, nil
 }
 
-// Seal encrypts value for the place named by where; the result is text.
-func (b *Box) Seal(value []byte, where ...string) (string, error) {
+// Name is where a secret belongs: a sealed value opens only there.
+type Name struct{ Tenant, Environment, Name string }
+
+// ad binds a sealed value to its place; it is what the first sealed
+// values were bound with (the three joined by NUL), so they still open.
+func (n Name) ad() []byte { return []byte(n.Tenant + "\x00" + n.Environment + "\x00" + n.Name) }
+
+// Seal encrypts value for where; the result is text.
+func (b *Box) Seal(value []byte, where Name) (string, error) {
 	nonce := make([]byte, b.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
-	out := b.aead.Seal(nonce, nonce, value, ad(where))
+	out := b.aead.Seal(nonce, nonce, value, where.ad())
 	return "v1:" + base64.StdEncoding.EncodeToString(out), nil
 }
 
@@ -67,7 +74,7 @@ func (b *Box) Seal(value []byte, where ...string) (string, error) {
 var ErrTampered = errors.New("sealed value does not open: wrong key, wrong place or tampered")
 
 // Unseal opens what Seal made for the same place.
-func (b *Box) Unseal(sealed string, where ...string) ([]byte, error) {
+func (b *Box) Unseal(sealed string, where Name) ([]byte, error) {
 	raw, ok := strings.CutPrefix(sealed, "v1:")
 	if !ok {
 		return nil, ErrTampered
@@ -77,11 +84,9 @@ func (b *Box) Unseal(sealed string, where ...string) ([]byte, error) {
 		return nil, ErrTampered
 	}
 	n := b.aead.NonceSize()
-	out, err := b.aead.Open(nil, data[:n], data[n:], ad(where))
+	out, err := b.aead.Open(nil, data[:n], data[n:], where.ad())
 	if err != nil {
 		return nil, ErrTampered
 	}
 	return out, nil
 }
-
-func ad(where []string) []byte { return []byte(strings.Join(where, "\x00")) }

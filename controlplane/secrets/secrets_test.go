@@ -17,7 +17,8 @@ func TestSealUnseal(t *testing.T) {
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("key mode %v", fi.Mode())
 	}
-	sealed, err := b.Seal([]byte("s3cr3t"), "acme", "prod", "DB_PASSWORD")
+	where := Name{Tenant: "acme", Environment: "prod", Name: "DB_PASSWORD"}
+	sealed, err := b.Seal([]byte("s3cr3t"), where)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,18 +30,20 @@ func TestSealUnseal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := again.Unseal(sealed, "acme", "prod", "DB_PASSWORD"); err != nil || string(got) != "s3cr3t" {
+	if got, err := again.Unseal(sealed, where); err != nil || string(got) != "s3cr3t" {
 		t.Fatalf("unseal: %q %v", got, err)
 	}
 	// Moved to another place, tampered with, or under another key: refused.
-	if _, err := again.Unseal(sealed, "globex", "prod", "DB_PASSWORD"); !errors.Is(err, ErrTampered) {
-		t.Errorf("moved: %v", err)
+	for _, moved := range []Name{{"globex", "prod", "DB_PASSWORD"}, {"acme", "dev", "DB_PASSWORD"}, {"acme", "prod", "DB_USER"}, {"acme\x00prod", "", "DB_PASSWORD"}} {
+		if _, err := again.Unseal(sealed, moved); !errors.Is(err, ErrTampered) {
+			t.Errorf("moved to %+v: %v", moved, err)
+		}
 	}
-	if _, err := again.Unseal(sealed[:len(sealed)-4]+"AAAA", "acme", "prod", "DB_PASSWORD"); !errors.Is(err, ErrTampered) {
+	if _, err := again.Unseal(sealed[:len(sealed)-4]+"AAAA", where); !errors.Is(err, ErrTampered) {
 		t.Errorf("tampered: %v", err)
 	}
 	other, _ := Open(filepath.Join(t.TempDir(), "other.key"))
-	if _, err := other.Unseal(sealed, "acme", "prod", "DB_PASSWORD"); !errors.Is(err, ErrTampered) {
+	if _, err := other.Unseal(sealed, where); !errors.Is(err, ErrTampered) {
 		t.Errorf("other key: %v", err)
 	}
 	if err := os.WriteFile(path, []byte("short"), 0o600); err != nil {

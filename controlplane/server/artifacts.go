@@ -14,12 +14,19 @@ import (
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/artifact"
+	"github.com/cameleer/cameleer/controlplane/netguard"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/internal/atomicfile"
 	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
 // artifactDir holds accepted artifacts, one file per SHA-256.
 func (s *Server) artifactDir() string { return filepath.Join(s.opts.DataDir, "artifacts") }
+
+// maxChecks is how many uploads are checked at once. A check reads the whole
+// upload and may decompress its nested JARs: more at once would only share
+// the same cores and disk, and leave less to the runners' traffic.
+const maxChecks = 2
 
 // uploadArtifact takes a multipart upload (field "file", optional field
 // "sha256"), checks it, and stores it by content: the same bytes uploaded
@@ -36,11 +43,25 @@ func (s *Server) uploadArtifact(w http.ResponseWriter, r *http.Request, t store.
 		return
 	}
 	if err := os.MkdirAll(s.artifactDir(), 0o700); err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
+		return
+	}
+	// A tenant at its quota is told before anything is read.
+	if err := s.store.ArtifactRoom(t.Name, 0, s.opts.Limits.artifactQuota()); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	limits := artifact.DefaultLimits
-	body := http.MaxBytesReader(w, r.Body, limits.MaxSize+1<<20)
+	limits.TempDir = s.artifactDir() // compressed nested JARs
+	// The upload may take as long as it keeps coming: 64 KiB every read
+	// timeout at least, so a trickle does not hold a connection for hours.
+	rc := http.NewResponseController(w)
+	progress := &netguard.Progress{R: r.Body, Extend: rc.SetReadDeadline, Window: s.opts.ReadTimeout, Step: 64 << 10}
+	if err := progress.Start(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body := http.MaxBytesReader(w, io.NopCloser(progress), limits.MaxSize+1<<20)
 	mr := multipart.NewReader(body, params["boundary"])
 	var tmp *os.File
 	var size int64
@@ -74,8 +95,8 @@ func (s *Server) uploadArtifact(w http.ResponseWriter, r *http.Request, t store.
 				httpjson.Error(w, http.StatusBadRequest, "one file per upload")
 				return
 			}
-			if tmp, err = os.CreateTemp(s.artifactDir(), ".upload-*"); err != nil {
-				httpjson.Error(w, http.StatusInternalServerError, err.Error())
+			if tmp, err = os.CreateTemp(s.artifactDir(), atomicfile.TempPattern("upload")); err != nil {
+				s.fail(w, r, err)
 				return
 			}
 			size, err = io.Copy(tmp, io.LimitReader(part, limits.MaxSize+1))
@@ -95,31 +116,48 @@ func (s *Server) uploadArtifact(w http.ResponseWriter, r *http.Request, t store.
 		httpjson.Error(w, http.StatusBadRequest, "no file field in the upload")
 		return
 	}
+	if !s.checks.take(r.Context()) {
+		httpjson.Error(w, http.StatusServiceUnavailable, "gave up waiting to check the artifact: "+r.Context().Err().Error())
+		return
+	}
 	info, err := artifact.Check(tmp, size, wantSHA, limits, s.vulns)
+	s.checks.give()
 	var refusal *artifact.Error
 	if errors.As(err, &refusal) {
+		s.log.Info("artifact refused", "tenant", t.Name, "app", app, "size", size, "status", refusal.Status, "reason", refusal.Msg)
 		httpjson.Error(w, refusal.Status, refusal.Msg)
 		return
 	}
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	if err := tmp.Sync(); err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
+		return
+	}
+	a := store.Artifact{Tenant: t.Name, App: app, SHA256: info.SHA256, Size: info.Size, MainClass: info.MainClass, SpringBoot: info.SpringBoot, Uploaded: time.Now().UTC()}
+	if err := s.store.ArtifactRoom(t.Name, info.Size, s.opts.Limits.artifactQuota()); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	final := filepath.Join(s.artifactDir(), info.SHA256)
-	if _, err := os.Stat(final); err != nil {
+	_, err = os.Stat(final)
+	created := err != nil
+	if created {
 		if err := os.Rename(tmp.Name(), final); err != nil {
-			httpjson.Error(w, http.StatusInternalServerError, err.Error())
+			s.fail(w, r, err)
 			return
 		}
 	}
-	a := store.Artifact{Tenant: t.Name, App: app, SHA256: info.SHA256, Size: info.Size, MainClass: info.MainClass, SpringBoot: info.SpringBoot, Uploaded: time.Now().UTC()}
-	added, err := s.store.AddArtifact(a)
+	added, err := s.store.AddArtifact(a, s.opts.Limits.artifactQuota())
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		// Another upload of the tenant's took the room meanwhile, say: a
+		// file no record names goes.
+		if created {
+			os.Remove(final)
+		}
+		s.fail(w, r, err)
 		return
 	}
 	code := http.StatusCreated
@@ -133,7 +171,7 @@ func (s *Server) uploadArtifact(w http.ResponseWriter, r *http.Request, t store.
 func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request, t store.Tenant) {
 	as, err := s.store.Artifacts(t.Name, r.PathValue("app"))
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	if as == nil {

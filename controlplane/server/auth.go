@@ -48,7 +48,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		if err != nil {
-			httpjson.Error(w, http.StatusInternalServerError, err.Error())
+			s.fail(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Tenant: t.Tenant})))

@@ -1,41 +1,14 @@
 package server
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
-	"regexp"
-	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/store"
 	"github.com/cameleer/cameleer/internal/httpjson"
 )
-
-// tierEnvironments are the environments a tier may have; nil: any names
-// (high adds custom ones to dev, staging and prod).
-var tierEnvironments = map[string][]string{
-	"low": {"prod"},
-	"mid": {"dev", "prod"},
-}
-
-// allowEnvironment says whether tenant t may add an environment called name.
-func allowEnvironment(name string) func(store.Tenant, []store.Environment) error {
-	return func(t store.Tenant, _ []store.Environment) error {
-		allowed, limited := tierEnvironments[t.Tier]
-		if limited && !slices.Contains(allowed, name) {
-			return &forbidden{fmt.Sprintf("tier %s allows only the environments %s; %q needs a higher tier", t.Tier, strings.Join(allowed, ", "), name)}
-		}
-		return nil
-	}
-}
-
-type forbidden struct{ msg string }
-
-func (f *forbidden) Error() string { return f.msg }
 
 // envView is an environment as the API shows it: secret names, never
 // values.
@@ -44,10 +17,12 @@ type envView struct {
 	Created time.Time         `json:"created"`
 	Env     map[string]string `json:"env"`
 	Secrets []string          `json:"secrets"`
+	// Egress is what its apps may reach outside it.
+	Egress []api.EgressRule `json:"egress"`
 }
 
 func view(e store.Environment) envView {
-	v := envView{Name: e.Name, Created: e.Created, Env: e.Env, Secrets: []string{}}
+	v := envView{Name: e.Name, Created: e.Created, Env: e.Env, Secrets: []string{}, Egress: allowList(e)}
 	if v.Env == nil {
 		v.Env = map[string]string{}
 	}
@@ -62,32 +37,21 @@ func (s *Server) createEnvironment(w http.ResponseWriter, r *http.Request, t sto
 	var req struct {
 		Name string `json:"name"`
 	}
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req, false) {
 		return
 	}
-	if err := api.ValidName(req.Name); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+	e, err := s.environments.Create(t.Name, req.Name)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	e := store.Environment{Tenant: t.Name, Name: req.Name, Created: time.Now().UTC()}
-	err := s.store.CreateEnvironment(e, allowEnvironment(req.Name))
-	var fb *forbidden
-	switch {
-	case errors.As(err, &fb):
-		httpjson.Error(w, http.StatusForbidden, fb.msg)
-	case errors.Is(err, store.ErrExists):
-		httpjson.Error(w, http.StatusConflict, "environment "+req.Name+" exists")
-	case err != nil:
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
-	default:
-		httpjson.Write(w, http.StatusCreated, view(e))
-	}
+	httpjson.Write(w, http.StatusCreated, view(e))
 }
 
-func (s *Server) listEnvironments(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
+func (s *Server) listEnvironments(w http.ResponseWriter, r *http.Request, t store.Tenant) {
 	es, err := s.store.Environments(t.Name)
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	out := []envView{}
@@ -112,49 +76,47 @@ func (s *Server) getEnvironment(w http.ResponseWriter, _ *http.Request, e store.
 	httpjson.Write(w, http.StatusOK, view(e))
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// putConfig replaces an environment's overlay: plain values and secrets.
-// Secrets are sealed before they are stored and never shown again.
+// putConfig replaces an environment's overlay: plain values and secrets,
+// which are never shown again.
 func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, e store.Environment) {
 	var req struct {
 		Env     map[string]string `json:"env"`
 		Secrets map[string]string `json:"secrets"`
 	}
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req, false) {
 		return
 	}
-	for name := range req.Env {
-		if !envName.MatchString(name) {
-			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("env name %q is not a valid environment variable name", name))
-			return
-		}
-	}
-	sealed := map[string]string{}
-	for name, value := range req.Secrets {
-		if !envName.MatchString(name) {
-			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("secret name %q is not a valid environment variable name", name))
-			return
-		}
-		if _, clash := req.Env[name]; clash {
-			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("%q is both a value and a secret", name))
-			return
-		}
-		v, err := s.secrets.Seal([]byte(value), e.Tenant, e.Name, name)
-		if err != nil {
-			httpjson.Error(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		sealed[name] = v
-	}
-	e, err := s.store.UpdateEnvironment(e.Tenant, e.Name, func(env *store.Environment) error {
-		env.Env, env.Secrets = req.Env, sealed
-		return nil
-	})
+	e, err := s.environments.PutConfig(e, req.Env, req.Secrets)
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
-	s.log.Info("environment config replaced", "tenant", e.Tenant, "env", e.Name, "values", len(e.Env), "secrets", len(e.Secrets))
 	httpjson.Write(w, http.StatusOK, view(e))
+}
+
+// egressBody is the API's form of an environment's egress.
+type egressBody struct {
+	Allow []api.EgressRule `json:"allow"`
+}
+
+func allowList(e store.Environment) []api.EgressRule {
+	return append([]api.EgressRule{}, e.Egress.Allow...)
+}
+
+func (s *Server) getEgress(w http.ResponseWriter, _ *http.Request, e store.Environment) {
+	httpjson.Write(w, http.StatusOK, egressBody{Allow: allowList(e)})
+}
+
+// putEgress replaces what an environment's apps may reach outside it.
+func (s *Server) putEgress(w http.ResponseWriter, r *http.Request, e store.Environment) {
+	var req egressBody
+	if !s.decode(w, r, &req, false) {
+		return
+	}
+	e, err := s.environments.PutEgress(e, req.Allow)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, egressBody{Allow: allowList(e)})
 }

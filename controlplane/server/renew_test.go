@@ -1,25 +1,24 @@
 package server
 
 import (
-	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/store"
 	"github.com/cameleer/cameleer/internal/certs"
+	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
-// TestRenewAndRetire drives the runner's renewal and heartbeat calls (the
-// tunnel's routes, served here without one): the certificate the runner
+// TestRenewAndRetire drives what the runner's renewal and heartbeat calls
+// come to (the services behind the tunnel's routes): the certificate the runner
 // holds stays good until a heartbeat shows the new one; a heartbeat that
 // shows an older one retires nothing; a renewal overtaken by a later one
 // (the runner gave up on it) is refused, not taken.
@@ -32,7 +31,7 @@ func TestRenewAndRetire(t *testing.T) {
 	if err := s.store.CreateTenant(store.Tenant{Name: "acme", Tier: "low"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.CreateRunnerToken(store.RunnerToken{Hash: "tok", Tenant: "acme", Expires: time.Now().Add(time.Minute)}); err != nil {
+	if err := s.store.CreateRunnerToken(store.RunnerToken{Hash: "tok", Tenant: "acme", Expires: time.Now().Add(time.Minute)}, 10, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.store.Redeem("tok", "k", time.Now(), func(tenant string, _ *store.Runner) (store.Runner, error) {
@@ -40,8 +39,6 @@ func TestRenewAndRetire(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	rc := &runnerConn{id: "r1", serial: "S0"}
-	routes := s.runnerRoutes(rc)
 	key, err := certs.NewKey()
 	if err != nil {
 		t.Fatal(err)
@@ -51,31 +48,25 @@ func TestRenewAndRetire(t *testing.T) {
 		t.Fatal(err)
 	}
 	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	// The tunnel these calls come through was opened with S0.
 	renew := func(held string) (int, string) {
 		t.Helper()
-		rec := httptest.NewRecorder()
-		routes.ServeHTTP(rec, httptest.NewRequest("POST", api.RenewPath+"?held="+held, bytes.NewReader(csr)))
-		var er api.EnrollResponse
-		json.Unmarshal(rec.Body.Bytes(), &er)
-		if rec.Code != http.StatusOK {
-			return rec.Code, ""
+		er, err := s.enrollment.Renew(context.Background(), "r1", "S0", held, csr)
+		var se *httpjson.StatusError
+		if errors.As(err, &se) {
+			return se.Status, ""
+		}
+		if err != nil {
+			t.Fatal(err)
 		}
 		blk, _ := pem.Decode([]byte(er.Certificate))
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return rec.Code, c.SerialNumber.String()
+		return http.StatusOK, c.SerialNumber.String()
 	}
-	beat := func(held string) {
-		t.Helper()
-		b, _ := json.Marshal(api.Heartbeat{Version: "v", Certificate: held})
-		rec := httptest.NewRecorder()
-		routes.ServeHTTP(rec, httptest.NewRequest("POST", api.HeartbeatPath, bytes.NewReader(b)))
-		if rec.Code != http.StatusNoContent {
-			t.Fatalf("heartbeat: %d %s", rec.Code, rec.Body)
-		}
-	}
+	beat := func(held string) { s.runners.RetirePrevious("r1", held) }
 	want := func(serial, prev string) {
 		t.Helper()
 		r, err := s.store.Runner("r1")

@@ -1,14 +1,8 @@
 package server
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -16,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/enrollment"
 	"github.com/cameleer/cameleer/controlplane/store"
 	"github.com/cameleer/cameleer/internal/httpjson"
 )
@@ -23,29 +18,29 @@ import (
 // Tiers a tenant can be on.
 var tiers = []string{"low", "mid", "high"}
 
-// Bounds of a one-time token's lifetime.
-const (
-	defaultTokenTTL = 15 * time.Minute
-	maxTokenTTL     = 24 * time.Hour
-)
-
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if _, err := s.store.Meta("admin-token-created"); err != nil {
-			httpjson.Error(w, http.StatusServiceUnavailable, err.Error())
+			s.log.Error("not ready: the state file does not answer", "requestId", requestID(r), "err", err)
+			httpjson.Error(w, http.StatusServiceUnavailable, "the state file does not answer")
 			return
 		}
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	// The metrics count across tenants: the admin's to see.
+	mux.Handle("GET /metrics", s.authenticate(adminOnly(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP)))
 	mux.HandleFunc("POST "+api.EnrollPath, s.enroll)
 
 	authed := http.NewServeMux()
+	authed.HandleFunc("GET /api/v1/admin-tokens", adminOnly(s.listAdminTokens))
+	authed.HandleFunc("POST /api/v1/admin-tokens", adminOnly(s.createAdminToken))
+	authed.HandleFunc("DELETE /api/v1/admin-tokens/{id}", adminOnly(s.revokeAdminToken))
 	authed.HandleFunc("POST /api/v1/tenants", s.createTenant)
 	authed.HandleFunc("GET /api/v1/tenants", s.listTenants)
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}", s.tenantScoped(s.getTenant))
+	authed.HandleFunc("PUT /api/v1/tenants/{tenant}/retention", s.tenantScoped(s.putRetention))
 	authed.HandleFunc("POST /api/v1/tenants/{tenant}/api-tokens", s.tenantScoped(s.createAPIToken))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/api-tokens", s.tenantScoped(s.listAPITokens))
 	authed.HandleFunc("DELETE /api/v1/tenants/{tenant}/api-tokens/{id}", s.tenantScoped(s.revokeAPIToken))
@@ -56,6 +51,8 @@ func (s *Server) routes() http.Handler {
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/environments/{env}", s.environmentScoped(s.getEnvironment))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/environments/{env}/config", s.environmentScoped(s.getEnvironment))
 	authed.HandleFunc("PUT /api/v1/tenants/{tenant}/environments/{env}/config", s.environmentScoped(s.putConfig))
+	authed.HandleFunc("GET /api/v1/tenants/{tenant}/environments/{env}/egress", s.environmentScoped(s.getEgress))
+	authed.HandleFunc("PUT /api/v1/tenants/{tenant}/environments/{env}/egress", s.environmentScoped(s.putEgress))
 	env := "/api/v1/tenants/{tenant}/environments/{env}"
 	authed.HandleFunc("POST "+env+"/deployments", s.environmentScoped(s.createDeployment))
 	authed.HandleFunc("GET "+env+"/deployments", s.environmentScoped(s.listDeployments))
@@ -65,13 +62,42 @@ func (s *Server) routes() http.Handler {
 	authed.HandleFunc("GET "+env+"/apps/{app}/status", s.appScoped(s.appStatus))
 	authed.HandleFunc("GET "+env+"/apps/{app}/logs", s.appScoped(s.appLogs))
 	authed.HandleFunc("POST "+env+"/apps/{app}/{op}", s.appScoped(s.appOp))
+	authed.HandleFunc("GET "+env+"/apps/{app}/exchanges", s.appScoped(s.listExchanges))
+	authed.HandleFunc("GET "+env+"/apps/{app}/exchanges/{id}", s.appScoped(s.getExchange))
+	authed.HandleFunc("GET "+env+"/apps/{app}/routes", s.appScoped(s.listRoutes))
+	authed.HandleFunc("GET "+env+"/apps/{app}/series", s.appScoped(s.series))
 	authed.HandleFunc("POST /api/v1/tenants/{tenant}/apps/{app}/artifacts", s.tenantScoped(s.uploadArtifact))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/apps/{app}/artifacts", s.tenantScoped(s.listArtifacts))
 	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.getRunner))
 	authed.HandleFunc("DELETE /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.revokeRunner))
 	authed.HandleFunc("/api/v1/tenants/{tenant}/runners/{id}/proxy/{path...}", s.runnerScoped(s.proxy))
 	mux.Handle("/api/v1/", s.authenticate(jsonErrors(authed)))
-	return jsonErrors(mux)
+	return withRequestID(secureHeaders(jsonErrors(mux)))
+}
+
+// secureHeaders keeps a browser from reading any answer as anything but
+// what it says it is, or framing it, or running what it holds: the API
+// answers JSON, and proxied answers come from runners.
+func secureHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// adminOnly answers 403 to anyone but the admin.
+func adminOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !who(r).admin() {
+			httpjson.Error(w, http.StatusForbidden, "only the admin may do this")
+			return
+		}
+		h(w, r)
+	}
 }
 
 // jsonErrors answers in JSON, like every other error, where mux itself
@@ -145,7 +171,7 @@ func (s *Server) tenantScoped(h func(http.ResponseWriter, *http.Request, store.T
 			return
 		}
 		if err != nil {
-			httpjson.Error(w, http.StatusInternalServerError, err.Error())
+			s.fail(w, r, err)
 			return
 		}
 		h(w, r, t)
@@ -163,30 +189,11 @@ func (s *Server) runnerScoped(h func(http.ResponseWriter, *http.Request, store.R
 	})
 }
 
-// decode reads the request body, one JSON object, into v; it answers 400
-// and returns false if it cannot.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool { return decodeBody(w, r, v, false) }
-
-// decodeIfAny is decode for an optional body: an empty one leaves v as it
-// is.
-func decodeIfAny(w http.ResponseWriter, r *http.Request, v any) bool {
-	return decodeBody(w, r, v, true)
-}
-
-func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	switch {
-	case errors.Is(err, io.EOF) && optional:
-		return true
-	case errors.Is(err, io.EOF):
-		err = errors.New("empty; want a JSON object")
-	case err == nil && dec.Decode(&json.RawMessage{}) != io.EOF:
-		err = errors.New("more after the JSON object")
-	}
-	if err != nil {
-		httpjson.Error(w, http.StatusBadRequest, "bad request body: "+err.Error())
+// decode reads the request's body into v (see httpjson.Decode), or
+// answers why it cannot and returns false.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
+	if err := httpjson.Decode(w, r, v, optional); err != nil {
+		s.fail(w, r, err)
 		return false
 	}
 	return true
@@ -197,8 +204,11 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusForbidden, "only the admin creates tenants")
 		return
 	}
-	var req struct{ Name, Tier string }
-	if !decode(w, r, &req) {
+	var req struct {
+		Name, Tier    string
+		RetentionDays int
+	}
+	if !s.decode(w, r, &req, false) {
 		return
 	}
 	if err := api.ValidName(req.Name); err != nil {
@@ -209,12 +219,16 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("tier %q must be one of %v", req.Tier, tiers))
 		return
 	}
-	t := store.Tenant{Name: req.Name, Tier: req.Tier, Created: time.Now().UTC()}
+	if err := checkRetention(req.RetentionDays); err != nil {
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	t := store.Tenant{Name: req.Name, Tier: req.Tier, Created: time.Now().UTC(), RetentionDays: req.RetentionDays}
 	if err := s.store.CreateTenant(t); errors.Is(err, store.ErrExists) {
 		httpjson.Error(w, http.StatusConflict, "tenant "+req.Name+" exists")
 		return
 	} else if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	httpjson.Write(w, http.StatusCreated, t)
@@ -223,7 +237,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 	all, err := s.store.Tenants()
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	out := []store.Tenant{}
@@ -239,30 +253,77 @@ func (s *Server) getTenant(w http.ResponseWriter, _ *http.Request, t store.Tenan
 	httpjson.Write(w, http.StatusOK, t)
 }
 
-func (s *Server) createAPIToken(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
+// maxRetentionDays bounds a tenant's telemetry retention: ten years.
+const maxRetentionDays = 3650
+
+func checkRetention(days int) error {
+	if days < 0 || days > maxRetentionDays {
+		return fmt.Errorf("retentionDays %d must be from 1 to %d (0: the control plane's default)", days, maxRetentionDays)
+	}
+	return nil
+}
+
+// putRetention sets how long a tenant's telemetry is kept; what is older
+// goes at the next retention pass. It is the admin's: a tenant's own
+// token must not keep more than the operator agreed to store.
+func (s *Server) putRetention(w http.ResponseWriter, r *http.Request, t store.Tenant) {
+	if !who(r).admin() {
+		httpjson.Error(w, http.StatusForbidden, "only the admin sets a tenant's retention")
+		return
+	}
+	var req struct {
+		Days int `json:"days"`
+	}
+	if !s.decode(w, r, &req, false) {
+		return
+	}
+	if err := checkRetention(req.Days); err != nil {
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	t, err := s.store.SetRetention(t.Name, req.Days)
+	s.answer(w, r, t, err)
+}
+
+func (s *Server) createAPIToken(w http.ResponseWriter, r *http.Request, t store.Tenant) {
+	s.newAPIToken(w, r, t.Name)
+}
+
+// newAPIToken makes an API token of tenant ("": an admin token) and
+// answers with it: the only time it is shown.
+func (s *Server) newAPIToken(w http.ResponseWriter, r *http.Request, tenant string) {
 	tok, err := newAPIToken()
 	hash := api.HashSecret([]byte(tok))
 	if err == nil {
-		err = s.store.CreateAPIToken(store.APIToken{Hash: hash, Tenant: t.Name, Created: time.Now().UTC()})
+		err = s.store.CreateAPIToken(store.APIToken{Hash: hash, Tenant: tenant, Created: time.Now().UTC()}, s.opts.Limits.APITokens)
 	}
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusCreated, map[string]string{"tenant": t.Name, "token": tok, "id": store.APITokenID(hash)})
+	out := map[string]string{"token": tok, "id": store.APITokenID(hash)}
+	if tenant != "" {
+		out["tenant"] = tenant
+	}
+	s.log.Info("api token created", "tenant", tenant, "id", out["id"])
+	httpjson.Write(w, http.StatusCreated, out)
 }
 
 // apiTokenView is what the API shows of a token: never the token.
 type apiTokenView struct {
 	ID      string    `json:"id"`
-	Tenant  string    `json:"tenant"`
+	Tenant  string    `json:"tenant,omitempty"`
 	Created time.Time `json:"created"`
 }
 
-func (s *Server) listAPITokens(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
-	toks, err := s.store.APITokens(t.Name)
+func (s *Server) listAPITokens(w http.ResponseWriter, r *http.Request, t store.Tenant) {
+	s.listTokens(w, r, t.Name)
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, tenant string) {
+	toks, err := s.store.APITokens(tenant)
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	out := make([]apiTokenView, 0, len(toks))
@@ -274,107 +335,67 @@ func (s *Server) listAPITokens(w http.ResponseWriter, _ *http.Request, t store.T
 }
 
 func (s *Server) revokeAPIToken(w http.ResponseWriter, r *http.Request, t store.Tenant) {
-	err := s.store.DeleteAPIToken(t.Name, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
+	s.revokeToken(w, r, t.Name, r.PathValue("id"))
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, tenant, id string) {
+	err := s.store.DeleteAPIToken(tenant, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		httpjson.Error(w, http.StatusNotFound, "api token not found")
-		return
+	case errors.Is(err, store.ErrLastAdmin):
+		httpjson.Error(w, http.StatusConflict, "this is the last admin token: create another first, or replace it with serve --rotate-admin-token")
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		s.log.Info("api token revoked", "tenant", tenant, "id", id)
+		w.WriteHeader(http.StatusNoContent)
 	}
-	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	s.log.Info("api token revoked", "tenant", t.Name, "id", r.PathValue("id"))
-	w.WriteHeader(http.StatusNoContent)
+}
+
+// Admin tokens are API tokens of no tenant: listed, made and revoked like
+// a tenant's, by the admin only.
+func (s *Server) listAdminTokens(w http.ResponseWriter, r *http.Request) { s.listTokens(w, r, "") }
+
+func (s *Server) createAdminToken(w http.ResponseWriter, r *http.Request) { s.newAPIToken(w, r, "") }
+
+func (s *Server) revokeAdminToken(w http.ResponseWriter, r *http.Request) {
+	s.revokeToken(w, r, "", r.PathValue("id"))
 }
 
 func (s *Server) createRunnerToken(w http.ResponseWriter, r *http.Request, t store.Tenant) {
 	var req struct {
 		TTL string `json:"ttl"`
 	}
-	if !decodeIfAny(w, r, &req) {
+	if !s.decode(w, r, &req, true) {
 		return
 	}
-	ttl := defaultTokenTTL
+	var ttl time.Duration
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
-		if err != nil || d <= 0 || d > maxTokenTTL {
-			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("ttl %q must be a duration up to %s", req.TTL, maxTokenTTL))
+		if err != nil || d <= 0 {
+			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("ttl %q must be a duration up to %s", req.TTL, enrollment.MaxTokenTTL))
 			return
 		}
 		ttl = d
 	}
-	tok, err := api.NewToken(s.CAHash(), s.opts.URL)
+	tok, err := s.enrollment.CreateToken(t.Name, ttl, time.Now())
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
-	expires := time.Now().Add(ttl).UTC()
-	if err := s.store.CreateRunnerToken(store.RunnerToken{Hash: tok.SecretHash(), Tenant: t.Name, Expires: expires}); err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	cmd := "cameleer token redeem " + tok.String()
-	if s.opts.URL == "" {
-		cmd += " --control-plane https://CONTROL-PLANE:PORT"
-	}
-	httpjson.Write(w, http.StatusCreated, map[string]any{"token": tok.String(), "expires": expires, "command": cmd})
+	httpjson.Write(w, http.StatusCreated, tok)
 }
 
 // enroll redeems a one-time token: the runner's CSR is signed and the
 // runner registered, or the request is refused with one line.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
-	req, tok, csr, err := api.ParseEnrollRequest(r.Body)
+	resp, err := s.enrollment.Register(r.Body, time.Now())
 	if err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		s.fail(w, r, err)
 		return
 	}
-	if tok.CAHash != s.CAHash() {
-		httpjson.Error(w, http.StatusUnauthorized, "the token was made by another control plane")
-		return
-	}
-	pub, err := x509.MarshalPKIXPublicKey(csr.PublicKey)
-	if err != nil {
-		httpjson.Error(w, http.StatusBadRequest, "csr: "+err.Error())
-		return
-	}
-	key := sha256.Sum256(pub)
-	now := time.Now()
-	var resp api.EnrollResponse
-	_, err = s.store.Redeem(tok.SecretHash(), hex.EncodeToString(key[:]), now, func(tenant string, again *store.Runner) (store.Runner, error) {
-		r := store.Runner{ID: newID(), Tenant: tenant, Name: req.Name, Created: now.UTC()}
-		if again != nil {
-			// The same host again, its first answer lost: the same runner,
-			// a new certificate (the first one's serial is refused).
-			r = *again
-		}
-		if r.Name == "" {
-			r.Name = "runner-" + r.ID[:8]
-		}
-		cert, err := s.ca.SignRunner(csr.PublicKey, r.ID, tenant, now, s.opts.RunnerCertLifetime)
-		if err != nil {
-			return store.Runner{}, err
-		}
-		r.Serial, r.NotAfter = cert.SerialNumber.String(), cert.NotAfter
-		resp = s.enrollment(r, cert)
-		return r, nil
-	})
-	switch {
-	case errors.Is(err, store.ErrTokenUnknown), errors.Is(err, store.ErrTokenUsed), errors.Is(err, store.ErrTokenExpired):
-		httpjson.Error(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, store.ErrExists):
-		httpjson.Error(w, http.StatusConflict, err.Error())
-	case err != nil:
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
-	default:
-		s.log.Info("runner registered", "runner", resp.RunnerID, "tenant", resp.Tenant, "name", resp.Name)
-		httpjson.Write(w, http.StatusCreated, resp)
-	}
-}
-
-func newID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+	httpjson.Write(w, http.StatusCreated, resp)
 }
 
 // runnerView is a runner as the API shows it.
@@ -390,18 +411,17 @@ type runnerView struct {
 
 func (s *Server) view(r store.Runner) runnerView {
 	v := runnerView{ID: r.ID, Name: r.Name, LastSeen: r.LastSeen, Version: r.Version, CertificateExpiry: r.NotAfter, Revoked: r.Revoked}
-	if rc := s.live(r.ID); rc != nil {
-		rc.mu.Lock()
-		v.Connected, v.LastSeen, v.Version = true, rc.lastSeen, rc.version
-		rc.mu.Unlock()
+	if rc := s.runners.Live(r.ID); rc != nil {
+		v.Connected = true
+		v.LastSeen, v.Version = rc.Seen()
 	}
 	return v
 }
 
-func (s *Server) listRunners(w http.ResponseWriter, _ *http.Request, t store.Tenant) {
+func (s *Server) listRunners(w http.ResponseWriter, r *http.Request, t store.Tenant) {
 	rs, err := s.store.Runners(t.Name)
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	out := []runnerView{}
@@ -415,23 +435,14 @@ func (s *Server) getRunner(w http.ResponseWriter, _ *http.Request, r store.Runne
 	httpjson.Write(w, http.StatusOK, s.view(r))
 }
 
-// revokeRunner refuses the runner's certificate from now on and closes its
-// tunnel.
-func (s *Server) revokeRunner(w http.ResponseWriter, _ *http.Request, r store.Runner) {
-	r, err := s.store.UpdateRunner(r.ID, func(r *store.Runner) error { r.Revoked = true; return nil })
+// revokeRunner refuses the runner's certificate from now on, closes its
+// tunnel, and fails its unfinished deployments.
+func (s *Server) revokeRunner(w http.ResponseWriter, r *http.Request, rn store.Runner) {
+	rn, err := s.runners.Revoke(rn.ID)
 	if err != nil {
-		httpjson.Error(w, http.StatusInternalServerError, err.Error())
+		s.fail(w, r, err)
 		return
 	}
-	s.disconnect(r.ID)
-	// Its unfinished deployments will not be taken by anyone.
-	ds, err := s.store.Deployments(r.Tenant, func(d store.Deployment) bool { return d.Runner == r.ID && !api.Done(d.Phase) })
-	if err != nil {
-		s.log.Warn("deployments of a revoked runner", "runner", r.ID, "err", err)
-	}
-	for _, d := range ds {
-		s.setPhase(d, api.DeployReport{Phase: api.PhaseFailed, Reason: "runner " + r.Name + " was revoked"})
-	}
-	s.log.Info("runner revoked", "runner", r.ID, "tenant", r.Tenant)
-	httpjson.Write(w, http.StatusOK, s.view(r))
+	s.deployments.RunnerRevoked(rn)
+	httpjson.Write(w, http.StatusOK, s.view(rn))
 }

@@ -13,10 +13,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,8 +27,16 @@ import (
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/artifact"
 	"github.com/cameleer/cameleer/controlplane/ca"
+	"github.com/cameleer/cameleer/controlplane/deployments"
+	"github.com/cameleer/cameleer/controlplane/enrollment"
+	"github.com/cameleer/cameleer/controlplane/environments"
+	"github.com/cameleer/cameleer/controlplane/netguard"
+	"github.com/cameleer/cameleer/controlplane/runners"
 	"github.com/cameleer/cameleer/controlplane/secrets"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/controlplane/telemetry"
+	"github.com/cameleer/cameleer/controlplane/telemetry/clickhouse"
+	"github.com/cameleer/cameleer/controlplane/telemetry/embedded"
 	"github.com/cameleer/cameleer/internal/atomicfile"
 	"github.com/cameleer/cameleer/tunnel"
 )
@@ -43,8 +54,43 @@ type Options struct {
 	TLSCert, TLSKey string
 	// RunnerCertLifetime is how long runner certificates last (0: 7 days).
 	RunnerCertLifetime time.Duration
+	// MaxConns caps the connections open at once, tunnels included (0:
+	// three quarters of the process's file limit, at most 65536): past it,
+	// new ones wait in the kernel's backlog.
+	MaxConns int
+	// IdleTimeout closes an API connection that carried no request for so
+	// long (0: 2 minutes).
+	IdleTimeout time.Duration
+	// ReadTimeout bounds how long a request's head and a JSON body may
+	// take to arrive (0: 30 s); an upload gets as long as it keeps coming.
+	ReadTimeout time.Duration
+	// Limits bound what a tenant and its runners can make the control
+	// plane keep and do; zero fields take DefaultLimits'.
+	Limits Limits
+	// RotateAdminToken makes a new admin token, replacing every other
+	// one, and returns it from New as on a first start.
+	RotateAdminToken bool
+	// Telemetry stores what the agents see (nil: ClickHouse when
+	// TelemetryClickHouse is set, else the embedded store in the data
+	// dir's telemetry directory). The server closes it.
+	Telemetry telemetry.Store
+	// TelemetryClickHouse is a ClickHouse server's HTTP interface,
+	// http(s)://[USER[:PASSWORD]@]HOST:PORT[/DATABASE], to keep telemetry in.
+	TelemetryClickHouse string
+	// TelemetryRetention is how long telemetry is kept (0: 7 days).
+	TelemetryRetention time.Duration
 	Log                *slog.Logger
 }
+
+// Timeouts of every connection, beside Options' IdleTimeout and
+// ReadTimeout: each write must be taken within writeTimeout, however long
+// the whole answer streams.
+const (
+	handshakeTimeout  = 10 * time.Second
+	readHeaderTimeout = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
 
 // Server is a control plane.
 type Server struct {
@@ -58,11 +104,17 @@ type Server struct {
 	metrics *metrics
 	http    *http.Server
 
-	buffers proxyBuffers
+	// The services the API maps to.
+	runners      *runners.Hub
+	enrollment   *enrollment.Service
+	deployments  *deployments.Service
+	environments *environments.Service
+	telemetry    *telemetry.Service
 
-	mu      sync.Mutex
-	tunnels map[string]*runnerConn // by runner id
-	serving sync.WaitGroup         // connections being handled
+	proxyPaths *http.ServeMux
+	// downloads bound the artifacts being sent to runners at once, checks
+	// the uploads being checked.
+	downloads, checks slots
 }
 
 // AdminTokenFile is where the bootstrap admin token is written once.
@@ -76,6 +128,17 @@ func New(opts Options) (*Server, string, error) {
 		return nil, "", fmt.Errorf("data dir: %w", err)
 	}
 	statePath, pki := filepath.Join(opts.DataDir, "state.db"), filepath.Join(opts.DataDir, "pki")
+	// What a killed control plane was writing (a key, an upload) is of no
+	// use: the write was never acknowledged.
+	for _, dir := range []string{opts.DataDir, pki, filepath.Join(opts.DataDir, "artifacts")} {
+		n, err := atomicfile.RemoveTemps(dir)
+		if err != nil {
+			return nil, "", err
+		}
+		if n > 0 {
+			opts.Log.Info("removed temporary files left by an earlier run", "dir", dir, "files", n)
+		}
+	}
 	_, caErr := os.Stat(filepath.Join(pki, "ca.crt"))
 	if fi, err := os.Stat(statePath); caErr == nil && (errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() == 0) {
 		return nil, "", fmt.Errorf("%s is missing or empty, but %s holds this control plane's CA: this is not a first start; restore state.db from a backup (a new one would forget every tenant, token and runner)", statePath, pki)
@@ -90,7 +153,18 @@ func New(opts Options) (*Server, string, error) {
 	if opts.RunnerCertLifetime == 0 {
 		opts.RunnerCertLifetime = ca.DefaultRunnerLifetime
 	}
-	s := &Server{opts: opts, log: opts.Log, store: st, tunnels: map[string]*runnerConn{}, metrics: newMetrics()}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = defaultMaxConns()
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = 2 * time.Minute
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = 30 * time.Second
+	}
+	opts.Limits = opts.Limits.withDefaults()
+	s := &Server{opts: opts, log: opts.Log, store: st, metrics: newMetrics(),
+		downloads: make(slots, opts.Limits.ArtifactDownloads), checks: make(slots, maxChecks), proxyPaths: proxyPaths()}
 	if s.ca, err = s.loadCA(pki); err != nil {
 		st.Close()
 		return nil, "", err
@@ -124,8 +198,65 @@ func New(opts Options) (*Server, string, error) {
 		st.Close()
 		return nil, "", err
 	}
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.runners = runners.New(runners.Options{Store: st, Log: s.log, HTTPServer: s.httpServer,
+		Listen: func(l net.Listener) net.Listener { return writeDeadlines{l} }})
+	s.metrics.reg.MustRegister(s.runners.Collectors()...)
+	s.enrollment = enrollment.New(enrollment.Options{Store: st, CA: s.ca, Anchor: func() *x509.Certificate { return s.tlsCert.anchor },
+		URL: opts.URL, Lifetime: opts.RunnerCertLifetime, MaxTokens: opts.Limits.RunnerTokens, Log: s.log})
+	s.deployments = deployments.New(deployments.Options{Store: st, Runners: s.runners, Secrets: s.secrets, Keep: opts.Limits.Deployments, Log: s.log})
+	s.environments = environments.New(environments.Options{Store: st, Runners: s.runners, Secrets: s.secrets, Log: s.log})
+	if s.opts.Telemetry == nil {
+		if s.opts.Telemetry, err = s.openTelemetry(); err != nil {
+			st.Close()
+			return nil, "", fmt.Errorf("open the telemetry store: %w", err)
+		}
+	}
+	s.telemetry = telemetry.New(telemetry.Options{Store: s.opts.Telemetry, Log: s.log,
+		Retention: s.retention})
+	s.metrics.reg.MustRegister(s.telemetry.Collectors()...)
+	s.http = s.httpServer(s.routes())
 	return s, admin, nil
+}
+
+// openTelemetry opens the store Options name.
+func (s *Server) openTelemetry() (telemetry.Store, error) {
+	if s.opts.TelemetryClickHouse == "" {
+		return embedded.Open(filepath.Join(s.opts.DataDir, "telemetry"), s.log)
+	}
+	u, err := url.Parse(s.opts.TelemetryClickHouse)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("ClickHouse URL %q: want http(s)://[USER[:PASSWORD]@]HOST:PORT[/DATABASE]", s.opts.TelemetryClickHouse)
+	}
+	o := clickhouse.Options{URL: u.Scheme + "://" + u.Host, Database: strings.Trim(u.Path, "/"), User: u.User.Username()}
+	o.Password, _ = u.User.Password()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return clickhouse.Open(ctx, o)
+}
+
+// retention is how long a tenant's telemetry is kept.
+func (s *Server) retention(tenant string) time.Duration {
+	if t, err := s.store.Tenant(tenant); err == nil && t.RetentionDays > 0 {
+		return time.Duration(t.RetentionDays) * 24 * time.Hour
+	}
+	return s.opts.TelemetryRetention
+}
+
+// httpServer serves h with the timeouts every connection gets.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: min(readHeaderTimeout, s.opts.ReadTimeout), ReadTimeout: s.opts.ReadTimeout,
+		IdleTimeout: s.opts.IdleTimeout, MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+}
+
+// defaultMaxConns leaves a quarter of the file limit to what else the
+// control plane opens: its state, artifacts being served, logs.
+func defaultMaxConns() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
+		return 1 << 16
+	}
+	return min(max(int(lim.Cur)*3/4-16, 16), 1<<16)
 }
 
 // loadCA reads the CA, making it on first start only: every runner pins
@@ -209,11 +340,14 @@ func (s *Server) anySecrets() (bool, error) {
 	return false, nil
 }
 
-// bootstrapAdmin makes the admin token on first start and writes it to
-// admin.token (0600).
+// bootstrapAdmin makes the admin token on first start, or a new one that
+// replaces every other with RotateAdminToken, and writes it to admin.token
+// (0600). The file is written first and the store changed in one
+// transaction after: a start cut short anywhere leaves either no token
+// made, or the one in the file.
 func (s *Server) bootstrapAdmin() (string, error) {
 	done, err := s.store.Meta("admin-token-created")
-	if err != nil || done != "" {
+	if err != nil || done != "" && !s.opts.RotateAdminToken {
 		return "", err
 	}
 	tok, err := newAPIToken()
@@ -223,18 +357,22 @@ func (s *Server) bootstrapAdmin() (string, error) {
 	if _, err := atomicfile.WriteFile(AdminTokenFile(s.opts.DataDir), []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
-	if err := s.store.CreateAPIToken(store.APIToken{Hash: api.HashSecret([]byte(tok)), Created: time.Now()}); err != nil {
-		return "", err
+	now := time.Now().UTC()
+	if err := s.store.SetAdminToken(store.APIToken{Hash: api.HashSecret([]byte(tok)), Created: now}, now.Format(time.RFC3339)); err != nil {
+		return "", fmt.Errorf("store admin token: %w", err)
 	}
-	return tok, s.store.SetMeta("admin-token-created", time.Now().UTC().Format(time.RFC3339))
+	if done != "" {
+		s.log.Info("admin token rotated: every earlier admin token is revoked", "file", AdminTokenFile(s.opts.DataDir))
+	}
+	return tok, nil
 }
 
 // CAHash is the SHA-256 runners pin: of the CA, or with a serving
 // certificate of another CA, of the root its chain ends in.
-func (s *Server) CAHash() [32]byte { return s.tlsCert.anchorHash() }
+func (s *Server) CAHash() [32]byte { return s.enrollment.CAHash() }
 
 // Close closes the state file.
-func (s *Server) Close() error { return s.store.Close() }
+func (s *Server) Close() error { return errors.Join(s.opts.Telemetry.Close(), s.store.Close()) }
 
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
@@ -267,28 +405,13 @@ func (s *Server) tunnelTLSConfig(remote net.Addr) *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("no client certificate")
 			}
-			if _, err := s.runnerFor(cs.PeerCertificates[0]); err != nil {
+			if _, err := s.runners.RunnerFor(cs.PeerCertificates[0]); err != nil {
 				s.log.Warn("runner certificate refused", "err", err, "remote", remote)
 				return err
 			}
 			return nil
 		},
 	}
-}
-
-// runnerFor is the registered, unrevoked runner a certificate belongs to.
-func (s *Server) runnerFor(cert *x509.Certificate) (store.Runner, error) {
-	r, err := s.store.Runner(cert.Subject.CommonName)
-	if err != nil {
-		return r, fmt.Errorf("runner %q is not registered", cert.Subject.CommonName)
-	}
-	if r.Revoked {
-		return r, fmt.Errorf("runner %s is revoked", r.ID)
-	}
-	if serial := cert.SerialNumber.String(); serial != r.Serial && serial != r.PrevSerial {
-		return r, fmt.Errorf("runner %s: certificate %s was replaced", r.ID, cert.SerialNumber)
-	}
-	return r, nil
 }
 
 // Serve answers on l (plain TCP; TLS is done here) until ctx is done.
@@ -298,36 +421,41 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		<-ctx.Done()
 		l.Close()
 		httpConns.Close()
-		s.closeTunnels()
+		s.runners.CloseAll()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s.http.Shutdown(shutdownCtx)
 	}()
 	go s.http.Serve(httpConns)
+	// Retention works on the telemetry store, which Close closes: done
+	// before Serve returns.
+	expiring := make(chan struct{})
+	go func() { s.telemetry.Run(ctx); close(expiring) }()
+	defer func() { <-expiring }()
 	cfg := s.tlsConfig()
+	guarded := netguard.Listen(l, s.opts.MaxConns, s.log)
 	// Tunnels save what they saw of their runner as they end: wait for
 	// them, so the state file is closed after the last write.
-	defer s.serving.Wait()
+	defer s.runners.Wait()
 	for {
-		raw, err := l.Accept()
+		raw, err := guarded.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		s.serving.Add(1)
 		go func() {
-			defer s.serving.Done()
-			s.handshake(ctx, tls.Server(raw, cfg), httpConns)
+			wd := netguard.NewWriteDeadline(raw, writeTimeout)
+			s.handshake(ctx, tls.Server(wd, cfg), wd, httpConns)
 		}()
 	}
 }
 
 // handshake finishes TLS and hands the connection to the tunnel or to HTTP
 // by the protocol it chose.
-func (s *Server) handshake(ctx context.Context, c *tls.Conn, httpConns *connListener) {
-	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+func (s *Server) handshake(ctx context.Context, c *tls.Conn, wd *netguard.WriteDeadline, httpConns *connListener) {
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	if err := c.HandshakeContext(hctx); err != nil {
 		s.metrics.handshakeFailures.Inc()
@@ -337,6 +465,8 @@ func (s *Server) handshake(ctx context.Context, c *tls.Conn, httpConns *connList
 	}
 	cs := c.ConnectionState()
 	if cs.NegotiatedProtocol == tunnel.ALPN {
+		// The tunnel bounds its own writes, and keeps the link alive.
+		wd.Off()
 		s.serveTunnel(ctx, c, cs.PeerCertificates[0])
 		return
 	}
@@ -382,20 +512,16 @@ func (l *connListener) Addr() net.Addr { return l.addr }
 
 type metrics struct {
 	reg               *prometheus.Registry
-	connected         prometheus.Gauge
-	streams           prometheus.Counter
-	proxiedBytes      prometheus.Counter
 	handshakeFailures prometheus.Counter
 }
 
+// newMetrics makes the control plane's own metrics; the services register
+// theirs beside them.
 func newMetrics() *metrics {
 	m := &metrics{
 		reg:               prometheus.NewRegistry(),
-		connected:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "cameleer_runners_connected", Help: "Runners with an open tunnel."}),
-		streams:           prometheus.NewCounter(prometheus.CounterOpts{Name: "cameleer_tunnel_streams_total", Help: "Streams opened to runners."}),
-		proxiedBytes:      prometheus.NewCounter(prometheus.CounterOpts{Name: "cameleer_tunnel_proxied_bytes_total", Help: "Response bytes proxied from runners."}),
 		handshakeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "cameleer_tls_handshake_failures_total", Help: "TLS handshakes refused or failed."}),
 	}
-	m.reg.MustRegister(m.connected, m.streams, m.proxiedBytes, m.handshakeFailures)
+	m.reg.MustRegister(m.handshakeFailures)
 	return m
 }

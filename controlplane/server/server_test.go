@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -14,9 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/runners"
 	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/tunnel"
 )
 
 type testCP struct {
@@ -29,7 +33,20 @@ type testCP struct {
 
 func start(t *testing.T) *testCP {
 	t.Helper()
-	s, admin, err := New(Options{DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return startWith(t, Options{})
+}
+
+// startWith starts a control plane with opts in a new data dir (unless
+// opts names one).
+func startWith(t *testing.T, opts Options) *testCP {
+	t.Helper()
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s, admin, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +89,18 @@ func (c *testCP) do(method, path, token string, body any, out any) int {
 
 func TestHealthAndAuth(t *testing.T) {
 	c := start(t)
-	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+	for _, p := range []string{"/healthz", "/readyz"} {
 		if code := c.do("GET", p, "", nil, nil); code != http.StatusOK {
 			t.Errorf("%s: %d", p, code)
+		}
+	}
+	// The metrics count across tenants: the admin's only.
+	c.do("POST", "/api/v1/tenants", c.admin, map[string]string{"name": "acme", "tier": "low"}, nil)
+	var tok struct{ Token string }
+	c.do("POST", "/api/v1/tenants/acme/api-tokens", c.admin, nil, &tok)
+	for tok, want := range map[string]int{"": http.StatusUnauthorized, tok.Token: http.StatusForbidden, c.admin: http.StatusOK} {
+		if code := c.do("GET", "/metrics", tok, nil, nil); code != want {
+			t.Errorf("/metrics with token %.8q: %d, want %d", tok, code, want)
 		}
 	}
 	for name, tok := range map[string]string{"none": "", "garbage": "abc", "forged": apiTokenPrefix + "forged"} {
@@ -336,5 +362,43 @@ func TestBadRequestsAnswerJSON(t *testing.T) {
 	}
 	if code := c.do("GET", "/api/v1/tenants/beta", c.admin, nil, nil); code != http.StatusNotFound {
 		t.Errorf("a refused body created its tenant: %d", code)
+	}
+}
+
+// runner connects runner id of tenant acme (registered here if it is not)
+// to the control plane through a real tunnel over a pipe; its local API is
+// h. It stays connected until the test ends or the next call with its id.
+func (c *testCP) runner(t *testing.T, id string, h http.Handler) {
+	t.Helper()
+	r, err := c.s.store.Runner(id)
+	if errors.Is(err, store.ErrNotFound) {
+		hash := "ott-" + id
+		if err := c.s.store.CreateRunnerToken(store.RunnerToken{Hash: hash, Tenant: "acme", Expires: time.Now().Add(time.Minute)}, 100, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		r, err = c.s.store.Redeem(hash, "k", time.Now(), func(tenant string, _ *store.Runner) (store.Runner, error) {
+			return store.Runner{ID: id, Tenant: tenant, Name: id, Serial: "1"}, nil
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpSide, runnerSide := net.Pipe()
+	sess := tunnel.Client(runnerSide, slog.New(slog.DiscardHandler))
+	go http.Serve(sess.Listener(), h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.s.runners.Serve(ctx, cpSide, r, r.Serial, c.s.runnerRoutes, func(rc *runners.Conn) {
+			c.s.environments.Connected(rc)
+			c.s.deployments.KeepDispatching(rc)
+		})
+	}()
+	t.Cleanup(func() { cancel(); sess.Close(); <-done })
+	for deadline := time.Now().Add(5 * time.Second); c.s.runners.Live(id) == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("runner %s did not connect", id)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -135,9 +134,6 @@ func (s *serving) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	}
 	return s.cert, nil
 }
-
-// anchorHash is what one-time tokens carry.
-func (s *serving) anchorHash() [sha256.Size]byte { return sha256.Sum256(s.anchor.Raw) }
 
 // urlHost is the host name or address in a control plane URL.
 func urlHost(u string) string {

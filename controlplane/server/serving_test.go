@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/controlplane/ca"
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // TestServingRenewedWhileRunning: a control plane that runs for a year

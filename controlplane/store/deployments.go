@@ -30,7 +30,7 @@ type Deployment struct {
 	PromotedFrom string    `json:"promotedFrom,omitempty"`
 	Replicas     int       `json:"replicas"`
 	Port         int       `json:"port"`
-	Phase        string    `json:"phase"`
+	Phase        api.Phase `json:"phase"`
 	Reason       string    `json:"reason,omitempty"`
 	URL          string    `json:"url,omitempty"`
 	Created      time.Time `json:"created"`
@@ -46,14 +46,14 @@ type App struct {
 	Runner      string `json:"runner"`
 	// Deployment is the latest deployment's ID; Phase, Reason and Image
 	// are its.
-	Deployment string `json:"deployment"`
-	Artifact   string `json:"artifact,omitempty"`
-	Image      string `json:"image,omitempty"`
-	Replicas   int    `json:"replicas"`
-	Port       int    `json:"port"`
-	Phase      string `json:"phase"`
-	Reason     string `json:"reason,omitempty"`
-	URL        string `json:"url,omitempty"`
+	Deployment string    `json:"deployment"`
+	Artifact   string    `json:"artifact,omitempty"`
+	Image      string    `json:"image,omitempty"`
+	Replicas   int       `json:"replicas"`
+	Port       int       `json:"port"`
+	Phase      api.Phase `json:"phase"`
+	Reason     string    `json:"reason,omitempty"`
+	URL        string    `json:"url,omitempty"`
 	// Running is the image the app last ran successfully, by
 	// RunningDeployment: what a promotion copies. Artifact, Replicas and
 	// Port are that deployment's once one ran.
@@ -62,13 +62,22 @@ type App struct {
 	Updated           time.Time `json:"updated"`
 }
 
+// Done says whether the deployment has finished, well or not.
+func (d Deployment) Done() bool { return api.Done(d.Phase) }
+
 func deploymentKey(tenant, id string) string { return tenant + "/" + id }
 
 func appKey(tenant, env, name string) string { return tenant + "/" + env + "/" + name }
 
-// CreateDeployment records a deployment and makes it its app's latest, in
-// one transaction.
-func (s *Store) CreateDeployment(d Deployment) error {
+// DeploymentKey names a deployment.
+type DeploymentKey struct{ Tenant, ID string }
+
+// CreateDeployment records a deployment of an app, in one transaction with
+// the app's record: decide gets the app as it is (exists false: a new app,
+// named and placed from d) and refuses d with an error, or makes d the
+// app's latest. Of the app's finished deployments in that environment the
+// newest keep stay, with the one that runs; older ones are removed.
+func (s *Store) CreateDeployment(d Deployment, keep int, decide func(a *App, exists bool) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		deps, err := tx.CreateBucketIfNotExists(bDeployments)
 		if err != nil {
@@ -81,30 +90,48 @@ func (s *Store) CreateDeployment(d Deployment) error {
 		if deps.Get([]byte(deploymentKey(d.Tenant, d.ID))) != nil {
 			return ErrExists
 		}
-		if err := put(deps, deploymentKey(d.Tenant, d.ID), d); err != nil {
-			return err
-		}
 		key := appKey(d.Tenant, d.Environment, d.App)
 		a, err := get[App](apps, key)
+		exists := err == nil
 		if err != nil && err != ErrNotFound {
 			return err
 		}
-		a.Tenant, a.Environment, a.Name = d.Tenant, d.Environment, d.App
-		a.Runner, a.Deployment = d.Runner, d.ID
-		if a.Running == "" {
-			// Until a version runs, the app is what it is being made of;
-			// after, what runs (a failed deployment changes nothing).
-			a.Artifact, a.Replicas, a.Port = d.Artifact, d.Replicas, d.Port
+		if !exists {
+			a = App{Tenant: d.Tenant, Environment: d.Environment, Name: d.App}
 		}
-		// URL stays: the app answers there until the new version replaces it.
-		a.Phase, a.Reason, a.Image, a.Updated = d.Phase, d.Reason, d.Image, d.Updated
-		return put(apps, key, a)
+		if err := decide(&a, exists); err != nil {
+			return err
+		}
+		if err := put(deps, deploymentKey(d.Tenant, d.ID), d); err != nil {
+			return err
+		}
+		if err := put(apps, key, a); err != nil {
+			return err
+		}
+		return prune(deps, a, keep)
 	})
 }
 
-// UpdateDeployment changes a deployment and, when it is still its app's
-// latest, the app, in one transaction.
-func (s *Store) UpdateDeployment(tenant, id string, change func(*Deployment) error) (Deployment, error) {
+// prune removes the app's finished deployments past the newest keep, but
+// never the one that runs.
+func prune(deps *bolt.Bucket, a App, keep int) error {
+	var done [][]byte
+	err := scan(deps, a.Tenant, func(d Deployment) {
+		if d.Environment == a.Environment && d.App == a.Name && d.Done() && d.ID != a.RunningDeployment {
+			done = append(done, []byte(deploymentKey(d.Tenant, d.ID)))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// Keys sort by creation time: the oldest come first.
+	return deleteKeys(deps, done[:max(len(done)-keep, 0)])
+}
+
+// UpdateDeployment changes a deployment and its app in one transaction:
+// change gets the app too while the deployment is its latest (nil
+// otherwise).
+func (s *Store) UpdateDeployment(k DeploymentKey, change func(*Deployment, *App) error) (Deployment, error) {
 	var d Deployment
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		deps := tx.Bucket(bDeployments)
@@ -112,27 +139,28 @@ func (s *Store) UpdateDeployment(tenant, id string, change func(*Deployment) err
 			return ErrNotFound
 		}
 		var err error
-		if d, err = get[Deployment](deps, deploymentKey(tenant, id)); err != nil {
-			return err
-		}
-		if err := change(&d); err != nil {
-			return err
-		}
-		d.Updated = time.Now().UTC()
-		if err := put(deps, deploymentKey(tenant, id), d); err != nil {
+		if d, err = get[Deployment](deps, deploymentKey(k.Tenant, k.ID)); err != nil {
 			return err
 		}
 		apps := tx.Bucket(bApps)
 		key := appKey(d.Tenant, d.Environment, d.App)
 		a, err := get[App](apps, key)
-		if err != nil || a.Deployment != d.ID {
+		latest := err == nil && a.Deployment == d.ID
+		var app *App
+		if latest {
+			app = &a
+		}
+		if err := change(&d, app); err != nil {
+			return err
+		}
+		d.Updated = time.Now().UTC()
+		if err := put(deps, deploymentKey(k.Tenant, k.ID), d); err != nil {
+			return err
+		}
+		if !latest {
 			return nil
 		}
-		a.Phase, a.Reason, a.Image, a.URL, a.Updated = d.Phase, d.Reason, d.Image, d.URL, d.Updated
-		if d.Phase == api.PhaseRunning {
-			a.Running, a.RunningDeployment = d.Image, d.ID
-			a.Artifact, a.Replicas, a.Port = d.Artifact, d.Replicas, d.Port
-		}
+		a.Updated = d.Updated
 		return put(apps, key, a)
 	})
 	return d, err

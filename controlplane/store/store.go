@@ -1,7 +1,11 @@
 // Package store keeps the control plane's state in a bbolt file in its data
-// dir: tenants, API tokens, one-time runner tokens and runners. Secrets are
-// stored only as SHA-256 hashes. Every change is one bbolt transaction, so a
-// killed control plane loses nothing it acknowledged.
+// dir: tenants, API tokens, one-time runner tokens (indexed by expiry and
+// tenant), runners, artifacts' records, environments (with their sealed
+// secrets and egress), deployments and apps. Secrets are stored only as
+// SHA-256 hashes or sealed. Every change is one bbolt transaction, so a
+// killed control plane loses nothing it acknowledged; what a change must
+// check against the state (a quota, an app's runner) is checked in the
+// same transaction, by a function the caller gives.
 package store
 
 import (
@@ -14,6 +18,9 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/cameleer/cameleer/api"
 )
 
 // Errors callers tell apart.
@@ -25,6 +32,10 @@ var (
 	ErrTokenExpired = errors.New("one-time token expired")
 	// ErrDamaged is a state file that cannot be opened as it is.
 	ErrDamaged = errors.New("the state file is damaged")
+	// ErrQuota is a write that would take a tenant past one of its quotas.
+	ErrQuota = errors.New("over quota")
+	// ErrLastAdmin is the removal of the only admin token.
+	ErrLastAdmin = errors.New("the last admin token")
 )
 
 var (
@@ -40,6 +51,9 @@ type Tenant struct {
 	Name    string    `json:"name"`
 	Tier    string    `json:"tier"`
 	Created time.Time `json:"created"`
+	// RetentionDays is how long the tenant's telemetry is kept (0: the
+	// control plane's default).
+	RetentionDays int `json:"retentionDays,omitempty"`
 }
 
 // APIToken authenticates API calls; Tenant "" is the bootstrap admin.
@@ -97,7 +111,7 @@ func Open(path string) (st *Store, err error) {
 	}()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: another control plane has it open", path)
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -108,7 +122,7 @@ func Open(path string) (st *Store, err error) {
 				return err
 			}
 		}
-		return nil
+		return indexRunnerTokens(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -155,6 +169,17 @@ func list[T any](db *bolt.DB, bucket []byte, keep func(T) bool) ([]T, error) {
 	return out, err
 }
 
+// deleteKeys removes keys from b: keys found in a walk, which must not
+// change what it walks.
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func put(b *bolt.Bucket, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -183,6 +208,19 @@ func (s *Store) Tenant(name string) (t Tenant, err error) {
 	return t, err
 }
 
+// SetRetention sets how many days a tenant's telemetry is kept (0: the
+// control plane's default).
+func (s *Store) SetRetention(name string, days int) (t Tenant, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if t, err = get[Tenant](tx.Bucket(bTenants), name); err != nil {
+			return err
+		}
+		t.RetentionDays = days
+		return put(tx.Bucket(bTenants), name, t)
+	})
+	return t, err
+}
+
 // Tenants lists every tenant by name.
 func (s *Store) Tenants() ([]Tenant, error) {
 	return list(s.db, bTenants, func(Tenant) bool { return true })
@@ -203,13 +241,56 @@ func (s *Store) SetMeta(key, value string) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put([]byte(key), []byte(value)) })
 }
 
-// CreateAPIToken stores a token's hash.
-func (s *Store) CreateAPIToken(t APIToken) error {
+// CreateAPIToken stores a token's hash, unless its tenant (or the admin,
+// Tenant "") has max tokens already.
+func (s *Store) CreateAPIToken(t APIToken, max int) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if t.Tenant != "" && tx.Bucket(bTenants).Get([]byte(t.Tenant)) == nil {
 			return ErrNotFound
 		}
-		return put(tx.Bucket(bAPITokens), t.Hash, t)
+		b := tx.Bucket(bAPITokens)
+		n := 0
+		err := each(b, func(_ []byte, o APIToken) error {
+			if o.Tenant == t.Tenant {
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n >= max {
+			return fmt.Errorf("%w: %d API tokens, the most one tenant may have; revoke one first", ErrQuota, max)
+		}
+		return put(b, t.Hash, t)
+	})
+}
+
+// SetAdminToken makes t the only admin token and marks the admin token
+// made (meta key admin-token-created = mark), in one transaction: a first
+// start cut short leaves no token behind that nobody was told, and a
+// rotation leaves exactly the new one.
+func (s *Store) SetAdminToken(t APIToken, mark string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bAPITokens)
+		var old [][]byte
+		err := each(b, func(k []byte, o APIToken) error {
+			if o.Tenant == "" {
+				old = append(old, k)
+			}
+			return nil
+		})
+		if err == nil {
+			err = deleteKeys(b, old)
+		}
+		if err != nil {
+			return err
+		}
+		t.Tenant = ""
+		if err := put(b, t.Hash, t); err != nil {
+			return err
+		}
+		return tx.Bucket(bMeta).Put([]byte("admin-token-created"), []byte(mark))
 	})
 }
 
@@ -231,34 +312,32 @@ func (s *Store) APITokens(tenant string) ([]APIToken, error) {
 }
 
 // DeleteAPIToken removes the tenant's API token whose APITokenID is id;
-// from then on it authenticates nothing.
+// from then on it authenticates nothing. The last admin token (tenant "")
+// stays: ErrLastAdmin.
 func (s *Store) DeleteAPIToken(tenant, id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bAPITokens)
 		var key []byte
+		n := 0
 		err := each(b, func(k []byte, t APIToken) error {
-			if t.Tenant == tenant && APITokenID(t.Hash) == id {
+			if t.Tenant != tenant {
+				return nil
+			}
+			n++
+			if APITokenID(t.Hash) == id {
 				key = k
 			}
 			return nil
 		})
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
-		}
-		if key == nil {
+		case key == nil:
 			return ErrNotFound
+		case tenant == "" && n == 1:
+			return ErrLastAdmin
 		}
 		return b.Delete(key)
-	})
-}
-
-// CreateRunnerToken stores a one-time token's hash.
-func (s *Store) CreateRunnerToken(t RunnerToken) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bTenants).Get([]byte(t.Tenant)) == nil {
-			return ErrNotFound
-		}
-		return put(tx.Bucket(bRunnerTokens), t.Hash, t)
 	})
 }
 
@@ -308,6 +387,9 @@ func (s *Store) Redeem(hash, key string, now time.Time, register func(tenant str
 		}
 		t.Used, t.Runner, t.Key = now, r.ID, key
 		if err := put(tokens, hash, t); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bRunnerTokenIndex).Delete(openKey(t)); err != nil {
 			return err
 		}
 		return put(runners, r.ID, r)
@@ -370,9 +452,16 @@ type Artifact struct {
 
 func artifactKey(tenant, app, sha string) string { return tenant + "/" + app + "/" + sha }
 
-// AddArtifact records an artifact of an app; uploading the same bytes again
-// keeps the first record and reports false.
-func (s *Store) AddArtifact(a Artifact) (bool, error) {
+// ArtifactQuota bounds a tenant's artifacts.
+type ArtifactQuota struct {
+	Count int
+	Bytes int64
+}
+
+// AddArtifact records an artifact of an app, unless it would take the
+// tenant past q; uploading the same bytes again keeps the first record and
+// reports false.
+func (s *Store) AddArtifact(a Artifact, q ArtifactQuota) (bool, error) {
 	added := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bArtifacts)
@@ -386,10 +475,44 @@ func (s *Store) AddArtifact(a Artifact) (bool, error) {
 		if b.Get([]byte(key)) != nil {
 			return nil
 		}
+		if err := artifactRoom(b, a, q); err != nil {
+			return err
+		}
 		added = true
 		return put(b, key, a)
 	})
 	return added, err
+}
+
+// artifactRoom refuses a tenant's artifact that would be one too many, or
+// too many bytes.
+func artifactRoom(b *bolt.Bucket, a Artifact, q ArtifactQuota) error {
+	n, size := 0, a.Size
+	err := scan(b, a.Tenant, func(o Artifact) {
+		n++
+		size += o.Size
+	})
+	switch {
+	case err != nil:
+		return err
+	case n >= q.Count:
+		return fmt.Errorf("%w: %d artifacts, the most one tenant may have", ErrQuota, q.Count)
+	case size > q.Bytes:
+		return fmt.Errorf("%w: artifacts of %d MiB in all, over the tenant's %d MiB", ErrQuota, size>>20, q.Bytes>>20)
+	}
+	return nil
+}
+
+// ArtifactRoom tells whether tenant can add an artifact of size bytes, so
+// an upload over quota is refused before it is read.
+func (s *Store) ArtifactRoom(tenant string, size int64, q ArtifactQuota) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bArtifacts)
+		if b == nil {
+			return nil
+		}
+		return artifactRoom(b, Artifact{Tenant: tenant, Size: size}, q)
+	})
 }
 
 // Artifacts lists an app's artifacts.
@@ -416,6 +539,8 @@ type Environment struct {
 	Env map[string]string `json:"env,omitempty"`
 	// Secrets are sealed values (see controlplane/secrets), by name.
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Egress is what its apps may reach outside it; none: only DNS.
+	Egress api.Egress `json:"egress,omitzero"`
 }
 
 func envKey(tenant, name string) string { return tenant + "/" + name }

@@ -34,10 +34,10 @@ func TestTenantsAndTokensSurviveReopen(t *testing.T) {
 	if err := s.CreateTenant(Tenant{Name: "acme", Tier: "mid"}); !errors.Is(err, ErrExists) {
 		t.Errorf("duplicate tenant: %v", err)
 	}
-	if err := s.CreateAPIToken(APIToken{Hash: "h1", Tenant: "acme"}); err != nil {
+	if err := s.CreateAPIToken(APIToken{Hash: "h1", Tenant: "acme"}, 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateAPIToken(APIToken{Hash: "h2", Tenant: "nobody"}); !errors.Is(err, ErrNotFound) {
+	if err := s.CreateAPIToken(APIToken{Hash: "h2", Tenant: "nobody"}, 10); !errors.Is(err, ErrNotFound) {
 		t.Errorf("token for a missing tenant: %v", err)
 	}
 	s.Close()
@@ -78,7 +78,7 @@ func TestRedeemAgain(t *testing.T) {
 	if err := s.CreateTenant(Tenant{Name: "acme", Tier: "low"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateRunnerToken(RunnerToken{Hash: "tok", Tenant: "acme", Expires: now.Add(time.Minute)}); err != nil {
+	if err := s.CreateRunnerToken(RunnerToken{Hash: "tok", Tenant: "acme", Expires: now.Add(time.Minute)}, 10, now); err != nil {
 		t.Fatal(err)
 	}
 	serial := 0
@@ -135,7 +135,7 @@ func TestRedeemOnce(t *testing.T) {
 		{Hash: "live", Tenant: "acme", Expires: now.Add(time.Minute)},
 		{Hash: "old", Tenant: "acme", Expires: now.Add(-time.Second)},
 	} {
-		if err := s.CreateRunnerToken(tok); err != nil {
+		if err := s.CreateRunnerToken(tok, 10, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

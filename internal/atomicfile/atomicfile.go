@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -21,7 +22,7 @@ func WriteFile(path string, b []byte, perm os.FileMode) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, fmt.Errorf("write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	f, err := os.CreateTemp(filepath.Dir(path), TempPattern(filepath.Base(path)))
 	if err != nil {
 		return false, fmt.Errorf("write %s: %w", path, err)
 	}
@@ -49,6 +50,35 @@ func WriteFile(path string, b []byte, perm os.FileMode) (bool, error) {
 		return false, fmt.Errorf("write %s: %w", path, err)
 	}
 	return true, nil
+}
+
+// TempPattern is the os.CreateTemp pattern for a temporary file of name
+// (a file being written, an upload being received): RemoveTemps knows it.
+func TempPattern(name string) string { return "." + name + tempMark + "*" }
+
+const tempMark = ".tmp-"
+
+// RemoveTemps removes the temporary files in dir that a process killed
+// while writing left behind, and reports how many. Call it at start,
+// before anything writes in dir.
+func RemoveTemps(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("remove temporary files: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), tempMark) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return n, fmt.Errorf("remove temporary files: %w", err)
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 // SyncDir makes the renames in dir durable: a rename is an entry in its

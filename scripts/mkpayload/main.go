@@ -22,7 +22,7 @@ import (
 
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/payload"
-	"github.com/cameleer/cameleer/appliance/sbom"
+	"github.com/cameleer/cameleer/scripts/mkpayload/sbom"
 	"github.com/cameleer/cameleer/version"
 )
 

@@ -21,10 +21,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/internal/apptest"
-	"github.com/cameleer/cameleer/internal/cptest"
-	"github.com/cameleer/cameleer/internal/dockertest"
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/apptest"
+	"github.com/cameleer/cameleer/internal/testkit/camelapps"
+	"github.com/cameleer/cameleer/internal/testkit/cptest"
+	"github.com/cameleer/cameleer/internal/testkit/dockertest"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 const poll = 500 * time.Millisecond
@@ -60,8 +61,13 @@ func TestRunnerOnDocker(t *testing.T) {
 	if out, err := exec.Command(bin, "token", "redeem", ott.Token, "--data-dir", dataDir, "--name", "docker-runner").CombinedOutput(); err != nil {
 		t.Fatalf("token redeem: %v\n%s", err, out)
 	}
-	port := dockertest.FreePort(t)
-	r := startRunner(t, daemon, bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
+	port := testutil.FreePort(t)
+	// The fences stay with the environments' networks, which the runner
+	// never removes; the test removes them once the runner is gone
+	// (registered before it).
+	t.Cleanup(func() { dockertest.RemoveFences(t) })
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	r := startRunner(t, daemon, hosts, bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
 		"--http-port", strconv.Itoa(port), "--data-dir", dataDir)
 
 	var runners []struct {
@@ -87,14 +93,35 @@ func TestRunnerOnDocker(t *testing.T) {
 		t.Errorf("the runner's status through the tunnel: %+v, want orchestrator docker, no engine", st)
 	}
 
-	apptest.Refusals(t, cp, apptest.Flow(t, apptest.Runner{
+	ar := apptest.Runner{
 		CP:          cp,
 		Get:         testutil.HostGetter("127.0.0.1:" + strconv.Itoa(port)),
 		URL:         func(host string) string { return fmt.Sprintf("http://%s:%d/", host, port) },
 		ImagePrefix: "127.0.0.1:5000/acme/invoices@sha256:",
 		Instances:   func(t *testing.T, env string) []string { return containers(t, daemon, env, app) },
 		Alive:       r.alive,
-	}).Artifact)
+		SetHost: func(t *testing.T, name, addr string) {
+			writeHosts(t, hosts, addr+" "+name)
+		},
+	}
+	apptest.Refusals(t, cp, apptest.Flow(t, ar).Artifact)
+
+	// Egress: every environment's network is fenced; emptied, dev's fence
+	// opens nothing any more.
+	apptest.Egress(t, ar)
+	apptest.Observe(t, ar, []string{filepath.Join(dataDir, "telemetry"), cp.DataDir()}, camelapps.MainNewest, camelapps.Boot4)
+	agentsRefuseStrangers(t, daemon, apptest.CamelApp(camelapps.MainNewest))
+	survivesOutages(t, cp, ar, func() {
+		syscall.Kill(r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.exited
+		time.Sleep(5 * time.Second)
+		r = startRunner(t, daemon, hosts, bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
+			"--http-port", strconv.Itoa(port), "--data-dir", dataDir)
+	})
+	if rules := dockertest.Fences(t); !slices.ContainsFunc(rules, func(r string) bool { return strings.HasPrefix(r, "-N CAMELEER-F-") }) ||
+		slices.ContainsFunc(rules, func(r string) bool { return strings.Contains(r, apptest.TargetAddr) }) {
+		t.Errorf("the fences after egress was emptied: %q", rules)
+	}
 
 	// The secret reaches the app as an environment variable, which Docker
 	// shows to whoever may inspect the container (docs/apps.md says so);
@@ -118,6 +145,89 @@ func TestRunnerOnDocker(t *testing.T) {
 	}
 }
 
+// agentsRefuseStrangers: an app's agent hands its telemetry only to the
+// runner, which shows the app's token; what the test (like another app of
+// the environment) asks without it is refused.
+func agentsRefuseStrangers(t *testing.T, daemon *dockertest.Daemon, app string) {
+	cs, err := daemon.Containers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := 0
+	for _, c := range cs {
+		if c.Labels["cameleer.io/app"] != app || c.State != "running" {
+			continue
+		}
+		for _, n := range c.NetworkSettings.Networks {
+			resp, err := http.Get("http://" + net.JoinHostPort(n.IPAddress, "9464") + "/cameleer/telemetry")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			asked++
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("the agent of %s answered a request without its token: %s", app, resp.Status)
+			}
+		}
+	}
+	if asked == 0 {
+		t.Errorf("no running container of %s to ask", app)
+	}
+}
+
+// survivesOutages runs a load of exchanges, every one traced, through a
+// runner that is killed and started again (restartRunner) and a control
+// plane stopped for two minutes: each exchange arrives once, the traces
+// and the route's figures alike.
+func survivesOutages(t *testing.T, cp *cptest.ControlPlane, ar apptest.Runner, restartRunner func()) {
+	const count, period = 4000, 50 // 200 s of load
+	cp.Must(t, http.StatusOK, "PUT", apptest.Base+"/environments/dev/config", map[string]any{"env": map[string]string{
+		"GREETING": "hello-dev", "CAMELEER_SAMPLE": "1", "LOAD_COUNT": strconv.Itoa(count), "LOAD_PERIOD": strconv.Itoa(period)}}, nil)
+	apptest.DeployCamel(t, ar, camelapps.MainNewest, "dev", "load")
+	started := time.Now()
+	time.Sleep(10 * time.Second)
+	restartRunner()
+	t.Logf("runner killed and started again %v into the load", time.Since(started).Round(time.Second))
+	time.Sleep(10 * time.Second)
+	cp.Stop()
+	t.Logf("control plane stopped %v into the load", time.Since(started).Round(time.Second))
+	time.Sleep(2 * time.Minute)
+	cp.Restart(t)
+	app := apptest.Base + "/environments/dev/apps/load"
+	loadCount := func() int {
+		var routes []apptest.RouteView
+		cp.Call("GET", app+"/routes?window=1h", nil, &routes)
+		for _, r := range routes {
+			if r.ID == "load" {
+				return r.Stats.Count
+			}
+		}
+		return 0
+	}
+	testutil.Eventually(t, poll, 5*time.Minute, "the whole load's figures at the control plane", func() error {
+		if n := loadCount(); n < count {
+			return fmt.Errorf("%d of %d exchanges counted", n, count)
+		}
+		return nil
+	})
+	t.Logf("the load arrived whole %v after it started", time.Since(started).Round(time.Second))
+	ids := map[string]bool{}
+	for cursor, pages := "", 0; pages == 0 || cursor != ""; pages++ {
+		var page struct {
+			Exchanges []apptest.Summary
+			Next      string
+		}
+		cp.Must(t, http.StatusOK, "GET", app+"/exchanges?route=load&limit=500&cursor="+cursor, nil, &page)
+		for _, x := range page.Exchanges {
+			ids[x.ID] = true
+		}
+		cursor = page.Next
+	}
+	if n := loadCount(); len(ids) != count || n != count {
+		t.Errorf("%d exchanges of the load traced and %d counted, want %d each: lost or taken twice", len(ids), n, count)
+	}
+}
+
 // runner is a `cameleer run` child process.
 type runner struct {
 	cmd     *exec.Cmd
@@ -125,18 +235,24 @@ type runner struct {
 	exited  chan struct{}
 }
 
-// startRunner starts the runner with its output in a file. Cleanup stops
-// it by its PID (SIGTERM, then SIGKILL after 30 s), shows its log if the
-// test failed, and leaves its containers to the daemon's cleanup, which
-// removes every container before the daemon stops.
-func startRunner(t *testing.T, daemon *dockertest.Daemon, bin string, args ...string) *runner {
+// startRunner starts the runner with its output in a file, in a mount
+// namespace of its own where the file hosts is its /etc/hosts (written with
+// writeHosts: the names the test gives it). Cleanup stops it by its PID
+// (SIGTERM, then SIGKILL after 30 s), shows its log if the test failed,
+// and leaves its containers to the daemon's cleanup, which removes every
+// container before the daemon stops.
+func startRunner(t *testing.T, daemon *dockertest.Daemon, hosts, bin string, args ...string) *runner {
 	t.Helper()
 	r := &runner{logFile: filepath.Join(t.TempDir(), "runner.log"), exited: make(chan struct{})}
 	logf, err := os.Create(r.logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.cmd = exec.Command(bin, args...)
+	writeHosts(t, hosts)
+	// unshare and sh exec what follows: the PID is the runner's.
+	script := `mount --bind "$CAMELEER_TEST_HOSTS" /etc/hosts && exec "$0" "$@"`
+	r.cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, bin}, args...)...)
+	r.cmd.Env = append(os.Environ(), "CAMELEER_TEST_HOSTS="+hosts)
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -190,4 +306,14 @@ func containers(t *testing.T, daemon *dockertest.Daemon, env, app string) []stri
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// writeHosts writes the runner's /etc/hosts: localhost and lines. In
+// place, so the runner's bind mount of it sees the change.
+func writeHosts(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	b := "127.0.0.1 localhost\n::1 localhost\n" + strings.Join(append(lines, ""), "\n")
+	if err := os.WriteFile(path, []byte(b), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

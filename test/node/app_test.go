@@ -16,11 +16,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/cameleer/cameleer/appliance/build"
+	"github.com/cameleer/cameleer/appliance/imagebuild"
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // javaApp compiles a small HTTP server that answers with its name and the
@@ -40,7 +40,7 @@ func (n *node) testAppRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := build.Image(build.Input{Base: base, Agent: agent, App: javaApp(t)})
+	res, err := imagebuild.Image(imagebuild.Input{Base: base, Agent: agent, App: javaApp(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,20 +5,23 @@ package node_test
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cameleer/cameleer/appliance/orchestrator"
-	"github.com/cameleer/cameleer/internal/apptest"
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/apptest"
+	"github.com/cameleer/cameleer/internal/testkit/camelapps"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // testDeploy runs an app the way a user does, through the control plane's
-// API and the tunnel (apptest.Flow), then what only a node shows: the
-// secret stays out of the Deployment, environments are fenced, a
-// deployment survives the control plane going away, and a version that
-// cannot start is rolled back.
+// API and the tunnel (apptest.Flow), opens its environment's egress
+// (apptest.Egress), then what only a node shows: the secret stays out of
+// the Deployment, environments are fenced, a deployment survives the
+// control plane going away, and a version that cannot start is rolled
+// back.
 func (n *node) testDeploy(t *testing.T) {
 	cp := n.cp
 	const tenant, app, secret, base = apptest.Tenant, apptest.App, apptest.Secret, apptest.Base
@@ -36,6 +39,13 @@ func (n *node) testDeploy(t *testing.T) {
 	}
 	res := apptest.Flow(t, r)
 	dev, sha, devHost := res.Dev, res.Artifact, apptest.Host("dev")
+
+	// Egress opens dev to what its allow list says, as a NetworkPolicy of
+	// its own, gone once the list is emptied.
+	apptest.Egress(t, r)
+	if out, err := n.tryKubectl("", "get", "networkpolicy", "allow-egress-rules", "-n", orchestrator.Namespace(tenant, "dev")); err == nil {
+		t.Errorf("the egress policy outlived its rules:\n%s", out)
+	}
 	spec := n.kubectl(t, "", "get", "deployment", app, "-n", orchestrator.Namespace(tenant, "prod"), "-o", "json")
 	if strings.Contains(spec, secret) {
 		t.Error("the secret's value is in the prod Deployment")
@@ -125,6 +135,10 @@ func (n *node) testDeploy(t *testing.T) {
 	})
 
 	apptest.Refusals(t, cp, sha)
+
+	// Camel apps of the older lines (the newer ones run on Docker), seen
+	// from their agents through the node's runner.
+	apptest.Observe(t, r, []string{filepath.Join(dataDir, "telemetry"), cp.DataDir()}, camelapps.MainLTS, camelapps.Boot3)
 }
 
 // callerIn starts a pod in namespace ns that stays up, and returns a GET

@@ -33,9 +33,9 @@ import (
 
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/reset"
-	"github.com/cameleer/cameleer/internal/apptest"
-	"github.com/cameleer/cameleer/internal/cptest"
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/apptest"
+	"github.com/cameleer/cameleer/internal/testkit/cptest"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 const (
@@ -85,6 +85,7 @@ func TestNode(t *testing.T) {
 		t.Fatal("no node; the other tests cannot run")
 	}
 	t.Run("status", n.testStatus)
+	t.Run("kubectl and ctr take --data-dir", n.testToolDataDir)
 	t.Run("registry answers and serves pushed images", n.testRegistry)
 	t.Run("storage", n.testStorage)
 	t.Run("ingress", n.testIngress)
@@ -277,6 +278,35 @@ func (n *node) testStatus(t *testing.T) {
 	}
 }
 
+// testToolDataDir runs kubectl and ctr as a user would who installed with
+// --data-dir and set no variable: given --data-dir, or for kubectl only
+// --kubeconfig (its kubectl then comes from the binary's payload: the
+// default data dir has none).
+func (n *node) testToolDataDir(t *testing.T) {
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "CAMELEER_DATA_DIR=") {
+			env = append(env, e)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"kubectl", "--data-dir", dataDir, "get", "nodes"}, "Ready"},
+		{[]string{"kubectl", "get", "nodes", "--data-dir=" + dataDir}, "Ready"},
+		{[]string{"kubectl", "--kubeconfig", filepath.Join(dataDir, "kubeconfig.yaml"), "get", "nodes"}, "Ready"},
+		{[]string{"ctr", "--data-dir", dataDir, "images", "ls", "-q"}, "cameleer.local/"},
+	} {
+		cmd := exec.Command(n.bin, c.args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("cameleer %s: %v\n%s", strings.Join(c.args, " "), err, out)
+		}
+	}
+}
+
 // testRegistry pushes the test app, as an image built here, into the node's
 // registry from the host; later tests run it as pods.
 func (n *node) testRegistry(t *testing.T) {
@@ -329,6 +359,19 @@ spec:
 		return nil
 	})
 	n.kubectl(t, "", "delete", "pod", "pushed", "--wait=false")
+
+	// The pushes and pulls asked the registry for blobs it did not have
+	// yet: normal answers, not errors in the node's log, which is slog's
+	// alone (logrus writes level=error).
+	log, err := os.ReadFile(filepath.Join(dataDir, "logs", "cameleer.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, "level=error") || strings.Contains(l, "level=ERROR") && strings.Contains(l, "_UNKNOWN") {
+			t.Errorf("cameleer.log: %s", l)
+		}
+	}
 }
 
 func (n *node) testStorage(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/internal/cptest"
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/cptest"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // testTunnelWithEngine registers the node with a control plane, restarts

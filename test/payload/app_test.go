@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/appliance/build"
+	"github.com/cameleer/cameleer/appliance/imagebuild"
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/payload"
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // An app JAR built here with javac becomes an image on the payload's Java
@@ -55,11 +55,11 @@ func TestAppImageRuns(t *testing.T) {
 }
 `)
 
-	res, err := build.Image(build.Input{Base: base, Agent: agentJar, App: app, Env: []string{"GREETING=bonjour"}})
+	res, err := imagebuild.Image(imagebuild.Input{Base: base, Agent: agentJar, App: app, Env: []string{"GREETING=bonjour"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := build.Image(build.Input{Base: base, Agent: agentJar, App: app, Env: []string{"GREETING=bonjour"}})
+	again, err := imagebuild.Image(imagebuild.Input{Base: base, Agent: agentJar, App: app, Env: []string{"GREETING=bonjour"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/cameleer/cameleer/appliance/payload"
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 	"github.com/cameleer/cameleer/version"
 )
 

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // upload posts b as the file field of a multipart upload.
@@ -53,7 +53,7 @@ func TestArtifactUpload(t *testing.T) {
 	e := newEnv(t, freeAddr(t))
 	e.call("POST", "/api/v1/tenants", e.admin, map[string]string{"name": "acme", "tier": "low"}, nil)
 	path := "/api/v1/tenants/acme/apps/orders/artifacts"
-	good := testutil.Zip(t, map[string]string{"META-INF/MANIFEST.MF": "Manifest-Version: 1.0\r\nMain-Class: com.example.Orders\r\n", "com/example/Orders.class": "x"})
+	good := smallJar(t)
 	sum := sha256.Sum256(good)
 	want := hex.EncodeToString(sum[:])
 

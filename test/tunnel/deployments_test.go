@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // TestDeploymentAPI checks what the deploy API refuses up front, that a

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 func ip(t *testing.T, args ...string) {

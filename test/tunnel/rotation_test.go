@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // TestCertificateRotation runs runners with 6-second certificates: a

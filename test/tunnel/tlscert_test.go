@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // TestServingCertOfAnotherCA: with --tls-cert from a company CA (root,

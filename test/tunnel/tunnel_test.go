@@ -25,17 +25,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cameleer/cameleer/internal/testutil"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // poll is how often a waiting test checks again.
 const poll = 100 * time.Millisecond
 
 type env struct {
-	t        *testing.T
-	dir      string
-	sans     []string
-	cpArgs   []string
+	t      *testing.T
+	dir    string
+	sans   []string
+	cpArgs []string
+	// cpPrefix runs the control plane under another command (prlimit).
+	cpPrefix []string
 	cpBin    string
 	runBin   string
 	addr     string
@@ -76,6 +78,9 @@ func (e *env) startCP() {
 	}
 	args = append(args, e.cpArgs...)
 	e.cp = exec.Command(e.cpBin, args...)
+	if len(e.cpPrefix) > 0 {
+		e.cp = exec.Command(e.cpPrefix[0], append(append(e.cpPrefix[1:], e.cpBin), args...)...)
+	}
 	e.cp.Stdout, e.cp.Stderr = &lockedWriter{&e.cpMu, &e.cpLog}, &lockedWriter{&e.cpMu, &e.cpLog}
 	if err := e.cp.Start(); err != nil {
 		e.t.Fatal(err)
@@ -146,6 +151,13 @@ func newEnv(t *testing.T, addr string, sans ...string) *env {
 // newEnvArgs is newEnv with extra arguments for the control plane.
 func newEnvArgs(t *testing.T, addr string, sans, cpArgs []string) *env {
 	t.Helper()
+	return newEnvPrefixed(t, addr, sans, cpArgs, nil)
+}
+
+// newEnvPrefixed is newEnvArgs with the control plane run by prefix (a
+// command that execs the rest of its arguments, keeping its PID).
+func newEnvPrefixed(t *testing.T, addr string, sans, cpArgs, prefix []string) *env {
+	t.Helper()
 	binaries.once.Do(func() {
 		binaries.dir, binaries.buildErrs = os.MkdirTemp("", "cameleer-bin-")
 		if binaries.buildErrs == nil {
@@ -156,7 +168,7 @@ func newEnvArgs(t *testing.T, addr string, sans, cpArgs []string) *env {
 	if binaries.buildErrs != nil {
 		t.Fatal(binaries.buildErrs)
 	}
-	e := &env{t: t, dir: t.TempDir(), addr: addr, sans: sans, cpArgs: cpArgs, cpBin: binaries.cp, runBin: binaries.run,
+	e := &env{t: t, dir: t.TempDir(), addr: addr, sans: sans, cpArgs: cpArgs, cpPrefix: prefix, cpBin: binaries.cp, runBin: binaries.run,
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
 	e.startCP()
 	t.Cleanup(e.stopCP)

@@ -1,11 +1,14 @@
 package mux
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,5 +318,256 @@ func TestSlowDiscardIsNotSilence(t *testing.T) {
 	}
 	if err := srv.Err(); err != nil {
 		t.Fatalf("the session ended while the peer was sending: %v", err)
+	}
+}
+
+// warnings counts the lines logged at Warn and above.
+type warnings struct{ n atomic.Int64 }
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(context.Context, slog.Record) error    { w.n.Add(1); return nil }
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler           { return w }
+func (w *warnings) WithGroup(string) slog.Handler                { return w }
+
+// TestMaxStreams: streams the peer opens past MaxStreams are reset, with
+// one warning, and the session goes on; closing streams frees their
+// slots. Without the bound a peer's idle streams took the control plane
+// to 1.94 GiB.
+func TestMaxStreams(t *testing.T) {
+	const allowed, over = 4, 3
+	cfg := testConfig()
+	cfg.MaxStreams = allowed
+	var warned warnings
+	c, s := conns(t)
+	cli := Client(c, cfg)
+	cfg.Log = slog.New(&warned)
+	srv := Server(s, cfg)
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+
+	// open opens a stream and sends a byte: n of them are accepted, the
+	// rest reset.
+	open := func(n, reset int) (as, bs []*Stream) {
+		t.Helper()
+		for range n + reset {
+			a, err := cli.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			as = append(as, a)
+		}
+		for range n {
+			b, err := srv.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs = append(bs, b)
+		}
+		for i, a := range as[n:] {
+			a.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := a.Read(make([]byte, 1)); !errors.Is(err, ErrStreamReset) {
+				t.Fatalf("stream %d of %d past the %d allowed: read %v, want %v", i+1, reset, allowed, err, ErrStreamReset)
+			}
+			if _, err := a.Write([]byte("x")); !errors.Is(err, ErrStreamReset) {
+				t.Fatalf("stream %d of %d past the %d allowed: write %v, want %v", i+1, reset, allowed, err, ErrStreamReset)
+			}
+		}
+		return as[:n], bs
+	}
+	// echo checks that stream a still carries data both ways.
+	echo := func(a, b *Stream) {
+		t.Helper()
+		if _, err := io.ReadFull(b, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		b.Write([]byte("y"))
+		a.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(a, make([]byte, 1)); err != nil {
+			t.Fatalf("an accepted stream after others were reset: %v", err)
+		}
+	}
+
+	as, bs := open(allowed, over)
+	for i := range as {
+		echo(as[i], bs[i])
+	}
+	if n := warned.n.Load(); n != 1 {
+		t.Errorf("%d warnings for %d streams reset at once, want 1", n, over)
+	}
+	// Two closed on both sides make room for two more, and no more.
+	for i := range 2 {
+		as[i].Close()
+		bs[i].Close()
+	}
+	waitStreams(t, srv, allowed-2)
+	as, bs = open(2, 1)
+	for i := range as {
+		echo(as[i], bs[i])
+	}
+	if err := srv.Err(); err != nil {
+		t.Fatalf("the session ended: %v", err)
+	}
+}
+
+// TestMaxRefused: a peer that keeps opening streams past its limit is cut
+// off once it was refused MaxRefused of them.
+func TestMaxRefused(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxStreams, cfg.MaxRefused = 2, 5
+	c, s := conns(t)
+	cli := Client(c, testConfig())
+	srv := Server(s, cfg)
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	for i := range 2 + 5 {
+		a, err := cli.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Write([]byte("x"))
+		if i < 2 {
+			srv.Accept()
+		}
+	}
+	// Five refused: still served.
+	time.Sleep(100 * time.Millisecond)
+	if err := srv.Err(); err != nil {
+		t.Fatalf("the session ended after %d refusals: %v", cfg.MaxRefused, err)
+	}
+	a, _ := cli.Open()
+	a.Write([]byte("x"))
+	select {
+	case <-srv.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a peer refused its sixth stream of five allowed refusals still has its session")
+	}
+	if err := srv.Err(); !errors.Is(err, errRefused) {
+		t.Errorf("the session ended with %v, want %v", err, errRefused)
+	}
+}
+
+// TestUnreadDataBounded: what a peer sends on streams that are not read
+// stays within 256 KiB a stream, and what reading grows the windows by
+// within SessionWindow for all of them. Without that, streams read a
+// little and then left each took Window (16 MiB in the tunnel).
+func TestUnreadDataBounded(t *testing.T) {
+	const streams = 100
+	for _, tc := range []struct {
+		name string
+		read int // what is read of each stream before it is left
+	}{
+		{"never-read", 0},
+		{"read-then-left", 200 << 10}, // past half the initial window: grows
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.SessionWindow = 2 << 20
+			cli, srv := pair(t, cfg)
+			buf := make([]byte, 2*cfg.Window)
+			for range streams {
+				a, err := cli.Open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				go a.Write(buf) // until the session ends
+				b, err := srv.Accept()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(b, make([]byte, tc.read)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			most := streams*initialWindow + int(cfg.SessionWindow)
+			var n int
+			for filled, start := false, time.Now(); !filled; time.Sleep(20 * time.Millisecond) {
+				if n, filled = unread(srv); n > most {
+					t.Fatalf("%d bytes unread on %d streams, over %d (256 KiB a stream and SessionWindow)", n, streams, most)
+				}
+				if time.Since(start) > 20*time.Second {
+					t.Fatalf("the writers did not fill the windows (%d bytes unread)", n)
+				}
+			}
+			if tc.read == 0 && n != streams*initialWindow {
+				t.Errorf("%d bytes unread on %d streams never read, want %d: all the initial windows", n, streams, streams*initialWindow)
+			}
+			if err := srv.Err(); err != nil {
+				t.Fatalf("the session ended: %v", err)
+			}
+		})
+	}
+}
+
+// unread is what s holds received and not read, all streams together, and
+// whether every window the peer was given is used up: no more will come.
+func unread(s *Session) (n int, filled bool) {
+	s.mu.Lock()
+	streams := make([]*Stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	s.mu.Unlock()
+	filled = true
+	for _, st := range streams {
+		st.mu.Lock()
+		n += st.buffered
+		filled = filled && st.recvWindow == 0 && st.inflight == 0
+		st.mu.Unlock()
+	}
+	return n, filled
+}
+
+// TestEndedStreamFreesAll: a stream the peer resets, or that both sides
+// close, gives back its slot, its unread data and its window growth.
+func TestEndedStreamFreesAll(t *testing.T) {
+	for _, how := range []string{"reset", "close"} {
+		t.Run(how, func(t *testing.T) {
+			c, s := conns(t)
+			go io.Copy(io.Discard, c)
+			srv := Server(s, testConfig())
+			defer srv.Close()
+			const streams = 10
+			var bs []*Stream
+			for i := range uint32(streams) {
+				id := 2*i + 1
+				c.Write(append(frame(typeData, flagSYN, id, initialWindow), make([]byte, initialWindow)...))
+				b, err := srv.Accept()
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Read past half the window: it grows.
+				if _, err := io.ReadFull(b, make([]byte, 200<<10)); err != nil {
+					t.Fatal(err)
+				}
+				bs = append(bs, b)
+			}
+			if srv.grown.Load() == 0 {
+				t.Fatal("no window grew: the test tests nothing")
+			}
+			for i, b := range bs {
+				if how == "close" {
+					b.Close()
+					c.Write(frame(typeWindowUpdate, flagFIN, uint32(2*i+1), 0))
+				} else {
+					c.Write(frame(typeWindowUpdate, flagRST, uint32(2*i+1), 0))
+				}
+			}
+			waitStreams(t, srv, 0)
+			for _, b := range bs {
+				b.mu.Lock()
+				left := len(b.queue) + b.buffered
+				b.mu.Unlock()
+				if left != 0 {
+					t.Fatalf("stream %d keeps %d chunks and %d bytes", b.ID(), len(b.queue), b.buffered)
+				}
+			}
+			srv.mu.Lock()
+			theirs := srv.theirs
+			srv.mu.Unlock()
+			if theirs != 0 || srv.grown.Load() != 0 {
+				t.Fatalf("after all streams ended: %d counted open, windows grown by %d", theirs, srv.grown.Load())
+			}
+		})
 	}
 }

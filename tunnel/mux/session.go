@@ -63,6 +63,9 @@ const (
 	maxRecord = 16 << 10
 	// maxAnswers is how many frames the peer may be owed at once.
 	maxAnswers = 256
+	// warnEvery spaces the warnings about refused streams: a peer that
+	// opens streams in a loop must not flood the log.
+	warnEvery = 10 * time.Second
 	// closeTimeout is how long a stream closed here waits for the peer's
 	// FIN before it is reset and forgotten.
 	closeTimeout = 2 * time.Minute
@@ -91,13 +94,35 @@ type Config struct {
 	// WriteTimeout bounds one write to the connection and the wait for a
 	// keepalive's answer; the session ends when either runs out.
 	WriteTimeout time.Duration
-	// Window is each stream's receive window (at least 256 KiB): one
-	// stream's throughput is at most Window per round trip.
+	// Window is what a stream's receive window grows to as it is read (at
+	// least 256 KiB): one stream's throughput is at most Window per round
+	// trip. Every stream starts at 256 KiB, yamux's initial window, and
+	// grows only as this side reads it, and only while SessionWindow has
+	// room: a stream nobody reads holds at most 256 KiB unread, and a
+	// session at most 256 KiB a stream (MaxStreams the peer opened, and
+	// those opened here) plus SessionWindow, kept in 64 KiB chunks (under
+	// two more a stream, partly used).
 	Window uint32
+	// SessionWindow bounds how far the receive windows of all the
+	// session's streams together grow past their initial 256 KiB; 0
+	// means 4 × Window. The link has one bandwidth-delay product however
+	// many streams share it: a few streams' worth of window fills it.
+	SessionWindow int64
 	// AcceptBacklog is how many new streams may wait for Accept; more
 	// are reset.
 	AcceptBacklog int
-	Log           *slog.Logger
+	// MaxStreams is the most streams the peer may have open at once:
+	// waiting for Accept, or accepted and not yet closed by both sides.
+	// More are reset. 0 means 1024, far more than a peer needs at once
+	// and few enough that what they may hold unread (see Window) stays
+	// bounded.
+	MaxStreams int
+	// MaxRefused ends the session once more than that many of the peer's
+	// new streams were reset (past MaxStreams or the backlog) within 10 s:
+	// a peer that keeps opening what it is refused is cut off, not served
+	// resets for ever. 0: never.
+	MaxRefused int
+	Log        *slog.Logger
 }
 
 // Session is one side of a multiplexed connection.
@@ -117,11 +142,22 @@ type Session struct {
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream
+	theirs  int // of streams, how many the peer opened
 	nextID  uint32
 	err     error // why the session ended
 	goAway  bool  // the peer takes no new streams
 	pings   map[uint32]chan struct{}
 	pingID  uint32
+	refused int       // new streams of the peer's reset so far
+	warned  time.Time // when that was last logged
+	// recent counts the refusals since recentFrom: MaxRefused bounds them
+	// within warnEvery, so a burst long ago does not count against a peer.
+	recent     int
+	recentFrom time.Time
+
+	// grown is how far the streams' receive windows are past the initial
+	// window, all together: at most cfg.SessionWindow.
+	grown atomic.Int64
 
 	// in is conn as recvLoop reads it: every read is news from the peer.
 	in io.Reader
@@ -139,8 +175,14 @@ func Server(conn net.Conn, cfg Config) *Session { return start(conn, cfg, 2) }
 
 func start(conn net.Conn, cfg Config, firstID uint32) *Session {
 	cfg.Window = max(cfg.Window, initialWindow)
+	if cfg.SessionWindow <= 0 {
+		cfg.SessionWindow = 4 * int64(cfg.Window)
+	}
 	if cfg.AcceptBacklog <= 0 {
 		cfg.AcceptBacklog = 256
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 1024
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
@@ -292,8 +334,26 @@ func (s *Session) shutdown(err error) {
 
 func (s *Session) forget(id uint32) {
 	s.mu.Lock()
+	if _, ok := s.streams[id]; ok && id%2 != s.nextID%2 {
+		s.theirs--
+	}
 	delete(s.streams, id)
 	s.mu.Unlock()
+}
+
+// reserve takes up to n bytes of the session's room for window growth
+// and says how much it took.
+func (s *Session) reserve(n int64) int64 {
+	for {
+		grown := s.grown.Load()
+		take := min(n, s.cfg.SessionWindow-grown)
+		if take <= 0 {
+			return 0
+		}
+		if s.grown.CompareAndSwap(grown, grown+take) {
+			return take
+		}
+	}
 }
 
 // writeGoAway tells the peer the session ends, unless a write is under
@@ -503,10 +563,10 @@ func (s *Session) handleStream(typ uint8, flags uint16, id, length uint32) error
 			s.mu.Unlock()
 			return fmt.Errorf("%w: stream %d opened twice, or with an ID of ours", ErrProtocol, id)
 		}
-		var ok bool
-		if st, ok = s.incoming(id); !ok {
+		var err error
+		if st, err = s.incoming(id); err != nil {
 			s.mu.Unlock()
-			return errFlood
+			return err
 		}
 	}
 	s.mu.Unlock()
@@ -533,16 +593,45 @@ func (s *Session) handleStream(typ uint8, flags uint16, id, length uint32) error
 }
 
 // incoming registers a stream the peer opened and queues it for Accept,
-// or resets it when too many wait; false if the reset cannot be queued
-// either. s.mu is held.
-func (s *Session) incoming(id uint32) (*Stream, bool) {
+// or resets it when the peer has too many open or waiting (nil, nil).
+// The error ends the session: the reset cannot be queued either, or the
+// peer was refused MaxRefused streams. s.mu is held.
+func (s *Session) incoming(id uint32) (*Stream, error) {
+	if s.theirs >= s.cfg.MaxStreams {
+		return nil, s.refuseNew(id, "too many streams open")
+	}
 	st := newStream(s, id, flagACK)
 	select {
 	case s.accept <- st:
 		s.streams[id] = st
-		return st, true
+		s.theirs++
+		return st, nil
 	default:
-		s.log.Warn("mux: too many streams waiting to be accepted; resetting", "stream", id)
-		return nil, s.control(frameSpec{typ: typeWindowUpdate, flags: flagRST, id: id})
+		return nil, s.refuseNew(id, "too many streams waiting to be accepted")
 	}
+}
+
+// errRefused ends a session whose peer keeps opening streams it is refused.
+var errRefused = fmt.Errorf("%w: the peer keeps opening streams past its limit", ErrProtocol)
+
+// refuseNew resets a stream the peer opens, and says so at most once
+// every warnEvery. s.mu is held.
+func (s *Session) refuseNew(id uint32, why string) error {
+	s.refused++
+	now := time.Now()
+	if now.Sub(s.recentFrom) >= warnEvery {
+		s.recent, s.recentFrom = 0, now
+	}
+	s.recent++
+	if s.cfg.MaxRefused > 0 && s.recent > s.cfg.MaxRefused {
+		return errRefused
+	}
+	if now.Sub(s.warned) >= warnEvery {
+		s.warned = now
+		s.log.Warn("mux: resetting new streams", "why", why, "stream", id, "refused", s.refused, "remote", s.conn.RemoteAddr())
+	}
+	if !s.control(frameSpec{typ: typeWindowUpdate, flags: flagRST, id: id}) {
+		return errFlood
+	}
+	return nil
 }

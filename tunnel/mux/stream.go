@@ -34,7 +34,8 @@ type Stream struct {
 	pending    uint16 // SYN or ACK, sent with the stream's first frame
 	sendWindow uint32 // what may still be sent
 	recvWindow uint32 // what the peer may still send
-	grown      bool   // the receive window was raised to Config.Window
+	grown      bool   // the receive window was raised past the initial
+	extra      int64  // of Session.grown, this stream's part
 	queue      []*chunk
 	buffered   int  // received, not read yet
 	inflight   int  // of the frame being received, not buffered yet
@@ -195,10 +196,18 @@ func (st *Stream) copyOut(p []byte) int {
 
 // windowDelta is the window update to send now, or 0. The first update
 // goes out once half the initial window is used, so short exchanges send
-// none; from then on the window is kept near Config.Window. st.mu is held.
+// none; from then on the window is kept near Config.Window, as far as the
+// session's SessionWindow has room. st.mu is held.
 func (st *Stream) windowDelta() uint32 {
-	limit := int64(st.s.cfg.Window)
-	delta := limit - int64(st.buffered) - int64(st.inflight) - int64(st.recvWindow)
+	s := st.s
+	// What the peer may have here unread or still send.
+	window := int64(st.buffered) + int64(st.inflight) + int64(st.recvWindow)
+	if extra := max(window-initialWindow, 0); extra < st.extra {
+		s.grown.Add(extra - st.extra) // read: room for other streams
+		st.extra = extra
+	}
+	limit := min(int64(s.cfg.Window), initialWindow+st.extra+max(s.cfg.SessionWindow-s.grown.Load(), 0))
+	delta := limit - window
 	threshold := limit / 2
 	if !st.grown {
 		threshold = limit - initialWindow/2
@@ -206,9 +215,32 @@ func (st *Stream) windowDelta() uint32 {
 	if delta < threshold || delta <= 0 {
 		return 0
 	}
+	// Another stream may have taken the room meanwhile.
+	if grow := window + delta - initialWindow - st.extra; grow > 0 {
+		got := s.reserve(grow)
+		st.extra += got
+		delta -= grow - got
+	}
+	if delta <= 0 {
+		return 0
+	}
 	st.grown = true
 	st.recvWindow += uint32(delta)
 	return uint32(delta)
+}
+
+// drop throws away what was received and not read: its chunks go back to
+// the pool and its window growth to the session. st.mu is held.
+func (st *Stream) drop() {
+	for i, c := range st.queue {
+		if i == len(st.queue)-1 && st.filling {
+			break // recvLoop is reading into it: left to the collector
+		}
+		chunks.Put(c)
+	}
+	st.queue, st.buffered = nil, 0
+	st.s.grown.Add(-st.extra)
+	st.extra = 0
 }
 
 // receive reads a data frame's body of length bytes from r into the
@@ -237,6 +269,15 @@ func (st *Stream) receive(r io.Reader, length uint32) error {
 	}
 	for left := int(length); left > 0; {
 		st.mu.Lock()
+		if st.readShut || st.reset {
+			// Dropped mid-frame: the rest goes nowhere.
+			st.inflight = 0
+			st.mu.Unlock()
+			if _, err := io.CopyN(io.Discard, r, int64(left)); err != nil {
+				return readErr(err)
+			}
+			return nil
+		}
 		var c *chunk
 		if k := len(st.queue); k > 0 && st.queue[k-1].n < len(st.queue[k-1].buf) {
 			c = st.queue[k-1]
@@ -302,7 +343,7 @@ func (st *Stream) remoteClose(rst bool) {
 	st.mu.Lock()
 	if rst {
 		st.reset = true
-		st.queue, st.buffered = nil, 0
+		st.drop()
 	} else {
 		st.remoteFIN = true
 	}
@@ -386,7 +427,7 @@ func (st *Stream) shut(read bool) error {
 	st.writeShut = true
 	if read {
 		st.readShut = true
-		st.queue, st.buffered = nil, 0
+		st.drop()
 	}
 	done := st.reset || st.remoteFIN || unsent
 	// Closed here for good: the peer gets closeTimeout to say it is done

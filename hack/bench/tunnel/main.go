@@ -152,13 +152,13 @@ func run(cpBin string, n int, idle time.Duration, requests int) error {
 
 	rssBefore := rss(cp.Process.Pid)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	local := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) })
+	local := func(*http.Client) http.Handler { return http.HandlerFunc(answer) }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
 	t0 = time.Now()
 	for i := range n {
-		c := &tunnelclient.Client{Identity: ids[i], LocalAPI: local, Log: quiet}
+		c := tunnelclient.New(tunnelclient.Options{Identity: ids[i], LocalAPI: local, Log: quiet})
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Run(ctx) }()
 	}
@@ -300,7 +300,9 @@ func latency(b *bench, dir string, requests int) error {
 	for _, s := range samples {
 		slices.Sort(s)
 	}
-	if resp, err := b.http.Get("https://" + b.addr + "/metrics"); err == nil {
+	metrics, _ := http.NewRequest("GET", "https://"+b.addr+"/metrics", nil)
+	metrics.Header.Set("Authorization", "Bearer "+b.admin)
+	if resp, err := b.http.Do(metrics); err == nil {
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, line := range strings.Split(string(raw), "\n") {
@@ -329,7 +331,8 @@ func serveRunner(dir string) {
 		panic(err)
 	}
 	fmt.Println("runner", id.RunnerID)
-	c := &tunnelclient.Client{Identity: id, LocalAPI: http.HandlerFunc(answer), Log: slog.New(slog.DiscardHandler)}
+	c := tunnelclient.New(tunnelclient.Options{Identity: id, Log: slog.New(slog.DiscardHandler),
+		LocalAPI: func(*http.Client) http.Handler { return http.HandlerFunc(answer) }})
 	c.Run(context.Background())
 }
 

@@ -1,5 +1,6 @@
 package io.cameleer.agent;
 
+import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -8,42 +9,72 @@ import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryUsage;
 import java.lang.management.RuntimeMXBean;
 import java.net.InetSocketAddress;
+import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * The Cameleer agent, attached to every app with -javaagent. It logs one line
- * with its version and serves the JVM's facts to the runner as JSON on
- * CAMELEER_AGENT_PORT (default 9464) at /cameleer/jvm. Camel exchange tracing
- * comes later.
+ * with its version and serves, on CAMELEER_AGENT_PORT (default 9464), the
+ * JVM's facts at /cameleer/jvm and what it saw of Camel at
+ * /cameleer/telemetry (api.AgentBatch). Camel is watched for as it loads
+ * (CamelWatcher); an app without Camel only has its JVM facts served.
  */
 public final class Agent {
+    /** The most bytes of events one answer carries unless the runner asks for fewer. */
+    static final long MAX_ANSWER = 1 << 20;
+
     private Agent() {}
 
     public static void premain(String args, Instrumentation inst) {
+        try {
+            start(inst);
+        } catch (Throwable t) {
+            // Whatever goes wrong here, the app starts.
+            System.err.println("cameleer-agent: not started: " + t);
+        }
+    }
+
+    private static void start(Instrumentation inst) {
         String version = Agent.class.getPackage().getImplementationVersion();
         if (version == null) {
             version = "dev";
         }
-        int port = 9464;
-        String p = System.getenv("CAMELEER_AGENT_PORT");
-        if (p != null && !p.isEmpty()) {
-            port = Integer.parseInt(p);
-        }
-        System.out.println("cameleer-agent " + version + " attached (jvm facts on :" + port + "/cameleer/jvm)");
-        if (port > 0) {
-            serve(port, version);
+        Config config = new Config(System.getenv());
+        System.out.println("cameleer-agent " + version + " attached (jvm facts on :" + config.port + "/cameleer/jvm)");
+        EventBuffer buffer = new EventBuffer(config.bufferBytes);
+        Recorder.start(config, buffer);
+        inst.addTransformer(new CamelWatcher(), false);
+        if (config.port > 0) {
+            serve(config.port, version, buffer, config.token);
         }
     }
 
-    private static void serve(int port, String version) {
+    private static void serve(int port, String version, EventBuffer buffer, String token) {
+        byte[] wanted = ("Bearer " + token).getBytes(StandardCharsets.UTF_8);
         try {
             HttpServer server = HttpServer.create(new InetSocketAddress(port), 0);
-            server.createContext("/cameleer/jvm", exchange -> {
-                byte[] body = facts(version).getBytes(StandardCharsets.UTF_8);
-                exchange.getResponseHeaders().set("Content-Type", "application/json");
-                exchange.sendResponseHeaders(200, body.length);
-                try (OutputStream out = exchange.getResponseBody()) {
-                    out.write(body);
+            server.createContext("/cameleer/jvm", exchange -> answer(exchange, facts(version).getBytes(StandardCharsets.UTF_8)));
+            server.createContext("/cameleer/telemetry", exchange -> {
+                // Other apps of the environment reach this port too: taking
+                // (and so acknowledging) the events is the runner's alone.
+                String shown = exchange.getRequestHeaders().getFirst("Authorization");
+                if (!token.isEmpty() && (shown == null
+                        || !MessageDigest.isEqual(wanted, shown.getBytes(StandardCharsets.UTF_8)))) {
+                    exchange.sendResponseHeaders(401, -1);
+                    exchange.close();
+                    return;
+                }
+                Map<String, String> q = query(exchange.getRequestURI().getRawQuery());
+                try {
+                    long after = Long.parseLong(q.getOrDefault("after", "0"));
+                    long max = Math.min(MAX_ANSWER, Long.parseLong(q.getOrDefault("max", String.valueOf(MAX_ANSWER))));
+                    answer(exchange, buffer.batch(q.getOrDefault("boot", ""), after, max));
+                } catch (NumberFormatException e) {
+                    exchange.sendResponseHeaders(400, -1);
+                    exchange.close();
                 }
             });
             // The server's dispatcher thread takes its daemon flag from the
@@ -60,39 +91,42 @@ public final class Agent {
         }
     }
 
+    private static void answer(HttpExchange exchange, byte[] body) throws IOException {
+        exchange.getResponseHeaders().set("Content-Type", "application/json");
+        exchange.sendResponseHeaders(200, body.length);
+        try (OutputStream out = exchange.getResponseBody()) {
+            out.write(body);
+        }
+    }
+
+    private static Map<String, String> query(String raw) {
+        Map<String, String> q = new HashMap<>();
+        if (raw != null) {
+            for (String kv : raw.split("&")) {
+                int eq = kv.indexOf('=');
+                if (eq > 0) {
+                    q.put(kv.substring(0, eq), URLDecoder.decode(kv.substring(eq + 1), StandardCharsets.UTF_8));
+                }
+            }
+        }
+        return q;
+    }
+
     static String facts(String version) {
         RuntimeMXBean rt = ManagementFactory.getRuntimeMXBean();
         MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
         return "{"
-                + "\"agentVersion\":" + quote(version)
-                + ",\"javaVersion\":" + quote(System.getProperty("java.version"))
-                + ",\"vmName\":" + quote(rt.getVmName())
-                + ",\"vmVendor\":" + quote(rt.getVmVendor())
+                + "\"agentVersion\":" + Json.quote(version)
+                + ",\"javaVersion\":" + Json.quote(System.getProperty("java.version"))
+                + ",\"vmName\":" + Json.quote(rt.getVmName())
+                + ",\"vmVendor\":" + Json.quote(rt.getVmVendor())
                 + ",\"pid\":" + ProcessHandle.current().pid()
                 + ",\"uptimeMillis\":" + rt.getUptime()
                 + ",\"availableProcessors\":" + Runtime.getRuntime().availableProcessors()
                 + ",\"heapUsedBytes\":" + heap.getUsed()
                 + ",\"heapMaxBytes\":" + heap.getMax()
                 + ",\"threads\":" + ManagementFactory.getThreadMXBean().getThreadCount()
-                + ",\"mainCommand\":" + quote(System.getProperty("sun.java.command", ""))
+                + ",\"mainCommand\":" + Json.quote(System.getProperty("sun.java.command", ""))
                 + "}";
-    }
-
-    private static String quote(String s) {
-        StringBuilder b = new StringBuilder("\"");
-        for (char c : s.toCharArray()) {
-            switch (c) {
-                case '"': b.append("\\\""); break;
-                case '\\': b.append("\\\\"); break;
-                case '\n': b.append("\\n"); break;
-                default:
-                    if (c < 0x20) {
-                        b.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        b.append(c);
-                    }
-            }
-        }
-        return b.append('"').toString();
     }
 }

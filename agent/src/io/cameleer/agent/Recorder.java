@@ -1,0 +1,168 @@
+package io.cameleer.agent;
+
+import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.regex.PatternSyntaxException;
+
+/**
+ * What the Camel bridge calls, in plain Java types: traces begin and end
+ * here, stats are counted here, and events are redacted, sampled,
+ * serialized and buffered here, on the calling thread, without waiting on
+ * anything but the buffer's short lock.
+ */
+public final class Recorder {
+    private static volatile Recorder current;
+    private static final AtomicBoolean DISABLED = new AtomicBoolean();
+
+    private final Config config;
+    private final EventBuffer buffer;
+    private final Redactor redactor;
+    private volatile Aggregates window = new Aggregates();
+    private Aggregates ended;
+
+    private Recorder(Config config, EventBuffer buffer) {
+        this.config = config;
+        this.buffer = buffer;
+        Redactor r;
+        try {
+            r = new Redactor(config.redactDefaults, config.redactRules);
+        } catch (PatternSyntaxException e) {
+            // Without every rule the app asked for, nothing is captured at all.
+            fail(e);
+            r = new Redactor(true, List.of());
+        }
+        this.redactor = r;
+    }
+
+    static void start(Config config, EventBuffer buffer) {
+        Recorder r = new Recorder(config, buffer);
+        current = r;
+        ScheduledExecutorService s = Executors.newSingleThreadScheduledExecutor(task -> {
+            Thread t = new Thread(task, "cameleer-agent-stats");
+            t.setDaemon(true);
+            return t;
+        });
+        s.scheduleAtFixedRate(r::emitStats, config.statsSeconds, config.statsSeconds, TimeUnit.SECONDS);
+    }
+
+    /**
+     * Ends the current window and emits the one before it: a window is
+     * serialized a whole period after app threads stopped adding to it,
+     * so no count that raced the swap is lost.
+     */
+    private void emitStats() {
+        try {
+            Aggregates done = ended;
+            ended = window;
+            window = new Aggregates();
+            if (done == null) {
+                return;
+            }
+            for (String e : done.events(config.statsSeconds)) {
+                buffer.add(e);
+            }
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    /** Whether the Camel hooks should do anything: the agent started and nothing failed. */
+    public static boolean on() {
+        return current != null && !DISABLED.get();
+    }
+
+    /**
+     * Turns the agent's Camel part off for good after one of its own
+     * failures, with one line on stderr: the app runs on unobserved.
+     */
+    public static void fail(Throwable t) {
+        if (DISABLED.compareAndSet(false, true)) {
+            System.err.println("cameleer-agent: Camel tracing disabled: " + t);
+        }
+    }
+
+    public static boolean testFail() {
+        Recorder r = current;
+        return r != null && r.config.testFail;
+    }
+
+    public static int bodyMax() {
+        return current.config.bodyMax;
+    }
+
+    public static long nowMicros() {
+        Instant now = Instant.now();
+        return now.getEpochSecond() * 1_000_000L + now.getNano() / 1000;
+    }
+
+    /**
+     * Begins a trace. Whether a completed one is kept (sampled) is decided
+     * here, so the work of keeping it is spent only on those.
+     */
+    public static Trace begin(String id, String context, String route, String from, String correlation, String parent) {
+        Recorder r = current;
+        boolean sampled = r != null && ThreadLocalRandom.current().nextDouble() < r.config.sample;
+        return new Trace(id, context, route, from, correlation, parent, sampled);
+    }
+
+    /**
+     * Finishes t with status (api's completed, failed or handled): every
+     * failed or handled one is kept, a share of the others.
+     */
+    public static void end(Trace t, String status, Throwable error) {
+        Recorder r = current;
+        if (r == null || !t.finish()) {
+            return;
+        }
+        if ("completed".equals(status) && !t.sampled) {
+            return;
+        }
+        r.buffer.add(t.json(status, t.elapsedMicros(), error, r.redactor, r.config.bodyMax));
+    }
+
+    public static void routeDone(String context, String route, long micros, boolean failed) {
+        current.window.route(context, route, micros, failed);
+    }
+
+    /**
+     * A node's counter in the current window. A processor keeps the one it
+     * was given and asks again with it: while the window lasts, it gets the
+     * same one back without a lookup.
+     */
+    public static Counter nodeCounter(Counter held, String context, String route, String node) {
+        Aggregates w = current.window;
+        if (held != null && held.window == w && held.route.equals(route) && held.node.equals(node)) {
+            return held;
+        }
+        return new Counter(w, route, node, w.nodeCount(context, route, node));
+    }
+
+    /** One node's count in one window. */
+    public static final class Counter {
+        private final Aggregates window;
+        private final String route;
+        private final String node;
+        private final Count count;
+
+        private Counter(Aggregates window, String route, String node, Count count) {
+            this.window = window;
+            this.route = route;
+            this.node = node;
+            this.count = count;
+        }
+
+        public void add(long micros, boolean failed) {
+            count.add(micros, failed);
+        }
+    }
+
+    /** Buffers a route model event. */
+    public static void routes(RouteModel m) {
+        current.buffer.add(m.json(current.redactor));
+    }
+}

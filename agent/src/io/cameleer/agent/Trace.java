@@ -1,0 +1,225 @@
+package io.cameleer.agent;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One exchange's record, from the route it entered to its end, with the
+ * node runs of everything it led to inline (direct: calls, split children).
+ * The Camel bridge fills it on whichever threads the exchange runs; it is
+ * finished once, when the exchange that began it is done.
+ */
+public final class Trace {
+    static final int MAX_NODES = 1000;
+
+    final String id;
+    final String context;
+    final String route;
+    final String from;
+    final String correlation;
+    final String parent;
+    final long startMicros;
+    private final long startNanos;
+    private final List<NodeRun> nodes = new ArrayList<>();
+    private int nodesDropped;
+    private int redeliveries;
+    private boolean finished;
+    private Throwable inherited;
+    /** Whether it is kept whatever its outcome; else only if it fails. */
+    final boolean sampled;
+    String body;
+    long bodySize = -1;
+    Map<String, String> headers;
+    /**
+     * The message of a trace not sampled, kept by reference (a String body
+     * is as it entered, the headers as they end): read only if it fails.
+     */
+    private Object keptBody;
+    private Map<String, Object> keptHeaders;
+
+    static final class NodeRun {
+        final String id;
+        final String type;
+        final String label;
+        final String route;
+        final int parent;
+        final String exchange;
+        final long start;
+        long duration = -1;
+        boolean failed;
+
+        NodeRun(String id, String type, String label, String route, int parent, String exchange, long start) {
+            this.id = id;
+            this.type = type;
+            this.label = label;
+            this.route = route;
+            this.parent = parent;
+            this.exchange = exchange;
+            this.start = start;
+        }
+    }
+
+    Trace(String id, String context, String route, String from, String correlation, String parent, boolean sampled) {
+        this.id = id;
+        this.context = context;
+        this.route = route;
+        this.from = Uris.sanitize(from);
+        this.sampled = sampled;
+        this.correlation = correlation;
+        this.parent = parent;
+        this.startNanos = System.nanoTime();
+        this.startMicros = Recorder.nowMicros();
+    }
+
+    public String id() {
+        return id;
+    }
+
+    /** Whether the trace is kept whatever its outcome. */
+    public boolean sampled() {
+        return sampled;
+    }
+
+    /** Keeps the message of a trace not sampled by reference, for if it fails. */
+    public synchronized void keep(Object body, Map<String, Object> headers) {
+        keptBody = body;
+        keptHeaders = headers;
+    }
+
+    /** The route the trace began in. */
+    public String route() {
+        return route;
+    }
+
+    /** An error the exchange carried in, handled before this trace began (a dead letter handed on). */
+    public synchronized void inherited(Throwable error) {
+        inherited = error;
+    }
+
+    public synchronized Throwable inherited() {
+        return inherited;
+    }
+
+    /** The message as it entered: body cut near the bound (size -1: unknown), headers as text. */
+    public synchronized void capture(String body, long size, Map<String, String> headers) {
+        this.body = body;
+        this.bodySize = size;
+        this.headers = headers;
+        keptBody = null;
+        keptHeaders = null;
+    }
+
+    /** Starts a node run and answers its index, or -1 past the bound or the end. */
+    public synchronized int nodeStart(String id, String type, String label, String route, int parent, String exchange) {
+        if (finished || nodes.size() >= MAX_NODES) {
+            nodesDropped++;
+            return -1;
+        }
+        nodes.add(new NodeRun(id, type, label, route, parent, exchange, startMicros + (System.nanoTime() - startNanos) / 1000));
+        return nodes.size() - 1;
+    }
+
+    public synchronized void nodeEnd(int index, boolean failed) {
+        if (index < 0 || index >= nodes.size()) {
+            return;
+        }
+        NodeRun n = nodes.get(index);
+        n.duration = startMicros + (System.nanoTime() - startNanos) / 1000 - n.start;
+        n.failed = failed;
+    }
+
+    public synchronized void redelivered() {
+        redeliveries++;
+    }
+
+    public synchronized boolean isFinished() {
+        return finished;
+    }
+
+    /** Ends the record: true only the first time. */
+    synchronized boolean finish() {
+        if (finished) {
+            return false;
+        }
+        finished = true;
+        return true;
+    }
+
+    long elapsedMicros() {
+        return (System.nanoTime() - startNanos) / 1000;
+    }
+
+    /** The exchange event, redacted by r, bodies cut at bodyMax. */
+    synchronized String json(String status, long duration, Throwable error, Redactor r, int bodyMax) {
+        if (keptHeaders != null || keptBody != null) {
+            Captured c = Captured.of(keptBody, keptHeaders, bodyMax);
+            capture(c.text, c.size, c.headers);
+        }
+        StringBuilder b = new StringBuilder(512 + nodes.size() * 160);
+        b.append("{\"kind\":\"exchange\",\"exchange\":{");
+        Json.field(b, "id", id);
+        Json.field(b, "context", context);
+        Json.field(b, "route", route);
+        Json.field(b, "from", r.fixed(from));
+        Json.field(b, "correlation", correlation);
+        if (parent != null) {
+            Json.field(b, "parent", parent);
+        }
+        Json.field(b, "start", startMicros);
+        Json.field(b, "duration", duration);
+        Json.field(b, "status", status);
+        if (redeliveries > 0) {
+            Json.field(b, "redeliveries", redeliveries);
+        }
+        if (error != null) {
+            Json.key(b, "error").append('{');
+            Json.field(b, "type", error.getClass().getName());
+            Json.field(b, "message", r.text(String.valueOf(error.getMessage())));
+            Json.field(b, "stack", r.text(Stacks.bounded(error)));
+            b.append('}');
+        }
+        if (body != null && !body.isEmpty()) {
+            String red = r.text(body);
+            boolean cut = bodySize > bodyMax || red.length() > bodyMax;
+            Json.field(b, "body", red.length() > bodyMax ? red.substring(0, bodyMax) : red);
+            if (cut) {
+                Json.key(b, "bodyTruncated").append("true");
+            }
+        }
+        Json.field(b, "bodySize", bodySize);
+        if (headers != null && !headers.isEmpty()) {
+            Map<String, String> red = new LinkedHashMap<>();
+            headers.forEach((k, v) -> red.put(k, r.header(k, v)));
+            Json.object(Json.key(b, "headers"), red);
+        }
+        Json.key(b, "nodes").append('[');
+        for (int i = 0; i < nodes.size(); i++) {
+            NodeRun n = nodes.get(i);
+            b.append(i == 0 ? "{" : ",{");
+            Json.field(b, "id", n.id);
+            Json.field(b, "type", n.type);
+            if (n.label != null && !n.label.isEmpty()) {
+                Json.field(b, "label", r.fixed(n.label));
+            }
+            Json.field(b, "route", n.route);
+            Json.field(b, "parent", n.parent);
+            if (n.exchange != null) {
+                Json.field(b, "exchange", n.exchange);
+            }
+            Json.field(b, "start", n.start);
+            // A run still going when its exchange ended (an async child) lasts until then.
+            Json.field(b, "duration", n.duration >= 0 ? n.duration : Math.max(0, startMicros + duration - n.start));
+            if (n.failed) {
+                Json.key(b, "failed").append("true");
+            }
+            b.append('}');
+        }
+        b.append(']');
+        if (nodesDropped > 0) {
+            Json.field(b, "nodesDropped", nodesDropped);
+        }
+        return b.append("}}").toString();
+    }
+}

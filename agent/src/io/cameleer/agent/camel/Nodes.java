@@ -1,0 +1,101 @@
+package io.cameleer.agent.camel;
+
+import io.cameleer.agent.Recorder;
+import io.cameleer.agent.Trace;
+import java.io.IOException;
+import org.apache.camel.AsyncCallback;
+import org.apache.camel.CamelContext;
+import org.apache.camel.Exchange;
+import org.apache.camel.NamedNode;
+import org.apache.camel.Processor;
+import org.apache.camel.spi.InterceptStrategy;
+import org.apache.camel.support.processor.DelegateAsyncProcessor;
+
+/**
+ * Wraps every processor of every route to time its runs, asynchronously:
+ * the run ends in the callback. The wrapper keeps the index of the running
+ * node on the exchange, so what runs within it (a direct: route, a split's
+ * children, which copy the property) nests under it.
+ */
+final class Nodes implements InterceptStrategy {
+    @Override
+    public Processor wrapProcessorInInterceptors(CamelContext context, NamedNode definition, Processor target, Processor nextTarget) {
+        return new Timed(definition, target);
+    }
+
+    private static final class Timed extends DelegateAsyncProcessor {
+        private final NamedNode node;
+        private final String route;
+        // Camel builds a label anew each time it is asked.
+        private final String type;
+        private final String label;
+        private volatile Recorder.Counter counter;
+
+        Timed(NamedNode node, Processor target) {
+            super(target);
+            this.node = node;
+            this.route = Models.routeId(node);
+            this.type = node.getShortName();
+            this.label = node.getLabel();
+        }
+
+        @Override
+        public boolean process(Exchange exchange, AsyncCallback callback) {
+            if (!Recorder.on()) {
+                return processor.process(exchange, callback);
+            }
+            long t0 = System.nanoTime();
+            // Read at each run: Camel may give a node its id after wrapping it.
+            String id = Models.id(node);
+            String route = this.route != null ? this.route : exchange.getFromRouteId();
+            Trace t;
+            Integer parent;
+            int index;
+            try {
+                t = exchange.getProperty(Traces.TRACE, Trace.class);
+                parent = exchange.getProperty(Traces.NODE, Integer.class);
+                index = t == null ? -1 : start(exchange, t, id, route, parent);
+            } catch (Throwable e) {
+                Recorder.fail(e);
+                return processor.process(exchange, callback);
+            }
+            return processor.process(exchange, doneSync -> {
+                try {
+                    end(exchange, id, route, t, parent, index, t0);
+                } catch (Throwable e) {
+                    Recorder.fail(e);
+                } finally {
+                    callback.done(doneSync);
+                }
+            });
+        }
+
+        private int start(Exchange exchange, Trace t, String id, String route, Integer parent) throws IOException {
+            // A split child's runs say whose they are.
+            String other = t.id().equals(exchange.getExchangeId()) ? null : exchange.getExchangeId();
+            if (other == null && exchange.removeProperty(Traces.CAPTURE) != null) {
+                Capture.message(t, exchange);
+            }
+            int index = t.nodeStart(id, type, label, route, parent == null ? -1 : parent, other);
+            if (index >= 0) {
+                exchange.setProperty(Traces.NODE, index);
+            }
+            return index;
+        }
+
+        private void end(Exchange exchange, String id, String route, Trace t, Integer parent, int index, long t0) {
+            boolean failed = exchange.getException() != null;
+            Recorder.Counter c = Recorder.nodeCounter(counter, exchange.getContext().getName(), route, id);
+            counter = c;
+            c.add((System.nanoTime() - t0) / 1000, failed);
+            if (t != null && index >= 0) {
+                t.nodeEnd(index, failed);
+                if (parent == null) {
+                    exchange.removeProperty(Traces.NODE);
+                } else {
+                    exchange.setProperty(Traces.NODE, parent);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+package io.cameleer.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+
+import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.api.Test;
+
+class EventBufferTest {
+    private static String answer(EventBuffer b, String boot, long after, long max) {
+        return new String(b.batch(boot, after, max), StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void acknowledgedEventsAreFreed() {
+        EventBuffer b = new EventBuffer(1 << 20);
+        b.add("{\"n\":1}");
+        b.add("{\"n\":2}");
+        String boot = b.boot();
+        assertEquals("{\"boot\":\"" + boot + "\",\"last\":2,\"dropped\":0,\"events\":[{\"n\":1},{\"n\":2}]}", answer(b, "", 0, 1 << 20));
+        assertEquals("{\"boot\":\"" + boot + "\",\"last\":2,\"dropped\":0,\"events\":[{\"n\":2}]}", answer(b, boot, 1, 1 << 20));
+        // Freed up to 1: another boot gets the oldest held, 2.
+        assertEquals("{\"boot\":\"" + boot + "\",\"last\":2,\"dropped\":0,\"events\":[{\"n\":2}]}", answer(b, "other", 0, 1 << 20));
+        assertEquals("{\"boot\":\"" + boot + "\",\"last\":2,\"dropped\":0,\"events\":[]}", answer(b, boot, 2, 1 << 20));
+        assertEquals("{\"boot\":\"" + boot + "\",\"last\":2,\"dropped\":0,\"events\":[]}", answer(b, "other", 0, 1 << 20));
+    }
+
+    @Test
+    void answersAreBoundedButNeverEmptyWhenThereIsAnEvent() {
+        EventBuffer b = new EventBuffer(1 << 20);
+        b.add("{\"n\":1}");
+        b.add("{\"n\":2}");
+        assertEquals("{\"boot\":\"" + b.boot() + "\",\"last\":1,\"dropped\":0,\"events\":[{\"n\":1}]}", answer(b, b.boot(), 0, 1));
+    }
+
+    @Test
+    void theOldestGoWhenFullAndAreCounted() {
+        EventBuffer b = new EventBuffer(16);
+        b.add("{\"n\":1}");
+        b.add("{\"n\":2}");
+        b.add("{\"n\":3}");
+        b.add("{\"too\":\"big for the buffer\"}");
+        assertEquals("{\"boot\":\"" + b.boot() + "\",\"last\":3,\"dropped\":2,\"events\":[{\"n\":2},{\"n\":3}]}", answer(b, "", 0, 1 << 20));
+    }
+
+    @Test
+    void eachStartHasItsOwnBoot() {
+        assertNotEquals(new EventBuffer(1).boot(), new EventBuffer(1).boot());
+    }
+}

@@ -1,0 +1,16 @@
+package io.cameleer.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import org.junit.jupiter.api.Test;
+
+class JsonTest {
+    @Test
+    void escapes() {
+        assertEquals("\"a\\\"b\\\\c\\n\\t\\u0001\"", Json.quote("a\"b\\c\n\t\u0001"));
+        assertEquals("\"\ud83d\udc2a ü\"", Json.quote("\ud83d\udc2a ü"));
+        // A lone surrogate would not be UTF-8: escaped.
+        assertEquals("\"x\\ud83d\"", Json.quote("x\ud83d"));
+        assertEquals("null", Json.quote(null));
+    }
+}
