@@ -11,27 +11,30 @@ final class Json {
             return b.append("null");
         }
         b.append('"');
+        // Runs that need no escaping, nearly all text, are copied whole.
+        int from = 0;
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
+            if (c >= 0x20 && c != '"' && c != '\\' && !Character.isSurrogate(c)) {
+                continue;
+            }
+            if (Character.isHighSurrogate(c) && validPair(s, i)) {
+                i++;
+                continue;
+            }
+            b.append(s, from, i);
+            from = i + 1;
             switch (c) {
                 case '"': b.append("\\\""); break;
                 case '\\': b.append("\\\\"); break;
                 case '\n': b.append("\\n"); break;
                 case '\r': b.append("\\r"); break;
                 case '\t': b.append("\\t"); break;
-                default:
-                    // Lone surrogates would make invalid UTF-8: escaped, they stay JSON.
-                    if (c < 0x20 || Character.isSurrogate(c) && !validPair(s, i)) {
-                        b.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        b.append(c);
-                        if (Character.isHighSurrogate(c)) {
-                            b.append(s.charAt(++i));
-                        }
-                    }
+                // Lone surrogates would make invalid UTF-8: escaped, they stay JSON.
+                default: b.append(String.format("\\u%04x", (int) c));
             }
         }
-        return b.append('"');
+        return (from == 0 ? b.append(s) : b.append(s, from, s.length())).append('"');
     }
 
     private static boolean validPair(String s, int i) {

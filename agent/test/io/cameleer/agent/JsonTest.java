@@ -11,6 +11,12 @@ class JsonTest {
         assertEquals("\"\ud83d\udc2a ü\"", Json.quote("\ud83d\udc2a ü"));
         // A lone surrogate would not be UTF-8: escaped.
         assertEquals("\"x\\ud83d\"", Json.quote("x\ud83d"));
+        assertEquals("\"\\udc2ax\"", Json.quote("\udc2ax"));
+        assertEquals("\"\\udc2a\\ud83d\"", Json.quote("\udc2a\ud83d"));
+        assertEquals("\"plain text, no escapes\"", Json.quote("plain text, no escapes"));
+        assertEquals("\"\\\"\\\"\"", Json.quote("\"\""));
+        assertEquals("\"ab\\rcd\\\\\"", Json.quote("ab\rcd\\"));
+        assertEquals("\"\"", Json.quote(""));
         assertEquals("null", Json.quote(null));
     }
 }
