@@ -4,8 +4,10 @@
 # of 10 processors behind the JDK's HTTP server) runs in three configs with
 # the same JVM flags, pinned to CPU 1:
 #   off      no agent
-#   default  the agent with its default settings (CAMELEER_SAMPLE 0.1)
-#   full     the agent capturing everything: CAMELEER_SAMPLE=1, CAMELEER_BODY_MAX=65536
+#   default  the agent with its default settings (CAMELEER_SAMPLE 0.1, at most
+#            CAMELEER_SAMPLE_LIMIT 100 traces a second)
+#   full     the agent capturing everything: CAMELEER_SAMPLE=1, CAMELEER_SAMPLE_LIMIT=0
+#            (no limit), CAMELEER_BODY_MAX=65536
 # Each run: warm up, then measure with wrk (pinned to CPU 0, POSTing ~1 KB
 # JSON-ish bodies), while hack/bench/agent/drain empties the agent's buffer
 # as the runner would (else it fills and drops, and the agent would do less
@@ -77,13 +79,13 @@ start() {
 	local cfg=$1; shift
 	# Every config from the agent's defaults, whatever the caller's
 	# environment holds; a token as the runner gives each app.
-	local -a env=(env -u CAMELEER_SAMPLE -u CAMELEER_BODY_MAX -u CAMELEER_BUFFER_BYTES -u CAMELEER_STATS_SECONDS
+	local -a env=(env -u CAMELEER_SAMPLE -u CAMELEER_SAMPLE_LIMIT -u CAMELEER_BODY_MAX -u CAMELEER_BUFFER_BYTES -u CAMELEER_STATS_SECONDS
 		-u CAMELEER_REDACT -u CAMELEER_REDACT_DEFAULTS PORT="$port" CAMELEER_AGENT_PORT="$agent_port" CAMELEER_AGENT_TOKEN="$token")
 	local -a agent=()
 	case $cfg in
 	off) ;;
 	default) agent=(-javaagent:"$tmp/agent/cameleer-agent.jar") ;;
-	full) agent=(-javaagent:"$tmp/agent/cameleer-agent.jar"); env+=(CAMELEER_SAMPLE=1 CAMELEER_BODY_MAX=65536) ;;
+	full) agent=(-javaagent:"$tmp/agent/cameleer-agent.jar"); env+=(CAMELEER_SAMPLE=1 CAMELEER_SAMPLE_LIMIT=0 CAMELEER_BODY_MAX=65536) ;;
 	*) echo "agent-overhead: no config $cfg (off, default, full)" >&2; exit 1 ;;
 	esac
 	# shellcheck disable=SC2086 # jvm_flags is a list of flags

@@ -189,6 +189,28 @@ func (r *running) exchanges(route string) []*api.Exchange {
 	return out
 }
 
+// derived waits for a traced exchange of route from and one of route to
+// whose parent it is.
+func (r *running) derived(t *testing.T, from, to string) (parent, child *api.Exchange) {
+	t.Helper()
+	r.until(t, "an exchange of "+from+" and one of "+to+" it led to", func() error {
+		byID := map[string]*api.Exchange{}
+		for _, x := range r.exchanges(from) {
+			byID[x.ID] = x
+		}
+		var parents []string
+		for _, x := range r.exchanges(to) {
+			if p := byID[x.Parent]; p != nil {
+				parent, child = p, x
+				return nil
+			}
+			parents = append(parents, x.Parent)
+		}
+		return fmt.Errorf("none yet: %d of %s; the parents of those of %s: %v", len(byID), from, to, parents)
+	})
+	return parent, child
+}
+
 func (r *running) model(route string) *api.RouteGraph {
 	for i := len(r.events) - 1; i >= 0; i-- {
 		if e := r.events[i]; e.Kind == api.KindRoutes {
@@ -349,20 +371,7 @@ func checkApp(t *testing.T, r *running, contexts bool) {
 
 	t.Run("correlation across seda", func(t *testing.T) {
 		// At a sample of 0.5 not every order's audit is traced: any pair will do.
-		var order, audit *api.Exchange
-		r.until(t, "an order and its audit", func() error {
-			byID := map[string]*api.Exchange{}
-			for _, x := range r.exchanges("orders") {
-				byID[x.ID] = x
-			}
-			for _, x := range r.exchanges("audit") {
-				if o := byID[x.Parent]; o != nil {
-					order, audit = o, x
-					return nil
-				}
-			}
-			return fmt.Errorf("none yet")
-		})
+		order, audit := r.derived(t, "orders", "audit")
 		if audit.Correlation != order.Correlation || order.Correlation != order.ID || audit.ID == order.ID {
 			t.Errorf("audit %s corr %s parent %s; order %s corr %s", audit.ID, audit.Correlation, audit.Parent, order.ID, order.Correlation)
 		}
@@ -371,6 +380,44 @@ func checkApp(t *testing.T, r *running, contexts bool) {
 		}
 		if audit.BodySize <= 0 || audit.Body == "" || audit.Headers["kind"] == "" {
 			t.Errorf("audit's message as it entered: %q (%d) %v", audit.Body, audit.BodySize, audit.Headers)
+		}
+	})
+
+	t.Run("multicast and wire tap", func(t *testing.T) {
+		// Sampled at 0.5: any fan-out traced with its tap will do.
+		fan, tapped := r.derived(t, "fanout", "tapped")
+		if tapped.Correlation != fan.Correlation || tapped.ID == fan.ID || tapped.Status != api.StatusCompleted {
+			t.Errorf("tapped %s corr %s parent %s; fan-out %s corr %s", tapped.ID, tapped.Correlation, tapped.Parent, fan.ID, fan.Correlation)
+		}
+		multicast := runOf(fan, "fan")
+		if multicast < 0 || fan.Nodes[multicast].Type != "multicast" || fan.Nodes[multicast].Parent != -1 {
+			t.Fatalf("no multicast at the top: %v", ids(fan))
+		}
+		// Each branch is a copy of its own, under the multicast, and its
+		// direct: route nests under the branch's to.
+		branches := map[string]string{}
+		for _, n := range fan.Nodes {
+			switch n.ID {
+			case "to-left", "to-right":
+				if n.Parent != multicast || n.Exchange == "" || n.Exchange == fan.ID {
+					t.Errorf("branch %+v: not under the multicast with its copy's id", n)
+				}
+				branches[n.ID] = n.Exchange
+			case "log-left", "log-right":
+				if p := fan.Nodes[n.Parent]; p.ID != "to-"+strings.TrimPrefix(n.ID, "log-") || p.Exchange != n.Exchange {
+					t.Errorf("node %+v not under its branch's to", n)
+				}
+			case "tap", "log-fanned":
+				if n.Parent != -1 || n.Exchange != "" {
+					t.Errorf("node %+v: not the fan-out's own, at the top", n)
+				}
+			}
+		}
+		if len(branches) != 2 || branches["to-left"] == branches["to-right"] {
+			t.Errorf("multicast branches %v, want two copies", branches)
+		}
+		if len(tapped.Nodes) != 1 || tapped.Nodes[0].ID != "log-tapped" || tapped.Nodes[0].Parent != -1 {
+			t.Errorf("tapped nodes %+v", tapped.Nodes)
 		}
 	})
 

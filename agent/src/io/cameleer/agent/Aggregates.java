@@ -19,8 +19,8 @@ final class Aggregates {
         return contexts.computeIfAbsent(context, c -> new ConcurrentHashMap<>()).computeIfAbsent(route, r -> new RouteCounts());
     }
 
-    void route(String context, String route, long micros, boolean failed) {
-        route(context, route).route.add(micros, failed);
+    Count routeCount(String context, String route) {
+        return route(context, route).route;
     }
 
     Count nodeCount(String context, String route, String node) {

@@ -9,6 +9,8 @@ final class Config {
     final int port;
     final int bodyMax;
     final double sample;
+    /** Most sampled traces a second (0: no limit). */
+    final long sampleLimit;
     final long bufferBytes;
     final int statsSeconds;
     final boolean redactDefaults;
@@ -24,6 +26,8 @@ final class Config {
         bufferBytes = number(env, "CAMELEER_BUFFER_BYTES", 8L << 20);
         statsSeconds = (int) Math.max(1, number(env, "CAMELEER_STATS_SECONDS", 10));
         sample = fraction(env, "CAMELEER_SAMPLE", 0.1);
+        long limit = number(env, "CAMELEER_SAMPLE_LIMIT", 100);
+        sampleLimit = limit >= 0 && limit <= Sampler.MAX_LIMIT ? limit : ignored("CAMELEER_SAMPLE_LIMIT", String.valueOf(limit), 100L);
         redactDefaults = !"off".equalsIgnoreCase(env.getOrDefault("CAMELEER_REDACT_DEFAULTS", "").trim());
         redactRules = new ArrayList<>();
         for (String line : env.getOrDefault("CAMELEER_REDACT", "").split("\n")) {

@@ -4,7 +4,6 @@ import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.PatternSyntaxException;
@@ -22,6 +21,7 @@ public final class Recorder {
     private final Config config;
     private final EventBuffer buffer;
     private final Redactor redactor;
+    private final Sampler sampler;
     private volatile Aggregates window = new Aggregates();
     private Aggregates ended;
 
@@ -37,6 +37,7 @@ public final class Recorder {
             r = new Redactor(true, List.of());
         }
         this.redactor = r;
+        this.sampler = new Sampler(config.sample, config.sampleLimit);
     }
 
     static void start(Config config, EventBuffer buffer) {
@@ -106,7 +107,7 @@ public final class Recorder {
      */
     public static Trace begin(String id, String context, String route, String from, String correlation, String parent) {
         Recorder r = current;
-        boolean sampled = r != null && ThreadLocalRandom.current().nextDouble() < r.config.sample;
+        boolean sampled = r != null && r.sampler.sample();
         return new Trace(id, context, route, from, correlation, parent, sampled);
     }
 
@@ -125,8 +126,15 @@ public final class Recorder {
         r.buffer.add(t.json(status, t.elapsedMicros(), error, r.redactor, r.config.bodyMax));
     }
 
-    public static void routeDone(String context, String route, long micros, boolean failed) {
-        current.window.route(context, route, micros, failed);
+    /**
+     * A route's counter in the current window, as nodeCounter's for a node.
+     */
+    public static Counter routeCounter(Counter held, String context, String route) {
+        Aggregates w = current.window;
+        if (held != null && held.window == w && held.route.equals(route) && held.node == null) {
+            return held;
+        }
+        return new Counter(w, route, null, w.routeCount(context, route));
     }
 
     /**
@@ -136,16 +144,17 @@ public final class Recorder {
      */
     public static Counter nodeCounter(Counter held, String context, String route, String node) {
         Aggregates w = current.window;
-        if (held != null && held.window == w && held.route.equals(route) && held.node.equals(node)) {
+        if (held != null && held.window == w && held.route.equals(route) && node.equals(held.node)) {
             return held;
         }
         return new Counter(w, route, node, w.nodeCount(context, route, node));
     }
 
-    /** One node's count in one window. */
+    /** One route's or node's count in one window. */
     public static final class Counter {
         private final Aggregates window;
         private final String route;
+        /** Null for a route's own count. */
         private final String node;
         private final Count count;
 

@@ -1,7 +1,6 @@
 package io.cameleer.agent.camel;
 
 import io.cameleer.agent.Recorder;
-import io.cameleer.agent.Trace;
 import org.apache.camel.Exchange;
 import org.apache.camel.spi.CamelEvent;
 import org.apache.camel.spi.CamelEvent.ExchangeEvent;
@@ -36,9 +35,9 @@ final class Events extends EventNotifierSupport {
         }
         try {
             Exchange exchange = ((ExchangeEvent) event).getExchange();
-            Trace t = exchange.getProperty(Traces.TRACE, Trace.class);
-            if (t != null && t.id().equals(exchange.getExchangeId())) {
-                t.redelivered();
+            Cursor c = Cursor.of(exchange);
+            if (c != null && c.trace != null && c.other(exchange) == null) {
+                c.trace.redelivered();
             }
         } catch (Throwable e) {
             Recorder.fail(e);

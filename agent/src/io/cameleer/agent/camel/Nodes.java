@@ -14,8 +14,8 @@ import org.apache.camel.support.processor.DelegateAsyncProcessor;
 /**
  * Wraps every processor of every route to time its runs, asynchronously:
  * the run ends in the callback. The wrapper keeps the index of the running
- * node on the exchange, so what runs within it (a direct: route, a split's
- * children, which copy the property) nests under it.
+ * node in the exchange's Cursor, so what runs within it (a direct: route, a
+ * split's children, which get a copy of the cursor) nests under it.
  */
 final class Nodes implements InterceptStrategy {
     @Override
@@ -48,13 +48,15 @@ final class Nodes implements InterceptStrategy {
             // Read at each run: Camel may give a node its id after wrapping it.
             String id = Models.id(node);
             String route = this.route != null ? this.route : exchange.getFromRouteId();
+            Cursor c;
             Trace t;
-            Integer parent;
+            int parent;
             int index;
             try {
-                t = exchange.getProperty(Traces.TRACE, Trace.class);
-                parent = exchange.getProperty(Traces.NODE, Integer.class);
-                index = t == null ? -1 : start(exchange, t, id, route, parent);
+                c = Cursor.of(exchange);
+                t = c == null ? null : c.trace;
+                parent = c == null ? -1 : c.node;
+                index = t == null ? -1 : start(exchange, c, t, id, route);
             } catch (Throwable e) {
                 Recorder.fail(e);
                 return processor.process(exchange, callback);
@@ -70,30 +72,31 @@ final class Nodes implements InterceptStrategy {
             });
         }
 
-        private int start(Exchange exchange, Trace t, String id, String route, Integer parent) throws IOException {
+        private int start(Exchange exchange, Cursor c, Trace t, String id, String route) throws IOException {
             // A split child's runs say whose they are.
-            String other = t.id().equals(exchange.getExchangeId()) ? null : exchange.getExchangeId();
-            if (other == null && exchange.removeProperty(Traces.CAPTURE) != null) {
+            String other = c.other(exchange);
+            if (other == null && c.capture) {
+                c.capture = false;
                 Capture.message(t, exchange);
             }
-            int index = t.nodeStart(id, type, label, route, parent == null ? -1 : parent, other);
+            int index = t.nodeStart(id, type, label, route, c.node, other);
             if (index >= 0) {
-                exchange.setProperty(Traces.NODE, index);
+                c.node = index;
             }
             return index;
         }
 
-        private void end(Exchange exchange, String id, String route, Trace t, Integer parent, int index, long t0) {
+        private void end(Exchange exchange, String id, String route, Trace t, int parent, int index, long t0) {
             boolean failed = exchange.getException() != null;
-            Recorder.Counter c = Recorder.nodeCounter(counter, exchange.getContext().getName(), route, id);
-            counter = c;
-            c.add((System.nanoTime() - t0) / 1000, failed);
-            if (t != null && index >= 0) {
+            Recorder.Counter rc = Recorder.nodeCounter(counter, exchange.getContext().getName(), route, id);
+            counter = rc;
+            rc.add((System.nanoTime() - t0) / 1000, failed);
+            if (index >= 0) {
                 t.nodeEnd(index, failed);
-                if (parent == null) {
-                    exchange.removeProperty(Traces.NODE);
-                } else {
-                    exchange.setProperty(Traces.NODE, parent);
+                // The cursor on the exchange now: the run may have put a child's copy in its place.
+                Cursor now = Cursor.of(exchange);
+                if (now != null) {
+                    now.node = parent;
                 }
             }
         }

@@ -13,16 +13,11 @@ import org.apache.camel.support.RoutePolicySupport;
 final class Policies implements RoutePolicyFactory {
     @Override
     public RoutePolicy createRoutePolicy(CamelContext context, String routeId, NamedNode route) {
-        return new Policy(routeId);
+        return new Policy();
     }
 
     private static final class Policy extends RoutePolicySupport {
-        /** The exchange property holding when the exchange entered this route. */
-        private final String began;
-
-        Policy(String routeId) {
-            began = "CameleerBegan." + routeId;
-        }
+        private volatile Recorder.Counter counter;
 
         @Override
         public void onExchangeBegin(Route route, Exchange exchange) {
@@ -33,8 +28,9 @@ final class Policies implements RoutePolicyFactory {
                 if (Recorder.testFail()) {
                     throw new IllegalStateException("a test asked the hooks to fail");
                 }
-                exchange.setProperty(began, System.nanoTime());
-                Traces.begin(route, exchange);
+                Cursor c = Cursor.on(exchange);
+                c.entered(route.getRouteId(), System.nanoTime());
+                Traces.begin(route, route.getEndpoint().getEndpointUri().startsWith("direct:"), exchange, c);
             } catch (Throwable t) {
                 Recorder.fail(t);
             }
@@ -46,13 +42,18 @@ final class Policies implements RoutePolicyFactory {
                 return;
             }
             try {
-                Long t0 = exchange.getProperty(began, Long.class);
-                String status = Traces.status(exchange);
-                if (t0 != null) {
-                    Recorder.routeDone(exchange.getContext().getName(), route.getRouteId(),
-                            (System.nanoTime() - t0) / 1000, !"completed".equals(status));
+                Cursor c = Cursor.of(exchange);
+                if (c == null) {
+                    return;
                 }
-                Traces.done(route, exchange, status);
+                long t0 = c.left(route.getRouteId());
+                String status = Traces.status(exchange, c.trace);
+                if (t0 != Cursor.NOT_ENTERED) {
+                    Recorder.Counter rc = Recorder.routeCounter(counter, exchange.getContext().getName(), route.getRouteId());
+                    counter = rc;
+                    rc.add((System.nanoTime() - t0) / 1000, !"completed".equals(status));
+                }
+                Traces.done(route, exchange, c, status);
             } catch (Throwable t) {
                 Recorder.fail(t);
             }

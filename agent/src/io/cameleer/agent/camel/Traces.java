@@ -7,44 +7,37 @@ import org.apache.camel.Exchange;
 import org.apache.camel.Route;
 
 /**
- * Where a trace begins and ends. The trace rides on the exchange as a
- * property, so the copies Camel makes (split, multicast, wire tap, seda:)
+ * Where a trace begins and ends. The trace rides on the exchange in its
+ * Cursor, so the copies Camel makes (split, multicast, wire tap, seda:)
  * carry it along with the correlation: a direct: call stays in its
  * caller's trace, anything else that enters a route begins its own.
  */
 final class Traces {
-    static final String TRACE = "CameleerTrace";
-    static final String NODE = "CameleerNode";
-    static final String CORRELATION = "CameleerCorrelation";
-    /** Set while the message is to be captured again at the first processor. */
-    static final String CAPTURE = "CameleerCapture";
-
     private Traces() {}
 
-    static void begin(Route route, Exchange exchange) throws IOException {
-        Trace t = exchange.getProperty(TRACE, Trace.class);
-        if (t != null && !t.isFinished() && route.getEndpoint().getEndpointUri().startsWith("direct:")) {
+    /** Begins a trace for exchange entering route, unless it is a direct: call within its trace; c is its cursor. */
+    static void begin(Route route, boolean direct, Exchange exchange, Cursor c) throws IOException {
+        if (c.trace != null && !c.trace.isFinished() && direct) {
             return;
         }
-        String correlation = exchange.getProperty(CORRELATION, String.class);
-        if (correlation == null) {
-            correlation = exchange.getExchangeId();
-            exchange.setProperty(CORRELATION, correlation);
+        if (c.correlation == null) {
+            c.correlation = exchange.getExchangeId();
         }
-        t = Recorder.begin(exchange.getExchangeId(), exchange.getContext().getName(), route.getRouteId(),
-                route.getEndpoint().getEndpointUri(), correlation, exchange.getProperty(Exchange.CORRELATION_ID, String.class));
-        if (!Capture.message(t, exchange)) {
-            exchange.setProperty(CAPTURE, Boolean.TRUE);
-        }
+        // The parent is the trace this exchange was derived in (the copy
+        // carries its cursor), however many copies lie between: a wire
+        // tap's copy into seda: is the tap's copy of a copy.
+        String parent = c.trace != null ? c.trace.id() : exchange.getProperty(Exchange.CORRELATION_ID, String.class);
+        Trace t = Recorder.begin(exchange.getExchangeId(), exchange.getContext().getName(), route.getRouteId(),
+                route.getEndpoint().getEndpointUri(), c.correlation, parent);
+        c.begin(t);
+        c.capture = !Capture.message(t, exchange);
         t.inherited(exchange.getProperty(Exchange.EXCEPTION_CAUGHT, Throwable.class));
-        exchange.setProperty(TRACE, t);
-        exchange.removeProperty(NODE);
     }
 
     /** Ends the trace when the exchange that began it leaves the route it began in. */
-    static void done(Route route, Exchange exchange, String status) {
-        Trace t = exchange.getProperty(TRACE, Trace.class);
-        if (t == null || !t.id().equals(exchange.getExchangeId()) || !t.route().equals(route.getRouteId())) {
+    static void done(Route route, Exchange exchange, Cursor c, String status) {
+        Trace t = c.trace;
+        if (t == null || c.other(exchange) != null || !t.route().equals(route.getRouteId())) {
             return;
         }
         Recorder.end(t, status, "completed".equals(status) ? null : error(exchange));
@@ -54,11 +47,10 @@ final class Traces {
      * api's completed, failed (an exception nobody handled) or handled (an
      * error handler took one), of the exchange as it leaves a route.
      */
-    static String status(Exchange exchange) {
+    static String status(Exchange exchange, Trace t) {
         if (exchange.getException() != null) {
             return "failed";
         }
-        Trace t = exchange.getProperty(TRACE, Trace.class);
         Throwable caught = exchange.getProperty(Exchange.EXCEPTION_CAUGHT, Throwable.class);
         return caught != null && (t == null || caught != t.inherited()) ? "handled" : "completed";
     }

@@ -10,7 +10,8 @@ import org.apache.camel.builder.RouteBuilder;
  * by its id: a timer-driven order flow (choice, a direct: call, split,
  * filter, a seda: hand-off), a route that fails after redeliveries, one whose
  * dead letter channel takes the failure, and one whose onException handles
- * it. Every fourth order carries a card number and an e-mail address, which
+ * it; a fan-out by multicast into two direct: routes, then a wire tap.
+ * Every fourth order carries a card number and an e-mail address, which
  * the agent must never let out. Two more hand a stream over, one cached by
  * Camel, one not, and check it arrives whole.
  */
@@ -77,6 +78,24 @@ public class DemoRoutes extends RouteBuilder {
             .process(e -> {
                 throw new IllegalStateException("guarded");
             }).id("guarded-thrower");
+
+        from("timer:fanout?period=500").routeId("fanout")
+            .setBody(constant("fanned")).id("set-fanned")
+            .multicast().id("fan")
+                .to("direct:left").id("to-left")
+                .to("direct:right").id("to-right")
+            .end()
+            .wireTap("seda:tapped").id("tap")
+            .log("fanned out").id("log-fanned");
+
+        from("direct:left").routeId("left")
+            .log("left ${body}").id("log-left");
+
+        from("direct:right").routeId("right")
+            .log("right ${body}").id("log-right");
+
+        from("seda:tapped").routeId("tapped")
+            .log("tapped ${body}").id("log-tapped");
 
         // A stream the agent must not read, and one Camel caches, which it may.
         streams("plain-stream", false);
