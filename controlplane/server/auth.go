@@ -26,13 +26,15 @@ func newAPIToken() (string, error) {
 
 type principalKey struct{}
 
-// principal is who a request comes from: the admin (Tenant "") or a tenant.
-type principal struct{ Tenant string }
+// principal is who a request comes from: the control plane's admin
+// (Tenant "") or a tenant's token, with its role.
+type principal struct {
+	Tenant string
+	Role   role
+}
 
-func (p principal) admin() bool { return p.Tenant == "" }
-
-// canSee tells whether p may touch tenant's resources.
-func (p principal) canSee(tenant string) bool { return p.admin() || p.Tenant == tenant }
+// canSee tells whether p may touch tenant's resources (as its role allows).
+func (p principal) canSee(tenant string) bool { return p.Role == controlPlane || p.Tenant == tenant }
 
 // authenticate resolves the bearer token; no or an unknown token is 401.
 func (s *Server) authenticate(next http.Handler) http.Handler {
@@ -51,7 +53,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Tenant: t.Tenant})))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Tenant: t.Tenant, Role: storedRole(t.Tenant, t.Role)})))
 	})
 }
 

@@ -30,49 +30,72 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	// The metrics count across tenants: the admin's to see.
-	mux.Handle("GET /metrics", s.authenticate(adminOnly(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP)))
+	mux.Handle("GET /metrics", s.authenticate(needs(controlPlane, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP)))
 	mux.HandleFunc("POST "+api.EnrollPath, s.enroll)
 
 	authed := http.NewServeMux()
-	authed.HandleFunc("GET /api/v1/admin-tokens", adminOnly(s.listAdminTokens))
-	authed.HandleFunc("POST /api/v1/admin-tokens", adminOnly(s.createAdminToken))
-	authed.HandleFunc("DELETE /api/v1/admin-tokens/{id}", adminOnly(s.revokeAdminToken))
-	authed.HandleFunc("POST /api/v1/tenants", s.createTenant)
-	authed.HandleFunc("GET /api/v1/tenants", s.listTenants)
-	authed.HandleFunc("GET /api/v1/tenants/{tenant}", s.tenantScoped(s.getTenant))
-	authed.HandleFunc("PUT /api/v1/tenants/{tenant}/retention", s.tenantScoped(s.putRetention))
-	authed.HandleFunc("POST /api/v1/tenants/{tenant}/api-tokens", s.tenantScoped(s.createAPIToken))
-	authed.HandleFunc("GET /api/v1/tenants/{tenant}/api-tokens", s.tenantScoped(s.listAPITokens))
-	authed.HandleFunc("DELETE /api/v1/tenants/{tenant}/api-tokens/{id}", s.tenantScoped(s.revokeAPIToken))
-	authed.HandleFunc("POST /api/v1/tenants/{tenant}/runner-tokens", s.tenantScoped(s.createRunnerToken))
-	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners", s.tenantScoped(s.listRunners))
-	authed.HandleFunc("POST /api/v1/tenants/{tenant}/environments", s.tenantScoped(s.createEnvironment))
-	authed.HandleFunc("GET /api/v1/tenants/{tenant}/environments", s.tenantScoped(s.listEnvironments))
-	authed.HandleFunc("GET /api/v1/tenants/{tenant}/environments/{env}", s.environmentScoped(s.getEnvironment))
-	authed.HandleFunc("GET /api/v1/tenants/{tenant}/environments/{env}/config", s.environmentScoped(s.getEnvironment))
-	authed.HandleFunc("PUT /api/v1/tenants/{tenant}/environments/{env}/config", s.environmentScoped(s.putConfig))
-	authed.HandleFunc("GET /api/v1/tenants/{tenant}/environments/{env}/egress", s.environmentScoped(s.getEgress))
-	authed.HandleFunc("PUT /api/v1/tenants/{tenant}/environments/{env}/egress", s.environmentScoped(s.putEgress))
-	env := "/api/v1/tenants/{tenant}/environments/{env}"
-	authed.HandleFunc("POST "+env+"/deployments", s.environmentScoped(s.createDeployment))
-	authed.HandleFunc("GET "+env+"/deployments", s.environmentScoped(s.listDeployments))
-	authed.HandleFunc("GET "+env+"/deployments/{id}", s.environmentScoped(s.getDeployment))
-	authed.HandleFunc("POST "+env+"/promotions", s.environmentScoped(s.promote))
-	authed.HandleFunc("GET "+env+"/apps", s.environmentScoped(s.listApps))
-	authed.HandleFunc("GET "+env+"/apps/{app}/status", s.appScoped(s.appStatus))
-	authed.HandleFunc("GET "+env+"/apps/{app}/logs", s.appScoped(s.appLogs))
-	authed.HandleFunc("POST "+env+"/apps/{app}/{op}", s.appScoped(s.appOp))
-	authed.HandleFunc("GET "+env+"/apps/{app}/exchanges", s.appScoped(s.listExchanges))
-	authed.HandleFunc("GET "+env+"/apps/{app}/exchanges/{id}", s.appScoped(s.getExchange))
-	authed.HandleFunc("GET "+env+"/apps/{app}/routes", s.appScoped(s.listRoutes))
-	authed.HandleFunc("GET "+env+"/apps/{app}/series", s.appScoped(s.series))
-	authed.HandleFunc("POST /api/v1/tenants/{tenant}/apps/{app}/artifacts", s.tenantScoped(s.uploadArtifact))
-	authed.HandleFunc("GET /api/v1/tenants/{tenant}/apps/{app}/artifacts", s.tenantScoped(s.listArtifacts))
-	authed.HandleFunc("GET /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.getRunner))
-	authed.HandleFunc("DELETE /api/v1/tenants/{tenant}/runners/{id}", s.runnerScoped(s.revokeRunner))
-	authed.HandleFunc("/api/v1/tenants/{tenant}/runners/{id}/proxy/{path...}", s.runnerScoped(s.proxy))
+	for _, rt := range s.apiRoutes() {
+		authed.HandleFunc(rt.pattern, needs(rt.needs, rt.h))
+	}
 	mux.Handle("/api/v1/", s.authenticate(jsonErrors(authed)))
 	return withRequestID(secureHeaders(jsonErrors(mux)))
+}
+
+// apiRoute is one route of the API with the role it needs.
+type apiRoute struct {
+	pattern string
+	needs   role
+	h       http.HandlerFunc
+}
+
+// apiRoutes are the routes a token reaches, each with the least role that
+// may call it: reads are a viewer's, changes to apps an operator's, the
+// tenant's own setup an admin's (docs/controlplane.md, Roles).
+func (s *Server) apiRoutes() []apiRoute {
+	t := "/api/v1/tenants/{tenant}"
+	env := t + "/environments/{env}"
+	app := env + "/apps/{app}"
+	return []apiRoute{
+		{"GET /api/v1/admin-tokens", controlPlane, s.listAdminTokens},
+		{"POST /api/v1/admin-tokens", controlPlane, s.createAdminToken},
+		{"DELETE /api/v1/admin-tokens/{id}", controlPlane, s.revokeAdminToken},
+		{"POST /api/v1/tenants", controlPlane, s.createTenant},
+		{"GET /api/v1/tenants", viewer, s.listTenants},
+		{"GET " + t, viewer, s.tenantScoped(s.getTenant)},
+		// A tenant's own token must not keep more than the operator of the
+		// control plane agreed to store.
+		{"PUT " + t + "/retention", controlPlane, s.tenantScoped(s.putRetention)},
+		{"POST " + t + "/api-tokens", admin, s.tenantScoped(s.createAPIToken)},
+		{"GET " + t + "/api-tokens", admin, s.tenantScoped(s.listAPITokens)},
+		{"DELETE " + t + "/api-tokens/{id}", admin, s.tenantScoped(s.revokeAPIToken)},
+		{"POST " + t + "/runner-tokens", admin, s.tenantScoped(s.createRunnerToken)},
+		{"GET " + t + "/runners", viewer, s.tenantScoped(s.listRunners)},
+		{"GET " + t + "/runners/{id}", viewer, s.runnerScoped(s.getRunner)},
+		{"DELETE " + t + "/runners/{id}", admin, s.runnerScoped(s.revokeRunner)},
+		// The proxy reaches only the runner's read-only paths (proxyReads).
+		{t + "/runners/{id}/proxy/{path...}", viewer, s.runnerScoped(s.proxy)},
+		{"POST " + t + "/environments", admin, s.tenantScoped(s.createEnvironment)},
+		{"GET " + t + "/environments", viewer, s.tenantScoped(s.listEnvironments)},
+		{"GET " + env, viewer, s.environmentScoped(s.getEnvironment)},
+		{"GET " + env + "/config", viewer, s.environmentScoped(s.getEnvironment)},
+		{"PUT " + env + "/config", admin, s.environmentScoped(s.putConfig)},
+		{"GET " + env + "/egress", viewer, s.environmentScoped(s.getEgress)},
+		{"PUT " + env + "/egress", admin, s.environmentScoped(s.putEgress)},
+		{"POST " + env + "/deployments", operator, s.environmentScoped(s.createDeployment)},
+		{"GET " + env + "/deployments", viewer, s.environmentScoped(s.listDeployments)},
+		{"GET " + env + "/deployments/{id}", viewer, s.environmentScoped(s.getDeployment)},
+		{"POST " + env + "/promotions", operator, s.environmentScoped(s.promote)},
+		{"GET " + env + "/apps", viewer, s.environmentScoped(s.listApps)},
+		{"GET " + app + "/status", viewer, s.appScoped(s.appStatus)},
+		{"GET " + app + "/logs", viewer, s.appScoped(s.appLogs)},
+		{"POST " + app + "/{op}", operator, s.appScoped(s.appOp)},
+		{"GET " + app + "/exchanges", viewer, s.appScoped(s.listExchanges)},
+		{"GET " + app + "/exchanges/{id}", viewer, s.appScoped(s.getExchange)},
+		{"GET " + app + "/routes", viewer, s.appScoped(s.listRoutes)},
+		{"GET " + app + "/series", viewer, s.appScoped(s.series)},
+		{"POST " + t + "/apps/{app}/artifacts", operator, s.tenantScoped(s.uploadArtifact)},
+		{"GET " + t + "/apps/{app}/artifacts", viewer, s.tenantScoped(s.listArtifacts)},
+	}
 }
 
 // secureHeaders keeps a browser from reading any answer as anything but
@@ -87,17 +110,6 @@ func secureHeaders(h http.Handler) http.Handler {
 		hd.Set("Cache-Control", "no-store")
 		h.ServeHTTP(w, r)
 	})
-}
-
-// adminOnly answers 403 to anyone but the admin.
-func adminOnly(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !who(r).admin() {
-			httpjson.Error(w, http.StatusForbidden, "only the admin may do this")
-			return
-		}
-		h(w, r)
-	}
 }
 
 // jsonErrors answers in JSON, like every other error, where mux itself
@@ -200,10 +212,6 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional 
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
-	if !who(r).admin() {
-		httpjson.Error(w, http.StatusForbidden, "only the admin creates tenants")
-		return
-	}
 	var req struct {
 		Name, Tier    string
 		RetentionDays int
@@ -264,13 +272,8 @@ func checkRetention(days int) error {
 }
 
 // putRetention sets how long a tenant's telemetry is kept; what is older
-// goes at the next retention pass. It is the admin's: a tenant's own
-// token must not keep more than the operator agreed to store.
+// goes at the next retention pass.
 func (s *Server) putRetention(w http.ResponseWriter, r *http.Request, t store.Tenant) {
-	if !who(r).admin() {
-		httpjson.Error(w, http.StatusForbidden, "only the admin sets a tenant's retention")
-		return
-	}
 	var req struct {
 		Days int `json:"days"`
 	}
@@ -286,16 +289,31 @@ func (s *Server) putRetention(w http.ResponseWriter, r *http.Request, t store.Te
 }
 
 func (s *Server) createAPIToken(w http.ResponseWriter, r *http.Request, t store.Tenant) {
-	s.newAPIToken(w, r, t.Name)
+	var req struct {
+		Role string `json:"role"`
+	}
+	if !s.decode(w, r, &req, true) {
+		return
+	}
+	ro, err := parseRole(req.Role)
+	if err != nil {
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.newAPIToken(w, r, t.Name, ro)
 }
 
-// newAPIToken makes an API token of tenant ("": an admin token) and
-// answers with it: the only time it is shown.
-func (s *Server) newAPIToken(w http.ResponseWriter, r *http.Request, tenant string) {
+// newAPIToken makes an API token of tenant ("": a control plane admin
+// token) with role and answers with it: the only time it is shown.
+func (s *Server) newAPIToken(w http.ResponseWriter, r *http.Request, tenant string, ro role) {
 	tok, err := newAPIToken()
 	hash := api.HashSecret([]byte(tok))
+	st := store.APIToken{Hash: hash, Tenant: tenant, Created: time.Now().UTC()}
+	if tenant != "" {
+		st.Role = ro.String()
+	}
 	if err == nil {
-		err = s.store.CreateAPIToken(store.APIToken{Hash: hash, Tenant: tenant, Created: time.Now().UTC()}, s.opts.Limits.APITokens)
+		err = s.store.CreateAPIToken(st, s.opts.Limits.APITokens)
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -304,8 +322,9 @@ func (s *Server) newAPIToken(w http.ResponseWriter, r *http.Request, tenant stri
 	out := map[string]string{"token": tok, "id": store.APITokenID(hash)}
 	if tenant != "" {
 		out["tenant"] = tenant
+		out["role"] = st.Role
 	}
-	s.log.Info("api token created", "tenant", tenant, "id", out["id"])
+	s.log.Info("api token created", "tenant", tenant, "id", out["id"], "role", st.Role)
 	httpjson.Write(w, http.StatusCreated, out)
 }
 
@@ -313,6 +332,7 @@ func (s *Server) newAPIToken(w http.ResponseWriter, r *http.Request, tenant stri
 type apiTokenView struct {
 	ID      string    `json:"id"`
 	Tenant  string    `json:"tenant,omitempty"`
+	Role    string    `json:"role,omitempty"`
 	Created time.Time `json:"created"`
 }
 
@@ -328,7 +348,11 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, tenant strin
 	}
 	out := make([]apiTokenView, 0, len(toks))
 	for _, tok := range toks {
-		out = append(out, apiTokenView{ID: store.APITokenID(tok.Hash), Tenant: tok.Tenant, Created: tok.Created})
+		v := apiTokenView{ID: store.APITokenID(tok.Hash), Tenant: tok.Tenant, Created: tok.Created}
+		if tok.Tenant != "" {
+			v.Role = storedRole(tok.Tenant, tok.Role).String()
+		}
+		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b apiTokenView) int { return a.Created.Compare(b.Created) })
 	httpjson.Write(w, http.StatusOK, out)
@@ -357,7 +381,9 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, tenant, id 
 // a tenant's, by the admin only.
 func (s *Server) listAdminTokens(w http.ResponseWriter, r *http.Request) { s.listTokens(w, r, "") }
 
-func (s *Server) createAdminToken(w http.ResponseWriter, r *http.Request) { s.newAPIToken(w, r, "") }
+func (s *Server) createAdminToken(w http.ResponseWriter, r *http.Request) {
+	s.newAPIToken(w, r, "", controlPlane)
+}
 
 func (s *Server) revokeAdminToken(w http.ResponseWriter, r *http.Request) {
 	s.revokeToken(w, r, "", r.PathValue("id"))

@@ -58,8 +58,11 @@ type Tenant struct {
 
 // APIToken authenticates API calls; Tenant "" is the bootstrap admin.
 type APIToken struct {
-	Hash    string    `json:"hash"`
-	Tenant  string    `json:"tenant,omitempty"`
+	Hash   string `json:"hash"`
+	Tenant string `json:"tenant,omitempty"`
+	// Role is a tenant token's: viewer, operator or admin; "" (tokens made
+	// before roles were) is admin.
+	Role    string    `json:"role,omitempty"`
 	Created time.Time `json:"created"`
 }
 
