@@ -31,6 +31,8 @@ type principalKey struct{}
 type principal struct {
 	Tenant string
 	Role   role
+	// Token is the token's id (store.APITokenID), for the audit log.
+	Token string
 }
 
 // canSee tells whether p may touch tenant's resources (as its role allows).
@@ -53,7 +55,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Tenant: t.Tenant, Role: storedRole(t.Tenant, t.Role)})))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Tenant: t.Tenant, Role: storedRole(t.Tenant, t.Role), Token: store.APITokenID(t.Hash)})))
 	})
 }
 

@@ -135,7 +135,7 @@ func policy(method, path string) role {
 		return viewer
 	case !strings.HasPrefix(path, t), path == t+"/retention":
 		return controlPlane
-	case strings.HasPrefix(path, t+"/api-tokens"), path == t+"/runner-tokens",
+	case strings.HasPrefix(path, t+"/api-tokens"), path == t+"/runner-tokens", path == t+"/audit",
 		method == "DELETE" && strings.HasPrefix(path, t+"/runners/"),
 		method == "POST" && path == t+"/environments",
 		method == "PUT" && (strings.HasSuffix(path, "/config") || strings.HasSuffix(path, "/egress")):

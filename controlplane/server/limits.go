@@ -38,11 +38,14 @@ type Limits struct {
 	// ArtifactDownloads is how many artifact downloads run at once, all
 	// runners together (16): each holds a file open.
 	ArtifactDownloads int
+	// AuditRecords is how many records each tenant's audit log keeps, and
+	// the control plane's own (10,000): the oldest go first.
+	AuditRecords int
 }
 
 // DefaultLimits are the limits of a control plane started without others.
 var DefaultLimits = Limits{APITokens: 50, RunnerTokens: 100, Artifacts: 500, ArtifactBytes: 20 << 30,
-	Deployments: 50, RunnerRate: 20, RunnerBurst: 100, ArtifactDownloads: 16}
+	Deployments: 50, RunnerRate: 20, RunnerBurst: 100, ArtifactDownloads: 16, AuditRecords: 10000}
 
 // withDefaults fills in the fields left zero.
 func (l Limits) withDefaults() Limits {
@@ -58,6 +61,7 @@ func (l Limits) withDefaults() Limits {
 	pick(&l.Deployments, d.Deployments)
 	pick(&l.RunnerBurst, d.RunnerBurst)
 	pick(&l.ArtifactDownloads, d.ArtifactDownloads)
+	pick(&l.AuditRecords, d.AuditRecords)
 	if l.ArtifactBytes == 0 {
 		l.ArtifactBytes = d.ArtifactBytes
 	}

@@ -35,7 +35,7 @@ func (s *Server) routes() http.Handler {
 
 	authed := http.NewServeMux()
 	for _, rt := range s.apiRoutes() {
-		authed.HandleFunc(rt.pattern, needs(rt.needs, rt.h))
+		authed.HandleFunc(rt.pattern, s.audited(rt.pattern, needs(rt.needs, rt.h)))
 	}
 	mux.Handle("/api/v1/", s.authenticate(jsonErrors(authed)))
 	return withRequestID(secureHeaders(jsonErrors(mux)))
@@ -60,6 +60,7 @@ func (s *Server) apiRoutes() []apiRoute {
 		{"POST /api/v1/admin-tokens", controlPlane, s.createAdminToken},
 		{"DELETE /api/v1/admin-tokens/{id}", controlPlane, s.revokeAdminToken},
 		{"POST /api/v1/tenants", controlPlane, s.createTenant},
+		{"GET /api/v1/audit", controlPlane, s.controlPlaneAudit},
 		{"GET /api/v1/tenants", viewer, s.listTenants},
 		{"GET " + t, viewer, s.tenantScoped(s.getTenant)},
 		// A tenant's own token must not keep more than the operator of the
@@ -69,6 +70,7 @@ func (s *Server) apiRoutes() []apiRoute {
 		{"GET " + t + "/api-tokens", admin, s.tenantScoped(s.listAPITokens)},
 		{"DELETE " + t + "/api-tokens/{id}", admin, s.tenantScoped(s.revokeAPIToken)},
 		{"POST " + t + "/runner-tokens", admin, s.tenantScoped(s.createRunnerToken)},
+		{"GET " + t + "/audit", admin, s.tenantScoped(s.tenantAudit)},
 		{"GET " + t + "/runners", viewer, s.tenantScoped(s.listRunners)},
 		{"GET " + t + "/runners/{id}", viewer, s.runnerScoped(s.getRunner)},
 		{"DELETE " + t + "/runners/{id}", admin, s.runnerScoped(s.revokeRunner)},

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/internal/httpjson"
+)
+
+// audited records every call of pattern that may change something (any
+// method but GET and HEAD), refused or not, once it is answered: who, when,
+// what, how it ended. A tenant token's calls go in its tenant's log; the
+// control plane admin's in the log of the tenant it named, or the control
+// plane's own. Nothing of the request's body is kept.
+func (s *Server) audited(pattern string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r)
+		p := who(r)
+		tenant := p.Tenant
+		if p.Role == controlPlane {
+			tenant = r.PathValue("tenant")
+		}
+		action := pattern
+		if strings.HasPrefix(pattern, "/") { // a pattern of any method
+			action = r.Method + " " + pattern
+		}
+		rec := store.AuditRecord{Time: time.Now().UTC(), Tenant: tenant, Token: p.Token, Role: p.Role.String(),
+			Action: action, Path: r.URL.Path, Status: sw.status}
+		if _, err := s.store.AppendAudit(rec, s.opts.Limits.AuditRecords); err != nil {
+			s.log.Error("a call is missing from the audit log", "requestId", requestID(r), "action", action, "path", r.URL.Path, "status", sw.status, "err", err)
+		}
+	}
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the writer beneath.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) tenantAudit(w http.ResponseWriter, r *http.Request, t store.Tenant) {
+	s.listAudit(w, r, t.Name)
+}
+
+func (s *Server) controlPlaneAudit(w http.ResponseWriter, r *http.Request) { s.listAudit(w, r, "") }
+
+// listAudit answers a page of tenant's audit log ("": the control
+// plane's), oldest first, after the record ?after= (0: from the oldest
+// kept), at most ?limit= (100, at most 1000) records.
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, tenant string) {
+	after, err := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
+	if err != nil && r.URL.Query().Get("after") != "" {
+		httpjson.Error(w, http.StatusBadRequest, "after must be a record id")
+		return
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+			httpjson.Error(w, http.StatusBadRequest, "limit must be from 1 to 1000")
+			return
+		}
+	}
+	recs, err := s.store.Audit(tenant, after, limit)
+	s.answer(w, r, recs, err)
+}
