@@ -80,8 +80,12 @@ type Exchange struct {
 	// Correlation is the id of the first exchange of the chain this one
 	// belongs to (itself when it began one); Parent is the exchange this
 	// one was split, multicast, wire-tapped or handed over (seda:) from.
-	Correlation  string         `json:"correlation"`
-	Parent       string         `json:"parent,omitempty"`
+	Correlation string `json:"correlation"`
+	Parent      string `json:"parent,omitempty"`
+	// ReplayOf is the exchange this one replays; Replayable says the
+	// runner holds this one's original, so it can be replayed.
+	ReplayOf     string         `json:"replayOf,omitempty"`
+	Replayable   bool           `json:"replayable,omitempty"`
 	Start        int64          `json:"start"`
 	Duration     int64          `json:"duration"`
 	Status       string         `json:"status"`

@@ -766,8 +766,8 @@ func TestBufferBound(t *testing.T) {
 func TestToken(t *testing.T) {
 	const token = "tok-3f9c0a"
 	r := runMain(t, "CAMELEER_AGENT_TOKEN="+token)
-	ask := func(auth string) int {
-		req, _ := http.NewRequest(http.MethodGet, r.base+api.AgentTelemetryPath+"?after=0", nil)
+	ask := func(method, path, auth string) int {
+		req, _ := http.NewRequest(method, r.base+path, nil)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -778,15 +778,130 @@ func TestToken(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	for _, auth := range []string{"", "Bearer nope", "Bearer " + token + "x", token} {
-		if code := ask(auth); code != http.StatusUnauthorized {
-			t.Errorf("telemetry asked with %q: %d, want 401", auth, code)
+	// Telemetry, the unredacted originals and replays are the runner's alone.
+	for _, p := range []struct{ method, path string }{{"GET", api.AgentTelemetryPath + "?after=0"}, {"GET", api.AgentOriginalsPath + "?after=0"}, {"POST", api.AgentReplayPath}} {
+		for _, auth := range []string{"", "Bearer nope", "Bearer " + token + "x", token} {
+			if code := ask(p.method, p.path, auth); code != http.StatusUnauthorized {
+				t.Errorf("%s %s with %q: %d, want 401", p.method, p.path, auth, code)
+			}
 		}
 	}
-	if code := ask("Bearer " + token); code != http.StatusOK {
+	if code := ask("GET", api.AgentTelemetryPath+"?after=0", "Bearer "+token); code != http.StatusOK {
 		t.Errorf("telemetry asked with the token: %d, want 200", code)
+	}
+	if code := ask("GET", api.AgentOriginalsPath+"?after=0", "Bearer "+token); code != http.StatusOK {
+		t.Errorf("originals asked with the token: %d, want 200", code)
 	}
 	if _, err := r.get("/cameleer/jvm"); err != nil {
 		t.Errorf("the JVM's facts need no token: %v", err)
 	}
+}
+
+// TestReplay: a route fails while its downstream is down; the agent keeps
+// each failed exchange's message, unredacted, for the runner alone; once
+// the downstream is back, the message replayed through the agent reaches
+// the route's processor with its original body and headers, as a new
+// exchange traced as a replay of the first.
+func TestReplay(t *testing.T) {
+	down := filepath.Join(t.TempDir(), "down")
+	if err := os.WriteFile(down, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runMain(t, "FLAKY_DOWN="+down, "CAMELEER_SAMPLE=0")
+	var failed *api.Exchange
+	r.until(t, "a failed, replayable exchange of flaky", func() error {
+		for _, x := range r.exchanges("flaky") {
+			if x.Status == api.StatusFailed && x.Replayable {
+				failed = x
+				return nil
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+	// Its original, and only failed exchanges' (completed ones are not kept).
+	var orig *api.Original
+	testutil.Eventually(t, poll, 30*time.Second, "its original", func() error {
+		b, err := r.get(api.AgentOriginalsPath + "?after=0")
+		if err != nil {
+			return err
+		}
+		var batch struct{ Events []api.OriginalEvent }
+		if err := json.Unmarshal(b, &batch); err != nil {
+			return fmt.Errorf("%v in %s", err, b)
+		}
+		for _, e := range batch.Events {
+			if e.Kind != api.KindOriginal || e.Original == nil || e.Original.Status == api.StatusCompleted {
+				t.Fatalf("an original that is no failed exchange's: %+v", e)
+			}
+			if e.Original.Exchange == failed.ID {
+				orig = e.Original
+			}
+		}
+		if orig == nil {
+			return fmt.Errorf("not among %d", len(batch.Events))
+		}
+		return nil
+	})
+	if !strings.HasPrefix(string(orig.Body), "flaky message ") || orig.Headers["attempt"] != "first" || orig.Route != "flaky" || orig.Context == "" {
+		t.Fatalf("original %+v (body %q)", orig, orig.Body)
+	}
+
+	if err := os.Remove(down); err != nil {
+		t.Fatal(err)
+	}
+	var res api.ReplayResult
+	if code := replay(t, r, api.ReplayRequest{Context: orig.Context, Route: orig.Route, ReplayOf: orig.Exchange, Headers: orig.Headers, Body: orig.Body}, &res); code != http.StatusOK ||
+		res.Status != api.StatusCompleted || res.Exchange == "" || res.Exchange == orig.Exchange {
+		t.Fatalf("replay: %d %+v", code, res)
+	}
+	if want := "flaky took " + string(orig.Body) + " attempt first"; !strings.Contains(r.stdout.String(), want) {
+		t.Errorf("the route's processor never took the original: no %q in the app's output", want)
+	}
+	r.until(t, "the replay's trace", func() error {
+		for _, x := range r.exchanges("flaky") {
+			if x.ID == res.Exchange {
+				if x.ReplayOf != orig.Exchange || x.Status != api.StatusCompleted {
+					t.Errorf("the replay's trace: replayOf %q status %s", x.ReplayOf, x.Status)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+
+	// What cannot be replayed says why in one line, and runs nothing.
+	var bad struct{ Error string }
+	if code := replay(t, r, api.ReplayRequest{Context: orig.Context, Route: "no-such-route", ReplayOf: orig.Exchange}, &bad); code != http.StatusNotFound || !strings.Contains(bad.Error, "no route no-such-route") {
+		t.Errorf("an unknown route: %d %q", code, bad.Error)
+	}
+	if code := replay(t, r, api.ReplayRequest{Context: "nope", Route: "flaky", ReplayOf: orig.Exchange}, &bad); code != http.StatusNotFound || !strings.Contains(bad.Error, "no CamelContext nope") {
+		t.Errorf("an unknown context: %d %q", code, bad.Error)
+	}
+	whole, _ := api.ReplayRequest{Route: "flaky", ReplayOf: orig.Exchange, Body: []byte("cut")}.MarshalBinary()
+	resp, err := http.Post(r.base+api.AgentReplayPath, "application/octet-stream", bytes.NewReader(whole[:len(whole)-1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a request cut short: %d, want 400", resp.StatusCode)
+	}
+}
+
+// replay POSTs req to the agent and decodes its answer into out.
+func replay(t *testing.T, r *running, req api.ReplayRequest, out any) int {
+	t.Helper()
+	b, err := req.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(r.base+api.AgentReplayPath, "application/octet-stream", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("replay answer: %v", err)
+	}
+	return resp.StatusCode
 }

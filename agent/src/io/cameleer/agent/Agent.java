@@ -3,6 +3,7 @@ package io.cameleer.agent;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.OutputStream;
 import java.lang.instrument.Instrumentation;
 import java.lang.management.ManagementFactory;
@@ -14,6 +15,8 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.function.Predicate;
 
 /**
  * The Cameleer agent, attached to every app with -javaagent. It logs one line
@@ -45,38 +48,36 @@ public final class Agent {
         Config config = new Config(System.getenv());
         System.out.println("cameleer-agent " + version + " attached (jvm facts on :" + config.port + "/cameleer/jvm)");
         EventBuffer buffer = new EventBuffer(config.bufferBytes);
-        Recorder.start(config, buffer);
+        EventBuffer originals = new EventBuffer(config.originalsBytes);
+        Recorder.start(config, buffer, originals);
         inst.addTransformer(new CamelWatcher(), false);
         if (config.port > 0) {
-            serve(config.port, version, buffer, config.token);
+            serve(config, version, buffer, originals);
         }
     }
 
-    private static void serve(int port, String version, EventBuffer buffer, String token) {
-        byte[] wanted = ("Bearer " + token).getBytes(StandardCharsets.UTF_8);
+    private static void serve(Config config, String version, EventBuffer buffer, EventBuffer originals) {
+        int port = config.port;
+        byte[] wanted = ("Bearer " + config.token).getBytes(StandardCharsets.UTF_8);
+        // Other apps of the environment reach this port too: taking (and
+        // so acknowledging) events, reading originals and replaying are
+        // the runner's alone.
+        Predicate<HttpExchange> runner = exchange -> {
+            String shown = exchange.getRequestHeaders().getFirst("Authorization");
+            return config.token.isEmpty() || shown != null && MessageDigest.isEqual(wanted, shown.getBytes(StandardCharsets.UTF_8));
+        };
         try {
             HttpServer server = HttpServer.create(new InetSocketAddress(port), 0);
+            // A replay runs its route to the end: pulls must not wait on it.
+            server.setExecutor(Executors.newFixedThreadPool(2, task -> {
+                Thread t = new Thread(task, "cameleer-agent-http");
+                t.setDaemon(true);
+                return t;
+            }));
             server.createContext("/cameleer/jvm", exchange -> answer(exchange, facts(version).getBytes(StandardCharsets.UTF_8)));
-            server.createContext("/cameleer/telemetry", exchange -> {
-                // Other apps of the environment reach this port too: taking
-                // (and so acknowledging) the events is the runner's alone.
-                String shown = exchange.getRequestHeaders().getFirst("Authorization");
-                if (!token.isEmpty() && (shown == null
-                        || !MessageDigest.isEqual(wanted, shown.getBytes(StandardCharsets.UTF_8)))) {
-                    exchange.sendResponseHeaders(401, -1);
-                    exchange.close();
-                    return;
-                }
-                Map<String, String> q = query(exchange.getRequestURI().getRawQuery());
-                try {
-                    long after = Long.parseLong(q.getOrDefault("after", "0"));
-                    long max = Math.min(MAX_ANSWER, Long.parseLong(q.getOrDefault("max", String.valueOf(MAX_ANSWER))));
-                    answer(exchange, buffer.batch(q.getOrDefault("boot", ""), after, max));
-                } catch (NumberFormatException e) {
-                    exchange.sendResponseHeaders(400, -1);
-                    exchange.close();
-                }
-            });
+            server.createContext("/cameleer/telemetry", exchange -> pull(exchange, runner, buffer));
+            server.createContext("/cameleer/originals", exchange -> pull(exchange, runner, originals));
+            server.createContext("/cameleer/replay", exchange -> replay(exchange, runner, config.originalMax));
             // The server's dispatcher thread takes its daemon flag from the
             // thread that starts it: started from a daemon thread, it does
             // not keep alive an app whose main has returned or thrown.
@@ -91,9 +92,80 @@ public final class Agent {
         }
     }
 
+    /** Answers a pull of buffer: boot=B&after=N[&max=BYTES] (api.AgentBatch). */
+    private static void pull(HttpExchange exchange, Predicate<HttpExchange> runner, EventBuffer buffer) throws IOException {
+        if (!runner.test(exchange)) {
+            refuse(exchange, 401);
+            return;
+        }
+        Map<String, String> q = query(exchange.getRequestURI().getRawQuery());
+        try {
+            long after = Long.parseLong(q.getOrDefault("after", "0"));
+            long max = Math.min(MAX_ANSWER, Long.parseLong(q.getOrDefault("max", String.valueOf(MAX_ANSWER))));
+            answer(exchange, buffer.batch(q.getOrDefault("boot", ""), after, max));
+        } catch (NumberFormatException e) {
+            refuse(exchange, 400);
+        }
+    }
+
+    /**
+     * Runs a replay (a POST of a ReplayRequest) to its end and answers how
+     * it ended: {"exchange","status","error"}; 404 when the context or the
+     * route is not there, 400 for a request it cannot read.
+     */
+    private static void replay(HttpExchange exchange, Predicate<HttpExchange> runner, int maxBody) throws IOException {
+        if (!runner.test(exchange)) {
+            refuse(exchange, 401);
+            return;
+        }
+        if (!"POST".equals(exchange.getRequestMethod())) {
+            refuse(exchange, 405);
+            return;
+        }
+        ReplayRequest req;
+        try (InputStream in = exchange.getRequestBody()) {
+            req = ReplayRequest.read(in, maxBody);
+        } catch (IOException e) {
+            answer(exchange, 400, error(e.getMessage()));
+            return;
+        }
+        Recorder.Replayer r = Recorder.replayerOf(req.context());
+        if (r == null) {
+            answer(exchange, 404, error("no CamelContext " + (req.context().isEmpty() ? "(several or none, name one)" : req.context())));
+            return;
+        }
+        Recorder.Replayed done;
+        try {
+            done = r.replay(req.route(), req.body(), req.headers(), req.replayOf());
+        } catch (Exception e) {
+            answer(exchange, 404, error(String.valueOf(e.getMessage())));
+            return;
+        }
+        StringBuilder b = new StringBuilder("{");
+        Json.field(b, "exchange", done.exchange());
+        Json.field(b, "status", done.status());
+        if (done.error() != null) {
+            Json.field(b, "error", done.error());
+        }
+        answer(exchange, 200, b.append('}').toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static byte[] error(String message) {
+        return ("{\"error\":" + Json.quote(message) + "}").getBytes(StandardCharsets.UTF_8);
+    }
+
+    private static void refuse(HttpExchange exchange, int status) throws IOException {
+        exchange.sendResponseHeaders(status, -1);
+        exchange.close();
+    }
+
     private static void answer(HttpExchange exchange, byte[] body) throws IOException {
+        answer(exchange, 200, body);
+    }
+
+    private static void answer(HttpExchange exchange, int status, byte[] body) throws IOException {
         exchange.getResponseHeaders().set("Content-Type", "application/json");
-        exchange.sendResponseHeaders(200, body.length);
+        exchange.sendResponseHeaders(status, body.length);
         try (OutputStream out = exchange.getResponseBody()) {
             out.write(body);
         }

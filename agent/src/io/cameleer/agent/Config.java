@@ -1,8 +1,10 @@
 package io.cameleer.agent;
 
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /** What the agent reads from its environment, read once at start. */
 final class Config {
@@ -15,6 +17,14 @@ final class Config {
     final int statsSeconds;
     final boolean redactDefaults;
     final List<String> redactRules;
+    /** Whether failed exchanges' originals are kept for replay (CAMELEER_KEEP: failed, off). */
+    final boolean keepFailed;
+    /** Routes every exchange of which is kept for replay, failed or not. */
+    final Set<String> keepRoutes;
+    /** The originals' buffer, by serialized size. */
+    final long originalsBytes;
+    /** The largest body an original keeps: a larger one is not replayable. */
+    final int originalMax;
     /** What the runner must show to take telemetry ("": anyone may). */
     final String token;
     /** A test's switch: the agent's Camel hooks throw, to show they disable themselves. */
@@ -35,6 +45,15 @@ final class Config {
                 redactRules.add(line.strip());
             }
         }
+        keepFailed = !"off".equalsIgnoreCase(env.getOrDefault("CAMELEER_KEEP", "").trim());
+        keepRoutes = new HashSet<>();
+        for (String r : env.getOrDefault("CAMELEER_KEEP_ROUTES", "").split(",")) {
+            if (!r.isBlank()) {
+                keepRoutes.add(r.strip());
+            }
+        }
+        originalsBytes = number(env, "CAMELEER_ORIGINALS_BYTES", 16L << 20);
+        originalMax = (int) Math.min(Integer.MAX_VALUE - 64, number(env, "CAMELEER_ORIGINAL_MAX", 1L << 20));
         testFail = "hooks".equals(env.get("CAMELEER_TEST_FAIL"));
         token = env.getOrDefault("CAMELEER_AGENT_TOKEN", "").strip();
     }

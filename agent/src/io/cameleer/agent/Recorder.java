@@ -2,6 +2,8 @@ package io.cameleer.agent;
 
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -20,14 +22,16 @@ public final class Recorder {
 
     private final Config config;
     private final EventBuffer buffer;
+    private final EventBuffer originals;
     private final Redactor redactor;
     private final Sampler sampler;
     private volatile Aggregates window = new Aggregates();
     private Aggregates ended;
 
-    private Recorder(Config config, EventBuffer buffer) {
+    private Recorder(Config config, EventBuffer buffer, EventBuffer originals) {
         this.config = config;
         this.buffer = buffer;
+        this.originals = originals;
         Redactor r;
         try {
             r = new Redactor(config.redactDefaults, config.redactRules);
@@ -40,8 +44,8 @@ public final class Recorder {
         this.sampler = new Sampler(config.sample, config.sampleLimit);
     }
 
-    static void start(Config config, EventBuffer buffer) {
-        Recorder r = new Recorder(config, buffer);
+    static void start(Config config, EventBuffer buffer, EventBuffer originals) {
+        Recorder r = new Recorder(config, buffer, originals);
         current = r;
         ScheduledExecutorService s = Executors.newSingleThreadScheduledExecutor(task -> {
             Thread t = new Thread(task, "cameleer-agent-stats");
@@ -120,10 +124,57 @@ public final class Recorder {
         if (r == null || !t.finish()) {
             return;
         }
-        if ("completed".equals(status) && !t.sampled) {
+        boolean completed = "completed".equals(status);
+        boolean keep = completed ? r.config.keepRoutes.contains(t.route) : r.config.keepFailed;
+        // A replay is always traced: its outcome is what the user waits for.
+        if (completed && !t.sampled && !keep && !t.isReplay()) {
             return;
         }
+        Original o = keep ? t.original() : null;
+        String orig = o == null ? null : o.json(t, status, r.config.originalMax);
+        if (orig != null) {
+            r.originals.add(orig);
+            t.replayable();
+        }
         r.buffer.add(t.json(status, t.elapsedMicros(), error, r.redactor, r.config.bodyMax));
+    }
+
+    /** Whether the bridge should keep what traces of route began with, for replay. */
+    public static boolean keepsOriginals(String route) {
+        Recorder r = current;
+        return r != null && (r.config.keepFailed || r.config.keepRoutes.contains(route));
+    }
+
+    /** The largest body an original keeps. */
+    public static int originalMax() {
+        return current.config.originalMax;
+    }
+
+    /** Replays messages into one CamelContext (the bridge's, per context). */
+    public interface Replayer {
+        /** Sends body and headers into route as a new exchange marked a replay of replayOf; answers how it ended. */
+        Replayed replay(String route, byte[] body, Map<String, String> headers, String replayOf) throws Exception;
+    }
+
+    /** A replay's outcome: the new exchange, its status (api's), the error's line if it failed. */
+    public record Replayed(String exchange, String status, String error) {}
+
+    private static final Map<String, Replayer> REPLAYERS = new ConcurrentHashMap<>();
+
+    public static void replayer(String context, Replayer r) {
+        REPLAYERS.put(context, r);
+    }
+
+    public static void noReplayer(String context, Replayer r) {
+        REPLAYERS.remove(context, r);
+    }
+
+    /** The replayer of context, or of the only context when context is empty; null when none. */
+    static Replayer replayerOf(String context) {
+        if (!context.isEmpty()) {
+            return REPLAYERS.get(context);
+        }
+        return REPLAYERS.size() == 1 ? REPLAYERS.values().iterator().next() : null;
     }
 
     /**

@@ -38,6 +38,12 @@ public final class Trace {
      */
     private Object keptBody;
     private Map<String, Object> keptHeaders;
+    /** The message as it entered, unredacted, for replay; null when not kept. */
+    private Original original;
+    /** The exchange this one replays, if it is a replay. */
+    private String replayOf;
+    /** Whether its original went to the runner: it can be replayed. */
+    private boolean replayable;
 
     static final class NodeRun {
         final String id;
@@ -86,6 +92,28 @@ public final class Trace {
     public synchronized void keep(Object body, Map<String, Object> headers) {
         keptBody = body;
         keptHeaders = headers;
+    }
+
+    /** Keeps the message as it entered, unredacted, in case it is to be replayed. */
+    public synchronized void original(Original o) {
+        original = o;
+    }
+
+    synchronized Original original() {
+        return original;
+    }
+
+    /** Marks the trace a replay of the exchange original. */
+    public synchronized void replayOf(String original) {
+        replayOf = original;
+    }
+
+    synchronized boolean isReplay() {
+        return replayOf != null;
+    }
+
+    synchronized void replayable() {
+        replayable = true;
     }
 
     /** The route the trace began in. */
@@ -166,6 +194,12 @@ public final class Trace {
         Json.field(b, "correlation", correlation);
         if (parent != null) {
             Json.field(b, "parent", parent);
+        }
+        if (replayOf != null) {
+            Json.field(b, "replayOf", replayOf);
+        }
+        if (replayable) {
+            Json.key(b, "replayable").append("true");
         }
         Json.field(b, "start", startMicros);
         Json.field(b, "duration", duration);

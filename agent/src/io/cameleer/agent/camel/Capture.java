@@ -1,11 +1,14 @@
 package io.cameleer.agent.camel;
 
 import io.cameleer.agent.Captured;
+import io.cameleer.agent.Original;
 import io.cameleer.agent.Recorder;
 import io.cameleer.agent.Trace;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.function.Function;
+import org.apache.camel.CamelContext;
 import org.apache.camel.Exchange;
 import org.apache.camel.Message;
 import org.apache.camel.StreamCache;
@@ -27,21 +30,31 @@ final class Capture {
     static boolean message(Trace t, Exchange exchange) throws IOException {
         Message m = exchange.getMessage();
         Object body = m.getBody();
+        boolean keep = Recorder.keepsOriginals(t.route());
         if (body instanceof InputStream) {
             if (!(body instanceof StreamCache sc)) {
-                // Not re-readable: never read. Camel may yet cache it
-                // before the route's first processor: tried again then.
+                // Not re-readable: never read, and so never replayable.
+                // Camel may yet cache it before the route's first
+                // processor: tried again then.
                 t.capture(null, -1, Captured.of(null, m.getHeaders(), 0).headers);
                 return !exchange.getContext().isStreamCaching();
             }
-            int max = Captured.readMax(Recorder.bodyMax());
+            int shown = Captured.readMax(Recorder.bodyMax());
+            byte[] read;
             try {
-                Captured c = Captured.read(new String(((InputStream) body).readNBytes(max), StandardCharsets.UTF_8), sc.length(), m.getHeaders());
-                t.capture(c.text, c.size, c.headers);
+                read = ((InputStream) body).readNBytes(keep ? Math.max(shown, Recorder.originalMax() + 1) : shown);
             } finally {
                 sc.reset();
             }
+            Captured c = Captured.read(new String(read, 0, Math.min(read.length, shown), StandardCharsets.UTF_8), sc.length(), m.getHeaders());
+            t.capture(c.text, c.size, c.headers);
+            if (keep && read.length <= Recorder.originalMax()) {
+                t.original(Original.of(read, null, m.getHeaders()));
+            }
             return true;
+        }
+        if (keep) {
+            t.original(Original.of(body, toBytes(exchange.getContext(), body), m.getHeaders()));
         }
         if (!t.sampled()) {
             // Most traces are not kept: what they may need is only held.
@@ -51,5 +64,13 @@ final class Capture {
         Captured c = Captured.of(body, m.getHeaders(), Recorder.bodyMax());
         t.capture(c.text, c.size, c.headers);
         return true;
+    }
+
+    /** How a body that is neither text nor bytes becomes bytes: Camel's type converter, if it can. */
+    private static Function<Object, byte[]> toBytes(CamelContext context, Object body) {
+        if (body == null || body instanceof CharSequence || body instanceof byte[]) {
+            return null;
+        }
+        return b -> context.getTypeConverter().tryConvertTo(byte[].class, b);
     }
 }

@@ -28,6 +28,8 @@ final class Cursor implements SafeCopyProperty {
     String correlation;
     /** Whether the message is to be captured again at the first processor. */
     boolean capture;
+    /** The exchange this one replays, until its trace begins (Replays). */
+    String replayOf;
     /** The id the exchange's node runs carry when it is not the trace's own (a split child): read once a trace. */
     private String other;
     private boolean otherKnown;

@@ -15,6 +15,7 @@ import org.apache.camel.support.LifecycleStrategySupport;
  */
 final class Lifecycle extends LifecycleStrategySupport {
     private volatile CamelContext context;
+    private volatile Replays replays;
 
     @Override
     public void onContextInitializing(CamelContext context) {
@@ -34,6 +35,23 @@ final class Lifecycle extends LifecycleStrategySupport {
     @Override
     public void onContextStarted(CamelContext context) {
         sendModel(List.of(), List.of());
+        if (!Recorder.on()) {
+            return;
+        }
+        try {
+            replays = new Replays(context);
+            Recorder.replayer(context.getName(), replays);
+        } catch (Throwable t) {
+            Recorder.fail(t);
+        }
+    }
+
+    @Override
+    public void onContextStopping(CamelContext context) {
+        Replays r = replays;
+        if (r != null) {
+            Recorder.noReplayer(context.getName(), r);
+        }
     }
 
     // Camel tells of routes added before it lists them, and of routes

@@ -30,6 +30,10 @@ final class Traces {
         Trace t = Recorder.begin(exchange.getExchangeId(), exchange.getContext().getName(), route.getRouteId(),
                 route.getEndpoint().getEndpointUri(), c.correlation, parent);
         c.begin(t);
+        if (c.replayOf != null) {
+            t.replayOf(c.replayOf);
+            c.replayOf = null;
+        }
         c.capture = !Capture.message(t, exchange);
         t.inherited(exchange.getProperty(Exchange.EXCEPTION_CAUGHT, Throwable.class));
     }

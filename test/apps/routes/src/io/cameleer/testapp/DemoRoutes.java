@@ -2,6 +2,8 @@ package io.cameleer.testapp;
 
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.camel.builder.RouteBuilder;
 
@@ -10,7 +12,9 @@ import org.apache.camel.builder.RouteBuilder;
  * by its id: a timer-driven order flow (choice, a direct: call, split,
  * filter, a seda: hand-off), a route that fails after redeliveries, one whose
  * dead letter channel takes the failure, and one whose onException handles
- * it; a fan-out by multicast into two direct: routes, then a wire tap.
+ * it; a fan-out by multicast into two direct: routes, then a wire tap; a
+ * route that fails while the file $FLAKY_DOWN names exists (a downstream
+ * that is down), for replay.
  * Every fourth order carries a card number and an e-mail address, which
  * the agent must never let out. Two more hand a stream over, one cached by
  * Camel, one not, and check it arrives whole.
@@ -96,6 +100,21 @@ public class DemoRoutes extends RouteBuilder {
 
         from("seda:tapped").routeId("tapped")
             .log("tapped ${body}").id("log-tapped");
+
+        String down = System.getenv("FLAKY_DOWN");
+        from("timer:flaky-source?period=500").routeId("flaky-source")
+            .setBody(simple("flaky message ${exchangeId}")).id("make-flaky")
+            .setHeader("attempt", constant("first")).id("mark-first")
+            .to("seda:flaky").id("to-flaky");
+
+        from("seda:flaky").routeId("flaky")
+            .process(e -> {
+                if (down != null && Files.exists(Path.of(down))) {
+                    throw new IllegalStateException("the downstream is down");
+                }
+                // The replay test looks for the replayed message here.
+                System.out.println("flaky took " + e.getMessage().getBody(String.class) + " attempt " + e.getMessage().getHeader("attempt"));
+            }).id("flaky-call");
 
         // A stream the agent must not read, and one Camel caches, which it may.
         streams("plain-stream", false);

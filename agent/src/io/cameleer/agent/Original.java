@@ -1,0 +1,83 @@
+package io.cameleer.agent;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * The message an exchange entered its route with, unredacted, kept so that
+ * it can be replayed: it leaves the JVM only to the runner, on a path of its
+ * own (/cameleer/originals), and the runner never sends it on. Headers are
+ * kept when their values can be written back as text (strings, numbers,
+ * booleans, characters); the body when it is text, bytes, or what Camel's
+ * type converter turns into bytes.
+ */
+public final class Original {
+    private final Object body;
+    /** Turns a body that is neither text nor bytes into bytes (Camel's converter); null when it need not. */
+    private final Function<Object, byte[]> toBytes;
+    /** A copy of the headers as they entered: the route changes the message's own. */
+    private final Map<String, Object> headers;
+
+    private Original(Object body, Function<Object, byte[]> toBytes, Map<String, Object> headers) {
+        this.body = body;
+        this.toBytes = toBytes;
+        this.headers = headers;
+    }
+
+    /**
+     * Keeps body and a copy of headers, taken as the exchange enters its
+     * route; toBytes turns a body that is neither text nor bytes into bytes.
+     * The work of writing it out is left to the few that are sent.
+     */
+    public static Original of(Object body, Function<Object, byte[]> toBytes, Map<String, Object> headers) {
+        return new Original(body, toBytes, headers == null || headers.isEmpty() ? Map.of() : new LinkedHashMap<>(headers));
+    }
+
+    byte[] bytes() {
+        if (body == null) {
+            return new byte[0];
+        }
+        if (body instanceof byte[] b) {
+            return b;
+        }
+        if (body instanceof CharSequence s) {
+            return s.toString().getBytes(StandardCharsets.UTF_8);
+        }
+        return toBytes == null ? null : toBytes.apply(body);
+    }
+
+    /**
+     * The original of t as an event for the runner, or null when its body
+     * cannot be had whole within max bytes (it is then not replayable).
+     */
+    String json(Trace t, String status, int max) {
+        byte[] b;
+        try {
+            b = bytes();
+        } catch (RuntimeException e) {
+            return null;
+        }
+        if (b == null || b.length > max) {
+            return null;
+        }
+        StringBuilder sb = new StringBuilder(256 + b.length * 4 / 3);
+        sb.append("{\"kind\":\"original\",\"original\":{");
+        Json.field(sb, "exchange", t.id);
+        Json.field(sb, "context", t.context);
+        Json.field(sb, "route", t.route);
+        Json.field(sb, "start", t.startMicros);
+        Json.field(sb, "status", status);
+        Json.field(sb, "body", Base64.getEncoder().encodeToString(b));
+        Map<String, String> text = new LinkedHashMap<>();
+        headers.forEach((k, v) -> {
+            if (v instanceof CharSequence || v instanceof Number || v instanceof Boolean || v instanceof Character) {
+                text.put(k, v.toString());
+            }
+        });
+        Json.object(Json.key(sb, "headers"), text);
+        return sb.append("}}").toString();
+    }
+}

@@ -1,0 +1,85 @@
+package api
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+)
+
+// Replay: the agent keeps, beside its telemetry, the unredacted message
+// each failed exchange entered its route with (an Original), and answers
+// them only to the runner at AgentOriginalsPath (an AgentBatch of events of
+// KindOriginal, pulled and acknowledged as telemetry is). The runner keeps
+// them, encrypted, and never sends them on; to replay one it POSTs a
+// ReplayRequest to AgentReplayPath, and the agent answers a ReplayResult.
+const (
+	AgentOriginalsPath = "/cameleer/originals"
+	AgentReplayPath    = "/cameleer/replay"
+	KindOriginal       = "original"
+)
+
+// Original is the message an exchange entered its route with, unredacted.
+// Headers are those whose values are text, numbers, booleans or
+// characters, as text.
+type Original struct {
+	Exchange string            `json:"exchange"`
+	Context  string            `json:"context"`
+	Route    string            `json:"route"`
+	Start    int64             `json:"start"`
+	Status   string            `json:"status"`
+	Body     []byte            `json:"body"`
+	Headers  map[string]string `json:"headers"`
+}
+
+// OriginalEvent is one event of the agent's originals batch.
+type OriginalEvent struct {
+	Kind     string    `json:"kind"`
+	Original *Original `json:"original"`
+}
+
+// ReplayRequest asks an agent to replay Body and Headers into Route of
+// Context ("": the app's only CamelContext) as a new exchange, marked a
+// replay of ReplayOf.
+type ReplayRequest struct {
+	Context  string
+	Route    string
+	ReplayOf string
+	Headers  map[string]string
+	Body     []byte
+}
+
+// MarshalBinary writes r as the agent reads it (agent/ReplayRequest.java):
+// context, route, replayOf, the header count and each name and value, the
+// body; each string, the count and the body prefixed by its length as 4
+// big-endian bytes. Headers go in name order.
+func (r ReplayRequest) MarshalBinary() ([]byte, error) {
+	if len(r.Headers) > 1024 {
+		return nil, fmt.Errorf("replay request: %d headers, at most 1024", len(r.Headers))
+	}
+	var b []byte
+	str := func(s string) { b = binary.BigEndian.AppendUint32(b, uint32(len(s))); b = append(b, s...) }
+	str(r.Context)
+	str(r.Route)
+	str(r.ReplayOf)
+	names := make([]string, 0, len(r.Headers))
+	for k := range r.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(names)))
+	for _, k := range names {
+		str(k)
+		str(r.Headers[k])
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Body)))
+	return append(b, r.Body...), nil
+}
+
+// ReplayResult is the agent's answer to a replay: the new exchange and how
+// it ended (StatusCompleted, StatusFailed, StatusHandled), with the error's
+// type and message when it did not complete.
+type ReplayResult struct {
+	Exchange string `json:"exchange"`
+	Status   string `json:"status"`
+	Error    string `json:"error,omitempty"`
+}
