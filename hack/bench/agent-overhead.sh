@@ -2,7 +2,10 @@
 # agent-overhead.sh: what the Cameleer agent costs a real Camel app under
 # load (issue 13). The app (hack/bench/agent/app: camel-main 4.22.0, a route
 # of 10 processors behind the JDK's HTTP server) runs in three configs with
-# the same JVM flags, pinned to CPU 1:
+# the same JVM flags, pinned to CPU 1. ROUTE picks the route: bench (the
+# default: 10 processors that do almost nothing, the agent's worst case) or
+# orders (parse JSON, price, route by priority, POST to a downstream HTTP
+# service, hack/bench/agent/downstream, run on CPU 0 beside the load).
 #   off      no agent
 #   default  the agent with its default settings (CAMELEER_SAMPLE 0.1, at most
 #            CAMELEER_SAMPLE_LIMIT 100 traces a second)
@@ -22,8 +25,8 @@
 #   hack/bench/agent-overhead.sh profile default  one run of a config under JFR, then
 #                                                 the top frames, the agent's first
 #
-# Knobs: ROUNDS (3), WARMUP (20s), DURATION (30s), CONNS (8), PORT (18080),
-# AGENT_PORT (19464), JVM_FLAGS. Needs java 17+, mvn, go, wrk (apt-get install wrk),
+# Knobs: ROUTE (bench), ROUNDS (3), WARMUP (20s), DURATION (30s), CONNS (8),
+# PORT (18080), AGENT_PORT (19464), DOWNSTREAM_PORT (18090), JVM_FLAGS. Needs java 17+, mvn, go, wrk (apt-get install wrk),
 # taskset, curl and 2 CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,6 +36,9 @@ duration=${DURATION:-30s}
 conns=${CONNS:-8}
 port=${PORT:-18080}
 agent_port=${AGENT_PORT:-19464}
+route=${ROUTE:-bench}
+downstream_port=${DOWNSTREAM_PORT:-18090}
+case $route in bench | orders) ;; *) echo "agent-overhead: no route $route (bench, orders)" >&2; exit 1 ;; esac
 jvm_flags=${JVM_FLAGS:--Xms256m -Xmx256m -XX:+UseParallelGC}
 out=build/bench/agent
 for tool in java mvn go wrk taskset curl; do
@@ -55,6 +61,12 @@ echo "agent: last commit $(git log -1 --format='%h %cd' -- agent), $(git status 
 scripts/build-agent.sh "$tmp/agent" >&2
 mvn -q -B -f hack/bench/agent/app/pom.xml package >&2
 go build -o "$tmp/drain" ./hack/bench/agent/drain
+if [ "$route" = orders ]; then
+	go build -o "$tmp/downstream" ./hack/bench/agent/downstream
+	# Beside the load, off the app's CPU: it stands for another system.
+	taskset -c 0 "$tmp/downstream" -port "$downstream_port" >"$tmp/downstream.log" 2>&1 &
+	pids+=("$!")
+fi
 lua=hack/bench/agent/post.lua
 url=http://127.0.0.1:$port/
 
@@ -80,7 +92,7 @@ start() {
 	# Every config from the agent's defaults, whatever the caller's
 	# environment holds; a token as the runner gives each app.
 	local -a env=(env -u CAMELEER_SAMPLE -u CAMELEER_SAMPLE_LIMIT -u CAMELEER_BODY_MAX -u CAMELEER_BUFFER_BYTES -u CAMELEER_STATS_SECONDS
-		-u CAMELEER_REDACT -u CAMELEER_REDACT_DEFAULTS PORT="$port" CAMELEER_AGENT_PORT="$agent_port" CAMELEER_AGENT_TOKEN="$token")
+		-u CAMELEER_REDACT -u CAMELEER_REDACT_DEFAULTS BENCH_ROUTE="direct:$route" DOWNSTREAM_PORT="$downstream_port" PORT="$port" CAMELEER_AGENT_PORT="$agent_port" CAMELEER_AGENT_TOKEN="$token")
 	local -a agent=()
 	case $cfg in
 	off) ;;
@@ -122,7 +134,7 @@ stop() {
 
 if [ "${1:-}" = profile ]; then
 	cfg=${2:-default}
-	jfr=$out/$cfg.jfr
+	jfr=$out/$route-$cfg.jfr
 	rm -f "$jfr"
 	start "$cfg" -XX:StartFlightRecording=filename="$jfr",settings=profile
 	taskset -c 0 wrk -t1 -c"$conns" -d"$warmup" -s $lua "$url" >/dev/null
@@ -145,10 +157,10 @@ if [ "${1:-}" = profile ]; then
 	exit 0
 fi
 
-results=$out/results.tsv
+results=$out/results-$route.tsv
 mkdir -p $out
 printf 'round\tconfig\treq_s\tp50_ms\tp99_ms\tcpu_us_req\tdropped\tevents\n' >"$results"
-echo "load before: $(uptime)"
+echo "route: $route; load before: $(uptime)"
 for round in $(seq "$rounds"); do
 	for cfg in off default full; do
 		start "$cfg"

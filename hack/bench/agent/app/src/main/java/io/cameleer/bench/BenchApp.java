@@ -14,7 +14,8 @@ import org.apache.camel.main.MainListenerSupport;
 
 /**
  * The agent overhead benchmark's app: every POST on $PORT (default 8080)
- * sends its body through direct:bench (BenchRoutes) and answers the result.
+ * sends its body through $BENCH_ROUTE (direct:bench by default, or
+ * direct:orders; BenchRoutes) and answers the result.
  * The HTTP side is the JDK's server with a few threads, so what is measured
  * is mostly Camel and, with -javaagent, the agent. Run it with
  * -Dsun.net.httpserver.nodelay=true: without TCP_NODELAY the server's
@@ -48,6 +49,7 @@ public final class BenchApp {
     static void serve(ProducerTemplate template) throws IOException {
         int port = Integer.parseInt(System.getenv().getOrDefault("PORT", "8080"));
         int threads = Integer.parseInt(System.getenv().getOrDefault("BENCH_THREADS", "4"));
+        String route = System.getenv().getOrDefault("BENCH_ROUTE", "direct:bench");
         HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", port), 128);
         server.setExecutor(Executors.newFixedThreadPool(threads));
         server.createContext("/", exchange -> {
@@ -58,7 +60,7 @@ public final class BenchApp {
             byte[] out;
             int status = 200;
             try {
-                out = template.requestBody("direct:bench", in, String.class).getBytes(StandardCharsets.UTF_8);
+                out = template.requestBody(route, in, String.class).getBytes(StandardCharsets.UTF_8);
             } catch (RuntimeException e) {
                 status = 500;
                 out = String.valueOf(e).getBytes(StandardCharsets.UTF_8);
@@ -70,6 +72,6 @@ public final class BenchApp {
             }
         });
         server.start();
-        System.out.println("bench: HTTP on 127.0.0.1:" + port + " with " + threads + " threads");
+        System.out.println("bench: HTTP on 127.0.0.1:" + port + " with " + threads + " threads into " + route);
     }
 }
