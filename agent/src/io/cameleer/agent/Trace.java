@@ -67,16 +67,17 @@ public final class Trace {
         }
     }
 
-    Trace(String id, String context, String route, String from, String correlation, String parent, boolean sampled) {
+    /** from is sanitized already; nanos is when it began, by System.nanoTime. */
+    Trace(String id, String context, String route, String from, String correlation, String parent, boolean sampled, long nanos) {
         this.id = id;
         this.context = context;
         this.route = route;
-        this.from = Uris.sanitize(from);
+        this.from = from;
         this.sampled = sampled;
         this.correlation = correlation;
         this.parent = parent;
-        this.startNanos = System.nanoTime();
-        this.startMicros = Recorder.nowMicros();
+        this.startNanos = nanos;
+        this.startMicros = Recorder.micros(nanos);
     }
 
     public String id() {
@@ -139,22 +140,26 @@ public final class Trace {
         keptHeaders = null;
     }
 
-    /** Starts a node run and answers its index, or -1 past the bound or the end. */
-    public synchronized int nodeStart(String id, String type, String label, String route, int parent, String exchange) {
+    /**
+     * Starts a node run at nanos (System.nanoTime) and answers its index, or
+     * -1 past the bound or the end.
+     */
+    public synchronized int nodeStart(String id, String type, String label, String route, int parent, String exchange, long nanos) {
         if (finished || nodes.size() >= MAX_NODES) {
             nodesDropped++;
             return -1;
         }
-        nodes.add(new NodeRun(id, type, label, route, parent, exchange, startMicros + (System.nanoTime() - startNanos) / 1000));
+        nodes.add(new NodeRun(id, type, label, route, parent, exchange, startMicros + (nanos - startNanos) / 1000));
         return nodes.size() - 1;
     }
 
-    public synchronized void nodeEnd(int index, boolean failed) {
+    /** Ends the run index at nanos (System.nanoTime). */
+    public synchronized void nodeEnd(int index, boolean failed, long nanos) {
         if (index < 0 || index >= nodes.size()) {
             return;
         }
         NodeRun n = nodes.get(index);
-        n.duration = startMicros + (System.nanoTime() - startNanos) / 1000 - n.start;
+        n.duration = startMicros + (nanos - startNanos) / 1000 - n.start;
         n.failed = failed;
     }
 

@@ -30,6 +30,8 @@ final class Nodes implements InterceptStrategy {
         private final String type;
         private final String label;
         private volatile Recorder.Counter counter;
+        /** The node's id once Camel has given it one. */
+        private volatile String id;
 
         Timed(NamedNode node, Processor target) {
             super(target);
@@ -45,8 +47,14 @@ final class Nodes implements InterceptStrategy {
                 return processor.process(exchange, callback);
             }
             long t0 = System.nanoTime();
-            // Read at each run: Camel may give a node its id after wrapping it.
-            String id = Models.id(node);
+            // Camel may give a node its id after wrapping it.
+            String id = this.id;
+            if (id == null) {
+                id = Models.id(node);
+                if (node.getId() != null) {
+                    this.id = id;
+                }
+            }
             String route = this.route != null ? this.route : exchange.getFromRouteId();
             Cursor c;
             Trace t;
@@ -56,14 +64,15 @@ final class Nodes implements InterceptStrategy {
                 c = Cursor.of(exchange);
                 t = c == null ? null : c.trace;
                 parent = c == null ? -1 : c.node;
-                index = t == null ? -1 : start(exchange, c, t, id, route);
+                index = t == null ? -1 : start(exchange, c, t, id, route, t0);
             } catch (Throwable e) {
                 Recorder.fail(e);
                 return processor.process(exchange, callback);
             }
+            String ran = id;
             return processor.process(exchange, doneSync -> {
                 try {
-                    end(exchange, id, route, t, parent, index, t0);
+                    end(exchange, ran, route, t, parent, index, t0);
                 } catch (Throwable e) {
                     Recorder.fail(e);
                 } finally {
@@ -72,14 +81,14 @@ final class Nodes implements InterceptStrategy {
             });
         }
 
-        private int start(Exchange exchange, Cursor c, Trace t, String id, String route) throws IOException {
+        private int start(Exchange exchange, Cursor c, Trace t, String id, String route, long t0) throws IOException {
             // A split child's runs say whose they are.
             String other = c.other(exchange);
             if (other == null && c.capture) {
                 c.capture = false;
                 Capture.message(t, exchange);
             }
-            int index = t.nodeStart(id, type, label, route, c.node, other);
+            int index = t.nodeStart(id, type, label, route, c.node, other, t0);
             if (index >= 0) {
                 c.node = index;
             }
@@ -87,12 +96,13 @@ final class Nodes implements InterceptStrategy {
         }
 
         private void end(Exchange exchange, String id, String route, Trace t, int parent, int index, long t0) {
+            long t1 = System.nanoTime();
             boolean failed = exchange.getException() != null;
             Recorder.Counter rc = Recorder.nodeCounter(counter, exchange.getContext().getName(), route, id);
             counter = rc;
-            rc.add((System.nanoTime() - t0) / 1000, failed);
+            rc.add((t1 - t0) / 1000, failed);
             if (index >= 0) {
-                t.nodeEnd(index, failed);
+                t.nodeEnd(index, failed, t1);
                 // The cursor on the exchange now: the run may have put a child's copy in its place.
                 Cursor now = Cursor.of(exchange);
                 if (now != null) {

@@ -18,6 +18,9 @@ final class Policies implements RoutePolicyFactory {
 
     private static final class Policy extends RoutePolicySupport {
         private volatile Recorder.Counter counter;
+        /** The route's consumer endpoint, sanitized, and whether it is a direct: one: read once. */
+        private volatile String from;
+        private boolean direct;
 
         @Override
         public void onExchangeBegin(Route route, Exchange exchange) {
@@ -28,9 +31,17 @@ final class Policies implements RoutePolicyFactory {
                 if (Recorder.testFail()) {
                     throw new IllegalStateException("a test asked the hooks to fail");
                 }
+                String uri = from;
+                if (uri == null) {
+                    String raw = route.getEndpoint().getEndpointUri();
+                    direct = raw.startsWith("direct:");
+                    uri = Recorder.sanitize(raw);
+                    from = uri;
+                }
+                long now = System.nanoTime();
                 Cursor c = Cursor.on(exchange);
-                c.entered(route.getRouteId(), System.nanoTime());
-                Traces.begin(route, route.getEndpoint().getEndpointUri().startsWith("direct:"), exchange, c);
+                c.entered(route.getRouteId(), now);
+                Traces.begin(route, uri, direct, exchange, c, now);
             } catch (Throwable t) {
                 Recorder.fail(t);
             }

@@ -15,8 +15,11 @@ import org.apache.camel.Route;
 final class Traces {
     private Traces() {}
 
-    /** Begins a trace for exchange entering route, unless it is a direct: call within its trace; c is its cursor. */
-    static void begin(Route route, boolean direct, Exchange exchange, Cursor c) throws IOException {
+    /**
+     * Begins a trace at nanos for exchange entering route from its endpoint
+     * (sanitized), unless it is a direct: call within its trace; c is its cursor.
+     */
+    static void begin(Route route, String from, boolean direct, Exchange exchange, Cursor c, long nanos) throws IOException {
         if (c.trace != null && !c.trace.isFinished() && direct) {
             return;
         }
@@ -28,7 +31,7 @@ final class Traces {
         // tap's copy into seda: is the tap's copy of a copy.
         String parent = c.trace != null ? c.trace.id() : exchange.getProperty(Exchange.CORRELATION_ID, String.class);
         Trace t = Recorder.begin(exchange.getExchangeId(), exchange.getContext().getName(), route.getRouteId(),
-                route.getEndpoint().getEndpointUri(), c.correlation, parent);
+                from, c.correlation, parent, nanos);
         c.begin(t);
         if (c.replayOf != null) {
             t.replayOf(c.replayOf);
