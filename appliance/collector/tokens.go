@@ -2,14 +2,10 @@ package collector
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"os"
 
-	"github.com/cameleer/cameleer/internal/atomicfile"
+	"github.com/cameleer/cameleer/internal/keyfile"
 )
 
 // Tokens are what each app's agent wants to see before it hands over its
@@ -19,20 +15,9 @@ type Tokens struct{ key []byte }
 
 // LoadTokens reads the key at path, making it on first use.
 func LoadTokens(path string) (Tokens, error) {
-	key, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		key = make([]byte, 32)
-		rand.Read(key)
-		if _, err := atomicfile.WriteFile(path, key, 0o600); err != nil {
-			return Tokens{}, fmt.Errorf("make the agents' key: %w", err)
-		}
-		return Tokens{key}, nil
-	}
+	key, err := keyfile.Load(path, "agents' key", "remove it and redeploy the apps")
 	if err != nil {
-		return Tokens{}, fmt.Errorf("read the agents' key: %w", err)
-	}
-	if len(key) != 32 {
-		return Tokens{}, fmt.Errorf("the agents' key %s is damaged (%d bytes, want 32): remove it and redeploy the apps", path, len(key))
+		return Tokens{}, err
 	}
 	return Tokens{key}, nil
 }

@@ -6,47 +6,25 @@
 package secrets
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 
-	"github.com/cameleer/cameleer/internal/atomicfile"
+	"github.com/cameleer/cameleer/internal/keyfile"
 )
-
-const keyLen = 32
 
 // Box seals and opens values.
 type Box struct{ aead cipher.AEAD }
 
 // Open reads the key at path, making it first if there is none.
 func Open(path string) (*Box, error) {
-	key, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		key = make([]byte, keyLen)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		// Whole or not at all, and durable: a key cut short would seal
-		// nothing anyone could open.
-		if _, err := atomicfile.WriteFile(path, key, 0o600); err != nil {
-			return nil, fmt.Errorf("secrets key: %w", err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("secrets key: %w", err)
-	}
-	if len(key) != keyLen {
-		return nil, fmt.Errorf("secrets key %s: %d bytes, want %d", path, len(key), keyLen)
-	}
-	block, err := aes.NewCipher(key)
+	key, err := keyfile.Load(path, "secrets key", "the secrets sealed with it cannot be opened; restore it from a backup")
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := keyfile.GCM(key)
 	if err != nil {
 		return nil, err
 	}
