@@ -31,6 +31,35 @@ type Original struct {
 	Headers  map[string]string `json:"headers"`
 }
 
+// Kept says the runner keeps the original of an exchange that began at
+// Start (microseconds since the Unix epoch) in Route, so it can be
+// replayed until Until (milliseconds since the Unix epoch) at the latest.
+type Kept struct {
+	Exchange string `json:"exchange"`
+	Route    string `json:"route"`
+	Start    int64  `json:"start"`
+	Until    int64  `json:"until"`
+}
+
+// Evicted says the runner no longer keeps the original of an exchange:
+// Reason is EvictedAge or EvictedBytes (EvictedDamaged stays on the runner:
+// it names no exchange).
+type Evicted struct {
+	Exchange string `json:"exchange"`
+	Reason   string `json:"reason"`
+}
+
+// Why an original is no longer kept.
+const (
+	// EvictedAge: older than its environment's bound in age.
+	EvictedAge = "age"
+	// EvictedBytes: room was needed for newer ones, or it alone was past
+	// its environment's bound in bytes.
+	EvictedBytes = "bytes"
+	// EvictedDamaged: its file was found damaged (Exchange is then "").
+	EvictedDamaged = "damaged"
+)
+
 // OriginalEvent is one event of the agent's originals batch.
 type OriginalEvent struct {
 	Kind     string    `json:"kind"`
@@ -82,4 +111,28 @@ type ReplayResult struct {
 	Exchange string `json:"exchange"`
 	Status   string `json:"status"`
 	Error    string `json:"error,omitempty"`
+}
+
+// RunnerReplay asks a runner, at RunnerAppsPath ENV/apps/APP/replay, to
+// replay the original it keeps of Exchange into its route, as it was or,
+// with Edit, with another body and headers.
+type RunnerReplay struct {
+	Exchange string      `json:"exchange"`
+	Edit     *ReplayEdit `json:"edit,omitempty"`
+}
+
+// ReplayEdit replaces an original's body and, when Headers is not nil, all
+// its headers: the edit is applied on the runner, to the stored original.
+type ReplayEdit struct {
+	Body    []byte            `json:"body"`
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// RunnerReplayed is a runner's answer to a RunnerReplay: how the replay
+// ended, and on which instance. The runner keeps the original either way
+// (until its bounds evict it): the control plane refuses to replay again
+// what a replay completed, unless forced.
+type RunnerReplayed struct {
+	ReplayResult
+	Instance string `json:"instance"`
 }

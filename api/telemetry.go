@@ -46,15 +46,22 @@ const (
 	KindExchange = "exchange"
 	KindStats    = "stats"
 	KindRoutes   = "routes"
+	// KindKept and KindEvicted are the runner's: it keeps an exchange's
+	// original, or no longer does (see replay.go).
+	KindKept    = "kept"
+	KindEvicted = "evicted"
 )
 
-// Event is one thing the agent saw: exactly one of Exchange, Stats and
-// Routes is set, as Kind says.
+// Event is one thing the agent saw, or the runner did with an original:
+// exactly one of Exchange, Stats, Routes, Kept and Evicted is set, as Kind
+// says.
 type Event struct {
 	Kind     string      `json:"kind"`
 	Exchange *Exchange   `json:"exchange,omitempty"`
 	Stats    *Stats      `json:"stats,omitempty"`
 	Routes   *RouteModel `json:"routes,omitempty"`
+	Kept     *Kept       `json:"kept,omitempty"`
+	Evicted  *Evicted    `json:"evicted,omitempty"`
 }
 
 // Exchange statuses.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
+	"github.com/cameleer/cameleer/appliance/originals"
 	"github.com/cameleer/cameleer/internal/backoff"
 	"github.com/cameleer/cameleer/internal/httpjson"
 )
@@ -58,6 +59,9 @@ type Options struct {
 	AgentPort int
 	// Tokens are what the agents want to see (the zero value: nothing).
 	Tokens Tokens
+	// Originals keeps what the agents hand over for replay; nil: the
+	// runner takes none (each agent keeps its own until its buffer is full).
+	Originals *originals.Store
 	// Pull is how often each agent is asked; Refresh how often the
 	// instances are listed again. Zero: 500 ms and 10 s.
 	Pull, Refresh time.Duration
@@ -81,6 +85,9 @@ type Collector struct {
 	// seen is when each instance was last listed: the cursors of those
 	// gone for forgetAfter are forgotten (every rollout makes new ones).
 	seen map[string]time.Time
+	// originalsDropped is the drop count of originals each agent last
+	// answered, so that a new drop is said once.
+	originalsDropped map[string]uint64
 }
 
 // forgetAfter is how long an instance must be gone before its cursor is
@@ -98,7 +105,7 @@ func New(o Options) *Collector {
 	if o.Refresh == 0 {
 		o.Refresh = defaultRefresh
 	}
-	return &Collector{opts: o, quiet: map[string]time.Time{}, seen: map[string]time.Time{}, refresh: make(chan struct{}, 1), pullNow: make(chan struct{}, 1),
+	return &Collector{opts: o, quiet: map[string]time.Time{}, seen: map[string]time.Time{}, originalsDropped: map[string]uint64{}, refresh: make(chan struct{}, 1), pullNow: make(chan struct{}, 1),
 		agent: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}}}
 }
 
@@ -115,7 +122,8 @@ func (c *Collector) Refresh() {
 // Run pulls and forwards until ctx is done.
 func (c *Collector) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); c.sweepLoop(ctx) }()
 	go func() { defer wg.Done(); c.listLoop(ctx) }()
 	go func() { defer wg.Done(); c.pullLoop(ctx) }()
 	go func() { defer wg.Done(); c.forwardLoop(ctx) }()
@@ -185,6 +193,7 @@ func (c *Collector) listed(ins []orchestrator.Instance) {
 	now := time.Now()
 	for _, in := range ins {
 		c.seen[Key(in)] = now
+		c.seen[originalsKey(in)] = now
 	}
 	for _, key := range c.opts.Spool.Keys() {
 		if _, ok := c.seen[key]; !ok {
@@ -209,7 +218,11 @@ func (c *Collector) listed(ins []orchestrator.Instance) {
 // Key names an instance in the spool's cursors.
 func Key(in orchestrator.Instance) string { return in.Environment + "/" + in.App + "/" + in.Name }
 
-// pullAll pulls an instance's agent until it has nothing more.
+// originalsKey names an instance's cursor of originals in the spool.
+func originalsKey(in orchestrator.Instance) string { return "originals:" + Key(in) }
+
+// pullAll pulls an instance's agent until it has nothing more: its
+// telemetry, then its originals.
 func (c *Collector) pullAll(ctx context.Context, in orchestrator.Instance) {
 	key := Key(in)
 	c.mu.Lock()
@@ -231,6 +244,16 @@ func (c *Collector) pullAll(ctx context.Context, in orchestrator.Instance) {
 			return
 		}
 		if !more {
+			break
+		}
+	}
+	for c.opts.Originals != nil && ctx.Err() == nil {
+		more, err := c.pullOriginals(ctx, in)
+		if err != nil {
+			c.opts.Log.Debug("pull originals", "instance", key, "err", err)
+			return
+		}
+		if !more {
 			return
 		}
 	}
@@ -238,38 +261,48 @@ func (c *Collector) pullAll(ctx context.Context, in orchestrator.Instance) {
 
 var errNoTelemetry = errors.New("the agent serves no telemetry")
 
-// pull asks an agent for what follows the runner's cursor, acknowledging
-// what the cursor covers, and spools the answer. It says whether the agent
-// may have more.
-func (c *Collector) pull(ctx context.Context, in orchestrator.Instance) (bool, error) {
-	key := Key(in)
-	cur := c.opts.Spool.Cursor(key)
+// fetch asks an agent at path for what follows cur, which acknowledges
+// what it covers.
+func (c *Collector) fetch(ctx context.Context, in orchestrator.Instance, path string, cur Cursor) (api.AgentBatch, error) {
 	q := url.Values{"boot": {cur.Boot}, "after": {strconv.FormatUint(cur.Last, 10)}}
-	u := "http://" + net.JoinHostPort(in.Address, strconv.Itoa(c.opts.AgentPort)) + api.AgentTelemetryPath + "?" + q.Encode()
+	u := "http://" + net.JoinHostPort(in.Address, strconv.Itoa(c.opts.AgentPort)) + path + "?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return false, err
+		return api.AgentBatch{}, err
 	}
 	if tok := c.opts.Tokens.For(in.Environment, in.App); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.agent.Do(req)
 	if err != nil {
-		return false, err
+		return api.AgentBatch{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return false, errNoTelemetry
+		return api.AgentBatch{}, errNoTelemetry
 	}
 	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("agent answered %s", resp.Status)
+		return api.AgentBatch{}, fmt.Errorf("agent answered %s", resp.Status)
 	}
 	var b api.AgentBatch
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxPull)).Decode(&b); err != nil {
-		return false, fmt.Errorf("read the agent's answer: %w", err)
+		return api.AgentBatch{}, fmt.Errorf("read the agent's answer: %w", err)
 	}
 	if b.Boot == "" || (b.Boot == cur.Boot && b.Last < cur.Last) {
-		return false, fmt.Errorf("the agent answered boot %q up to %d, asked after %d", b.Boot, b.Last, cur.Last)
+		return api.AgentBatch{}, fmt.Errorf("the agent answered boot %q up to %d, asked after %d", b.Boot, b.Last, cur.Last)
+	}
+	return b, nil
+}
+
+// pull asks an agent for the telemetry that follows the runner's cursor,
+// acknowledging what the cursor covers, and spools the answer. It says
+// whether the agent may have more.
+func (c *Collector) pull(ctx context.Context, in orchestrator.Instance) (bool, error) {
+	key := Key(in)
+	cur := c.opts.Spool.Cursor(key)
+	b, err := c.fetch(ctx, in, api.AgentTelemetryPath, cur)
+	if err != nil {
+		return false, err
 	}
 	now := time.Now().UnixMilli()
 	recs := make([]api.TelemetryRecord, 0, len(b.Events))
@@ -288,6 +321,110 @@ func (c *Collector) pull(ctx context.Context, in orchestrator.Instance) (bool, e
 	}
 	return len(b.Events) > 0, nil
 }
+
+// pullOriginals takes an agent's originals into the store, and spools,
+// with the cursor past them, what the control plane is to know: that each
+// is kept, and until when, and what made room for it. An original kept
+// before a crash that stopped the cursor moving is pulled again and kept
+// once.
+func (c *Collector) pullOriginals(ctx context.Context, in orchestrator.Instance) (bool, error) {
+	key := originalsKey(in)
+	cur := c.opts.Spool.Cursor(key)
+	b, err := c.fetch(ctx, in, api.AgentOriginalsPath, Cursor{Boot: cur.Boot, Last: cur.Last})
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	told := c.originalsDropped[key]
+	c.originalsDropped[key] = b.Dropped
+	c.mu.Unlock()
+	if b.Dropped > told {
+		c.opts.Log.Warn("an agent dropped originals before the runner took them: those exchanges cannot be replayed",
+			"instance", Key(in), "dropped", b.Dropped-told)
+	}
+	now := time.Now()
+	var recs []api.TelemetryRecord
+	record := func(ev api.Event) {
+		raw, _ := json.Marshal(ev)
+		recs = append(recs, api.TelemetryRecord{Environment: in.Environment, App: in.App, Instance: in.Name, Received: now.UnixMilli(), Event: raw})
+	}
+	for _, raw := range b.Events {
+		var ev api.OriginalEvent
+		if err := json.Unmarshal(raw, &ev); err != nil || ev.Kind != api.KindOriginal || ev.Original == nil {
+			continue // the agent's bug, not a reason to stop
+		}
+		until, evicted, err := c.opts.Originals.Put(in.Environment, in.App, in.Name, *ev.Original, now)
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evicted {
+			record(evictedEvent(e))
+		}
+		if !until.IsZero() {
+			o := ev.Original
+			record(api.Event{Kind: api.KindKept, Kept: &api.Kept{Exchange: o.Exchange, Route: o.Route, Start: o.Start, Until: until.UnixMilli()}})
+		}
+	}
+	// The agent's drops are the originals' own, not telemetry's: told above, not counted there.
+	next := Cursor{Boot: b.Boot, Last: b.Last}
+	if next == cur {
+		return false, nil
+	}
+	if err := c.opts.Spool.Append(key, next, recs); err != nil {
+		return false, err
+	}
+	return len(b.Events) > 0, nil
+}
+
+func evictedEvent(e originals.Evicted) api.Event {
+	return api.Event{Kind: api.KindEvicted, Evicted: &api.Evicted{Exchange: e.Exchange, Reason: e.Reason}}
+}
+
+// sweepLoop evicts the originals past their age every minute, and tells
+// the control plane which, through the spool.
+func (c *Collector) sweepLoop(ctx context.Context) {
+	if c.opts.Originals == nil {
+		return
+	}
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		evicted, err := c.opts.Originals.Sweep(time.Now())
+		if err != nil {
+			c.opts.Log.Warn("evict old originals", "err", err)
+		}
+		if err := c.Evicted(evicted); err != nil {
+			c.opts.Log.Warn("tell the control plane of evicted originals", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Evicted tells the control plane, through the spool, that the runner no
+// longer keeps these originals.
+func (c *Collector) Evicted(evicted []originals.Evicted) error {
+	if len(evicted) == 0 {
+		return nil
+	}
+	now := time.Now().UnixMilli()
+	recs := make([]api.TelemetryRecord, 0, len(evicted))
+	for _, e := range evicted {
+		if e.Exchange == "" {
+			c.opts.Log.Warn("a damaged original was removed", "environment", e.Environment)
+			continue
+		}
+		raw, _ := json.Marshal(evictedEvent(e))
+		recs = append(recs, api.TelemetryRecord{Environment: e.Environment, App: e.App, Instance: runnerKey, Received: now, Event: raw})
+	}
+	return c.opts.Spool.Append(runnerKey, Cursor{}, recs)
+}
+
+// runnerKey is the spool's key for what the runner itself says.
+const runnerKey = "runner"
 
 func (c *Collector) forwardLoop(ctx context.Context) {
 	retry := backoff.New(500*time.Millisecond, 30*time.Second)

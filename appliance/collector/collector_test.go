@@ -97,6 +97,8 @@ type controlPlane struct {
 	events  map[string]int
 	dropped [2]uint64
 	down    atomic.Bool
+	// kept are the runner's notes of the originals it keeps.
+	kept []api.Kept
 }
 
 func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +126,12 @@ func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		var ev api.Event
 		json.Unmarshal(rec.Event, &ev)
-		cp.events[ev.Exchange.ID]++
+		switch {
+		case ev.Exchange != nil:
+			cp.events[ev.Exchange.ID]++
+		case ev.Kept != nil:
+			cp.kept = append(cp.kept, *ev.Kept)
+		}
 		cp.last = rec.Seq
 		ack.Stored++
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cameleer/cameleer/internal/atomicfile"
 )
@@ -49,6 +50,34 @@ type Config struct {
 	ClusterCIDR  string `json:"clusterCIDR"`
 	ServiceCIDR  string `json:"serviceCIDR"`
 	ClusterDNS   string `json:"clusterDNS"`
+	// OriginalsMaxBytes and OriginalsMaxAge bound the originals kept for
+	// replay in each environment (docs/replay.md); zero and "": the
+	// defaults, 256 MiB and 168h.
+	OriginalsMaxBytes int64  `json:"originalsMaxBytes,omitempty"`
+	OriginalsMaxAge   string `json:"originalsMaxAge,omitempty"`
+}
+
+// Defaults of the originals' bounds, per environment.
+const (
+	DefaultOriginalsMaxBytes = 256 << 20
+	DefaultOriginalsMaxAge   = 7 * 24 * time.Hour
+)
+
+// OriginalsBytes is the bound in bytes of each environment's originals.
+func (c Config) OriginalsBytes() int64 {
+	if c.OriginalsMaxBytes <= 0 {
+		return DefaultOriginalsMaxBytes
+	}
+	return c.OriginalsMaxBytes
+}
+
+// OriginalsAge is the bound in age of each environment's originals.
+func (c Config) OriginalsAge() time.Duration {
+	d, err := time.ParseDuration(c.OriginalsMaxAge)
+	if err != nil || d <= 0 {
+		return DefaultOriginalsMaxAge
+	}
+	return d
 }
 
 // ErrNotInstalled means the data dir has no config: install has not run.
@@ -92,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTPPort == c.HTTPSPort {
 		return fmt.Errorf("http and https ports are both %d", c.HTTPPort)
+	}
+	if d, err := time.ParseDuration(c.OriginalsMaxAge); c.OriginalsMaxAge != "" && (err != nil || d <= 0) {
+		return fmt.Errorf("originals max age %q is not a positive duration (like 72h)", c.OriginalsMaxAge)
 	}
 	if c.NodeName == "" || strings.ToLower(c.NodeName) != c.NodeName {
 		return fmt.Errorf("node name %q must be lower case and not empty", c.NodeName)

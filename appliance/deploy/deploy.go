@@ -61,6 +61,9 @@ type Options struct {
 	// Egress keeps the environments' egress applied: each deployment's
 	// before its app rolls out, and what the control plane sends.
 	Egress *egress.Keeper
+	// Replay replays an original the runner keeps (collector.Replay);
+	// nil: this runner keeps none.
+	Replay func(ctx context.Context, env, app string, r api.RunnerReplay) (api.RunnerReplayed, error)
 	// Log is where the worker logs; nil: nowhere.
 	Log *slog.Logger
 }

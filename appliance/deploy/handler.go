@@ -103,6 +103,27 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 			fmt.Fprintf(rw, "cameleer: logs ended: %v\n", err)
 		}
 	}))
+	mux.HandleFunc("POST "+apps+"/{app}/replay", w.appScoped(func(rw http.ResponseWriter, r *http.Request, a orchestrator.App) {
+		var rr api.RunnerReplay
+		if !decodeWire(rw, r, "replay", &rr) {
+			return
+		}
+		if w.opts.Replay == nil {
+			httpjson.Error(rw, http.StatusServiceUnavailable, "this runner keeps no originals")
+			return
+		}
+		res, err := w.opts.Replay(r.Context(), a.Environment, a.Name, rr)
+		if err != nil {
+			var se *httpjson.StatusError
+			if errors.As(err, &se) {
+				httpjson.Error(rw, se.Status, se.Msg)
+				return
+			}
+			httpjson.Error(rw, http.StatusBadGateway, err.Error())
+			return
+		}
+		httpjson.Write(rw, http.StatusOK, res)
+	}))
 	mux.HandleFunc("POST "+apps+"/{app}/{op}", w.appScoped(func(rw http.ResponseWriter, r *http.Request, a orchestrator.App) {
 		var op api.AppOp
 		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&op); err != nil && !errors.Is(err, io.EOF) {

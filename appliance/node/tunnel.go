@@ -24,6 +24,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/imagebuild"
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
+	"github.com/cameleer/cameleer/appliance/originals"
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
 	"github.com/cameleer/cameleer/internal/httpjson"
 	"github.com/cameleer/cameleer/version"
@@ -196,9 +197,15 @@ func apps(log *slog.Logger, c config.Config, p engine.Paths, rt orchestrator.Run
 				return rt.Egress(ctx, tenant, env, rules)
 			}}
 		go keeper.Run(ctx)
+		nudged, col := collect(ctx, log.With("component", "collector"), c, cp, tenant, rt)
+		var replay func(context.Context, string, string, api.RunnerReplay) (api.RunnerReplayed, error)
+		if col != nil {
+			replay = col.Replay
+		}
 		w := deploy.New(deploy.Options{
 			Tenant:       tenant,
-			Runtime:      collect(ctx, log.With("component", "collector"), c.Path("telemetry"), cp, tenant, rt),
+			Runtime:      nudged,
+			Replay:       replay,
 			Registry:     p.RegistryAddr(),
 			ImageHost:    imageHost,
 			Base:         base,
@@ -215,27 +222,36 @@ func apps(log *slog.Logger, c config.Config, p engine.Paths, rt orchestrator.Run
 }
 
 // collect brings the telemetry of the runner's apps to the control plane
-// until ctx is done, and answers rt, which has the collector look for new
-// instances as soon as it changes an app's.
-func collect(ctx context.Context, log *slog.Logger, dir string, cp *http.Client, tenant string, rt orchestrator.Runtime) orchestrator.Runtime {
+// and keeps their originals until ctx is done. It answers rt, which has the
+// collector look for new instances as soon as it changes an app's, and the
+// collector (nil when there is none).
+func collect(ctx context.Context, log *slog.Logger, c config.Config, cp *http.Client, tenant string, rt orchestrator.Runtime) (orchestrator.Runtime, *collector.Collector) {
+	dir := c.Path("telemetry")
 	spool, err := collector.OpenSpool(dir, collector.DefaultMaxBytes, log)
 	if err != nil {
 		log.Error("no telemetry from this runner's apps", "err", err)
-		return rt
+		return rt, nil
 	}
 	tokens, err := collector.LoadTokens(filepath.Join(dir, "agent.key"))
 	if err != nil {
 		spool.Close()
 		log.Error("no telemetry from this runner's apps", "err", err)
-		return rt
+		return rt, nil
 	}
-	c := collector.New(collector.Options{Spool: spool, ControlPlane: cp, Log: log, Tokens: tokens,
+	bounds := originals.Bounds{MaxBytes: c.OriginalsBytes(), MaxAge: c.OriginalsAge()}
+	orig, err := originals.Open(c.Path("originals"), filepath.Join(dir, "originals.key"), func(string) originals.Bounds { return bounds })
+	if err != nil {
+		// Telemetry flows on; failed exchanges are then not replayable.
+		log.Error("no originals kept for replay", "err", err)
+		orig = nil
+	}
+	col := collector.New(collector.Options{Spool: spool, ControlPlane: cp, Log: log, Tokens: tokens, Originals: orig,
 		Instances: func(ctx context.Context) ([]orchestrator.Instance, error) { return rt.Instances(ctx, tenant) }})
 	go func() {
 		defer spool.Close()
-		c.Run(ctx)
+		col.Run(ctx)
 	}()
-	return nudging{Runtime: rt, changed: c.Refresh, tokens: tokens}
+	return nudging{Runtime: rt, changed: col.Refresh, tokens: tokens}, col
 }
 
 // nudging is a Runtime that gives each app its agent's token, and says

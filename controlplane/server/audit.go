@@ -33,17 +33,32 @@ func (s *Server) audited(pattern string, h http.HandlerFunc) http.HandlerFunc {
 			action = r.Method + " " + pattern
 		}
 		rec := store.AuditRecord{Time: time.Now().UTC(), Tenant: tenant, Token: p.Token, Role: p.Role.String(),
-			Action: action, Path: r.URL.Path, Status: sw.status}
+			Action: action, Path: r.URL.Path, Status: sw.status, Detail: sw.detail}
 		if _, err := s.store.AppendAudit(rec, s.opts.Limits.AuditRecords); err != nil {
 			s.log.Error("a call is missing from the audit log", "requestId", requestID(r), "action", action, "path", r.URL.Path, "status", sw.status, "err", err)
 		}
 	}
 }
 
-// statusWriter remembers the status a handler answered.
+// statusWriter remembers the status a handler answered, and what it
+// added for the audit log.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	detail map[string]string
+}
+
+// auditDetail adds key and value to the audit record of the call w
+// answers (a replay's original and outcome): nothing when it has none.
+func auditDetail(w http.ResponseWriter, key, value string) {
+	sw, ok := w.(*statusWriter)
+	if !ok {
+		return
+	}
+	if sw.detail == nil {
+		sw.detail = map[string]string{}
+	}
+	sw.detail[key] = value
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -93,6 +93,9 @@ func (s *Server) apiRoutes() []apiRoute {
 		{"POST " + app + "/{op}", operator, s.appScoped(s.appOp)},
 		{"GET " + app + "/exchanges", viewer, s.appScoped(s.listExchanges)},
 		{"GET " + app + "/exchanges/{id}", viewer, s.appScoped(s.getExchange)},
+		// An edited message is an admin's alone: the handler checks.
+		{"POST " + app + "/exchanges/{id}/replay", operator, s.appScoped(s.replayExchange)},
+		{"GET " + app + "/exchanges/{id}/replays", viewer, s.appScoped(s.listReplays)},
 		{"GET " + app + "/routes", viewer, s.appScoped(s.listRoutes)},
 		{"GET " + app + "/series", viewer, s.appScoped(s.series)},
 		{"POST " + t + "/apps/{app}/artifacts", operator, s.tenantScoped(s.uploadArtifact)},

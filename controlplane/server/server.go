@@ -31,6 +31,7 @@ import (
 	"github.com/cameleer/cameleer/controlplane/enrollment"
 	"github.com/cameleer/cameleer/controlplane/environments"
 	"github.com/cameleer/cameleer/controlplane/netguard"
+	"github.com/cameleer/cameleer/controlplane/replay"
 	"github.com/cameleer/cameleer/controlplane/runners"
 	"github.com/cameleer/cameleer/controlplane/secrets"
 	"github.com/cameleer/cameleer/controlplane/store"
@@ -110,6 +111,7 @@ type Server struct {
 	deployments  *deployments.Service
 	environments *environments.Service
 	telemetry    *telemetry.Service
+	replays      *replay.Service
 
 	proxyPaths *http.ServeMux
 	// downloads bound the artifacts being sent to runners at once, checks
@@ -211,8 +213,12 @@ func New(opts Options) (*Server, string, error) {
 			return nil, "", fmt.Errorf("open the telemetry store: %w", err)
 		}
 	}
+	if s.replays, err = replay.New(replay.Options{Store: st, Runners: s.runners, Log: s.log}); err != nil {
+		st.Close()
+		return nil, "", err
+	}
 	s.telemetry = telemetry.New(telemetry.Options{Store: s.opts.Telemetry, Log: s.log,
-		Retention: s.retention})
+		Retention: s.retention, Originals: s.replays.Note})
 	s.metrics.reg.MustRegister(s.telemetry.Collectors()...)
 	s.http = s.httpServer(s.routes())
 	return s, admin, nil

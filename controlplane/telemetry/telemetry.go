@@ -47,6 +47,20 @@ type Options struct {
 	Retention func(tenant string) time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Originals takes what a runner says of the originals it keeps for
+	// replay, before the records that said it are marked stored (so it
+	// may see notes again, in order, after a batch is resent); nil: they
+	// are dropped.
+	Originals func(ctx context.Context, tenant, runner string, notes []OriginalNote) error
+}
+
+// OriginalNote is what a runner said of an original of an app: it keeps
+// it (Kept) or no longer does (Evicted), at Received.
+type OriginalNote struct {
+	Environment, App string
+	Received         time.Time
+	Kept             *api.Kept
+	Evicted          *api.Evicted
 }
 
 // Service is the telemetry of every tenant.
@@ -97,6 +111,7 @@ func (s *Service) Ingest(ctx context.Context, tenant, runner string, b api.Telem
 	w := Write{Tenant: tenant, Runner: runner, Last: mark}
 	ack := api.TelemetryAck{Last: mark}
 	var nodes int
+	var notes []OriginalNote
 	for _, d := range recs {
 		if d.rec.Seq <= mark {
 			ack.Duplicates++
@@ -104,7 +119,17 @@ func (s *Service) Ingest(ctx context.Context, tenant, runner string, b api.Telem
 		}
 		ack.Stored++
 		w.Last = d.rec.Seq
+		if d.event.Kept != nil || d.event.Evicted != nil {
+			notes = append(notes, OriginalNote{Environment: d.rec.Environment, App: d.rec.App,
+				Received: time.UnixMilli(d.rec.Received), Kept: d.event.Kept, Evicted: d.event.Evicted})
+			continue
+		}
 		nodes += add(&w, d)
+	}
+	if len(notes) > 0 && s.opts.Originals != nil {
+		if err := s.opts.Originals(ctx, tenant, runner, notes); err != nil {
+			return api.TelemetryAck{}, fmt.Errorf("note the originals of runner %s: %w", runner, err)
+		}
 	}
 	if ack.Stored > 0 {
 		if err := s.opts.Store.Write(ctx, w); err != nil {

@@ -85,23 +85,52 @@ func checkRecord(r *api.TelemetryRecord, prev uint64, now time.Time, ev *api.Eve
 		return fmt.Errorf("event: %w", err)
 	}
 	parts := 0
-	for _, p := range []bool{ev.Exchange != nil, ev.Stats != nil, ev.Routes != nil} {
+	for _, p := range []bool{ev.Exchange != nil, ev.Stats != nil, ev.Routes != nil, ev.Kept != nil, ev.Evicted != nil} {
 		if p {
 			parts++
 		}
 	}
 	switch {
-	case ev.Kind != api.KindExchange && ev.Kind != api.KindStats && ev.Kind != api.KindRoutes:
+	case ev.Kind != api.KindExchange && ev.Kind != api.KindStats && ev.Kind != api.KindRoutes &&
+		ev.Kind != api.KindKept && ev.Kind != api.KindEvicted:
 		return fmt.Errorf("unknown event kind %q", ev.Kind)
 	case parts != 1 || ev.Kind == api.KindExchange && ev.Exchange == nil ||
-		ev.Kind == api.KindStats && ev.Stats == nil || ev.Kind == api.KindRoutes && ev.Routes == nil:
+		ev.Kind == api.KindStats && ev.Stats == nil || ev.Kind == api.KindRoutes && ev.Routes == nil ||
+		ev.Kind == api.KindKept && ev.Kept == nil || ev.Kind == api.KindEvicted && ev.Evicted == nil:
 		return fmt.Errorf("event of kind %q must carry its own part and no other", ev.Kind)
 	case ev.Exchange != nil:
 		return prefix("exchange", checkExchange(ev.Exchange, now))
 	case ev.Stats != nil:
 		return prefix("stats", checkStats(ev.Stats, now))
+	case ev.Kept != nil:
+		return prefix("kept", checkKept(ev.Kept, now))
+	case ev.Evicted != nil:
+		return prefix("evicted", checkEvicted(ev.Evicted))
 	}
 	return prefix("routes", checkModel(ev.Routes))
+}
+
+func checkKept(k *api.Kept, now time.Time) error {
+	if err := name("exchange", k.Exchange); err != nil {
+		return err
+	}
+	if err := name("route", k.Route); err != nil {
+		return err
+	}
+	// Until is ahead of now by the runner's bound in age: a year at most.
+	if u := time.UnixMilli(k.Until); u.Before(epoch) || u.After(now.Add(366*24*time.Hour)) {
+		return fmt.Errorf("until %d is not a time a runner keeps an original until", k.Until)
+	}
+	return nil
+}
+
+func checkEvicted(e *api.Evicted) error {
+	switch e.Reason {
+	case api.EvictedAge, api.EvictedBytes:
+	default:
+		return fmt.Errorf("unknown reason %q", e.Reason)
+	}
+	return name("exchange", e.Exchange)
 }
 
 func prefix(what string, err error) error {

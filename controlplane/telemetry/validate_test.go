@@ -44,6 +44,18 @@ func TestValidate(t *testing.T) {
 			return record(t, api.Event{Kind: api.KindStats, Stats: s})
 		}
 	}
+	kept := func(f func(k *api.Kept)) func(*testing.T) api.TelemetryRecord {
+		return func(t *testing.T) api.TelemetryRecord {
+			k := &api.Kept{Exchange: "x1", Route: "r1", Start: now.UnixMicro(), Until: now.Add(7 * 24 * time.Hour).UnixMilli()}
+			f(k)
+			return record(t, api.Event{Kind: api.KindKept, Kept: k})
+		}
+	}
+	evicted := func(reason string) func(*testing.T) api.TelemetryRecord {
+		return func(t *testing.T) api.TelemetryRecord {
+			return record(t, api.Event{Kind: api.KindEvicted, Evicted: &api.Evicted{Exchange: "x1", Reason: reason}})
+		}
+	}
 	rec := func(f func(r *api.TelemetryRecord)) func(*testing.T) api.TelemetryRecord {
 		return func(t *testing.T) api.TelemetryRecord {
 			r := exchange(func(*api.Exchange) {})(t)
@@ -86,6 +98,15 @@ func TestValidate(t *testing.T) {
 		{"route twice", stats(func(s *api.Stats) { s.Routes = append(s.Routes, s.Routes[0]) }), "route r1 twice"},
 		{"zero seconds", stats(func(s *api.Stats) { s.Seconds = 0 }), "seconds 0"},
 		{"absurd bucket", stats(func(s *api.Stats) { s.Routes[0].Buckets = [][2]uint64{{1 << 40, 1}} }), "bucket"},
+		{"kept", kept(func(*api.Kept) {}), ""},
+		{"kept without route", kept(func(k *api.Kept) { k.Route = "" }), "kept: route empty"},
+		{"kept until 1970", kept(func(k *api.Kept) { k.Until = 0 }), "kept: until 0"},
+		{"kept for years", kept(func(k *api.Kept) { k.Until = now.AddDate(3, 0, 0).UnixMilli() }), "kept: until"},
+		{"evicted", evicted(api.EvictedAge), ""},
+		{"evicted for no reason", evicted("whim"), `evicted: unknown reason "whim"`},
+		{"kept with an exchange", rec(func(r *api.TelemetryRecord) {
+			r.Event = json.RawMessage(`{"kind":"kept","kept":{"exchange":"x","route":"r","until":1},"exchange":{"id":"x"}}`)
+		}), "must carry its own part"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := api.TelemetryBatch{Records: []api.TelemetryRecord{c.rec(t)}}

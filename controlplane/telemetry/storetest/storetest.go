@@ -56,6 +56,43 @@ func Run(t *testing.T, open func(t *testing.T) telemetry.Store) {
 				}}))
 		})
 	}
+	t.Run("OriginalNotes", func(t *testing.T) {
+		st := open(t)
+		t.Cleanup(func() { st.Close() })
+		testOriginalNotes(t, st)
+	})
+}
+
+// testOriginalNotes: what a runner says of its originals goes to the
+// service's Originals, in order, once per record stored, beside the
+// exchanges; a batch resent hands nothing on again.
+func testOriginalNotes(t *testing.T, st telemetry.Store) {
+	var got []telemetry.OriginalNote
+	s := telemetry.New(telemetry.Options{Store: st, Now: func() time.Time { return Now },
+		Originals: func(_ context.Context, tenant, runner string, notes []telemetry.OriginalNote) error {
+			if tenant != "acme" || runner != "r1" {
+				t.Errorf("notes of %s/%s", tenant, runner)
+			}
+			got = append(got, notes...)
+			return nil
+		}})
+	until := Now.Add(time.Hour).UnixMilli()
+	b := Batch(1, "orders", Ex("a", "r1", api.StatusFailed, time.Minute, 2),
+		api.Event{Kind: api.KindKept, Kept: &api.Kept{Exchange: "a", Route: "r1", Until: until}},
+		api.Event{Kind: api.KindEvicted, Evicted: &api.Evicted{Exchange: "z", Reason: api.EvictedBytes}})
+	if ack := ingest(t, s, "acme", "r1", b); ack.Stored != 3 || ack.Last != 3 {
+		t.Fatalf("ack %+v", ack)
+	}
+	if ack := ingest(t, s, "acme", "r1", b); ack.Duplicates != 3 {
+		t.Fatalf("resent: ack %+v", ack)
+	}
+	if len(got) != 2 || got[0].Kept == nil || got[0].Kept.Exchange != "a" || got[0].Kept.Until != until || got[0].App != "orders" ||
+		got[1].Evicted == nil || got[1].Evicted.Exchange != "z" {
+		t.Fatalf("notes handed on: %+v", got)
+	}
+	if ids := list(t, s, telemetry.ExchangeQuery{}); !reflect.DeepEqual(ids, []string{"a"}) {
+		t.Fatalf("exchanges stored: %v", ids)
+	}
 }
 
 // Ex is an exchange of route started ago before Now.

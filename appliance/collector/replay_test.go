@@ -1,0 +1,258 @@
+package collector
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/appliance/orchestrator"
+	"github.com/cameleer/cameleer/appliance/originals"
+	"github.com/cameleer/cameleer/internal/httpjson"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
+)
+
+// replayAgent speaks the agent's side of originals and replay: it stands
+// in for the Java agent (whose own side test/agent tests against real
+// Camel) so that the runner's side is driven here in milliseconds.
+type replayAgent struct {
+	token string
+
+	mu        sync.Mutex
+	originals []api.Original // not yet acknowledged; seq i+1 is originals[i] of all
+	acked     int
+	replays   []api.ReplayRequest
+	refuse    int // answer replays with this status
+}
+
+func (a *replayAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+a.token {
+		http.Error(w, "who are you", http.StatusUnauthorized)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch r.URL.Path {
+	case api.AgentTelemetryPath:
+		httpjson.Write(w, http.StatusOK, api.AgentBatch{Boot: "b1"})
+	case api.AgentOriginalsPath:
+		after, _ := strconv.Atoi(r.URL.Query().Get("after"))
+		if r.URL.Query().Get("boot") != "b1" {
+			after = 0
+		}
+		a.acked = max(a.acked, after)
+		b := api.AgentBatch{Boot: "b1", Last: uint64(after)}
+		for i := after; i < len(a.originals); i++ {
+			raw, _ := json.Marshal(api.OriginalEvent{Kind: api.KindOriginal, Original: &a.originals[i]})
+			b.Events = append(b.Events, raw)
+			b.Last = uint64(i + 1)
+		}
+		httpjson.Write(w, http.StatusOK, b)
+	case api.AgentReplayPath:
+		raw, _ := io.ReadAll(r.Body)
+		req, err := readReplay(raw)
+		if err != nil {
+			httpjson.Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if a.refuse != 0 {
+			httpjson.Error(w, a.refuse, "no route "+req.Route)
+			return
+		}
+		a.replays = append(a.replays, req)
+		httpjson.Write(w, http.StatusOK, api.ReplayResult{Exchange: fmt.Sprintf("R-%d", len(a.replays)), Status: api.StatusCompleted})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// readReplay reads what api.ReplayRequest.MarshalBinary wrote, as the
+// agent does (agent/ReplayRequest.java).
+func readReplay(b []byte) (api.ReplayRequest, error) {
+	next := func() ([]byte, error) {
+		if len(b) < 4 || len(b) < 4+int(binary.BigEndian.Uint32(b)) {
+			return nil, errors.New("short")
+		}
+		n := int(binary.BigEndian.Uint32(b))
+		v := b[4 : 4+n]
+		b = b[4+n:]
+		return v, nil
+	}
+	var r api.ReplayRequest
+	var f [3][]byte
+	for i := range f {
+		v, err := next()
+		if err != nil {
+			return r, err
+		}
+		f[i] = v
+	}
+	r.Context, r.Route, r.ReplayOf = string(f[0]), string(f[1]), string(f[2])
+	if len(b) < 4 {
+		return r, errors.New("short")
+	}
+	n := int(binary.BigEndian.Uint32(b))
+	b = b[4:]
+	r.Headers = map[string]string{}
+	for range n {
+		k, err := next()
+		if err != nil {
+			return r, err
+		}
+		v, err := next()
+		if err != nil {
+			return r, err
+		}
+		r.Headers[string(k)] = string(v)
+	}
+	body, err := next()
+	r.Body = body
+	return r, err
+}
+
+// TestOriginalsKeptAndReplayed: the runner takes an agent's originals into
+// its store, tells the control plane it keeps them, and replays one
+// through the agent as it was or edited; after a restart too.
+func TestOriginalsKeptAndReplayed(t *testing.T) {
+	dir := t.TempDir()
+	tokens, err := LoadTokens(filepath.Join(dir, "agent.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &replayAgent{token: tokens.For("dev", "orders")}
+	for i := range 5 {
+		a.originals = append(a.originals, api.Original{Exchange: fmt.Sprintf("X-%d", i), Context: "camel-1", Route: "orders",
+			Start: time.Now().UnixMicro(), Status: api.StatusFailed, Body: []byte(fmt.Sprintf(`{"order":%d}`, i)),
+			Headers: map[string]string{"orderId": strconv.Itoa(i)}})
+	}
+	as := httptest.NewServer(a)
+	defer as.Close()
+	cp := &controlPlane{events: map[string]int{}}
+	cps := httptest.NewServer(cp)
+	defer cps.Close()
+	host, port, _ := net.SplitHostPort(as.Listener.Addr().String())
+	agentPort, _ := strconv.Atoi(port)
+	var present sync.Map // instances listed
+	present.Store("on", true)
+
+	start := func() (*Collector, func()) {
+		spool, err := OpenSpool(filepath.Join(dir, "spool"), 1<<20, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, err := originals.Open(filepath.Join(dir, "originals"), filepath.Join(dir, "originals.key"),
+			func(string) originals.Bounds { return originals.Bounds{MaxBytes: 1 << 20, MaxAge: time.Hour} })
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := New(Options{Spool: spool, ControlPlane: &http.Client{Transport: rewrite(cps.URL)}, AgentPort: agentPort,
+			Pull: 20 * time.Millisecond, Log: quiet(), Tokens: tokens, Originals: store,
+			Instances: func(context.Context) ([]orchestrator.Instance, error) {
+				if _, ok := present.Load("on"); !ok {
+					return nil, nil
+				}
+				return []orchestrator.Instance{{Environment: "dev", App: "orders", Name: "orders-0", Address: host}}, nil
+			}})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { c.Run(ctx); close(done) }()
+		return c, func() { cancel(); <-done; spool.Close() }
+	}
+	c, stop := start()
+	testutil.Eventually(t, 20*time.Millisecond, 10*time.Second, "the originals kept and said", func() error {
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if len(cp.kept) != 5 || a.acked != 5 {
+			return fmt.Errorf("%d kept notes at the control plane, %d acknowledged to the agent", len(cp.kept), a.acked)
+		}
+		return nil
+	})
+	cp.mu.Lock()
+	for i, k := range cp.kept {
+		if k.Exchange != fmt.Sprintf("X-%d", i) || k.Route != "orders" || k.Start != a.originals[i].Start ||
+			time.Until(time.UnixMilli(k.Until)) < 55*time.Minute {
+			t.Errorf("kept note %d: %+v", i, k)
+		}
+	}
+	cp.mu.Unlock()
+
+	ctx := context.Background()
+	res, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-1"})
+	if err != nil || res.Status != api.StatusCompleted || res.Exchange != "R-1" || res.Instance != "orders-0" {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	want := api.ReplayRequest{Context: "camel-1", Route: "orders", ReplayOf: "X-1", Headers: map[string]string{"orderId": "1"}, Body: []byte(`{"order":1}`)}
+	if !reflect.DeepEqual(a.replays[0], want) {
+		t.Errorf("the agent was handed %+v, want %+v", a.replays[0], want)
+	}
+	// An edit is applied here, to the stored original.
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-2", Edit: &api.ReplayEdit{Body: []byte("fixed")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.replays[1]; string(got.Body) != "fixed" || got.Headers["orderId"] != "2" || got.ReplayOf != "X-2" {
+		t.Errorf("edited replay handed %+v", got)
+	}
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-3", Edit: &api.ReplayEdit{Body: []byte("b"), Headers: map[string]string{"x": "y"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.replays[2]; !reflect.DeepEqual(got.Headers, map[string]string{"x": "y"}) {
+		t.Errorf("edited headers: %+v", got.Headers)
+	}
+	status := func(err error) int {
+		var se *httpjson.StatusError
+		if errors.As(err, &se) {
+			return se.Status
+		}
+		return 0
+	}
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-9"}); status(err) != http.StatusNotFound {
+		t.Errorf("an original never kept: %v", err)
+	}
+	if _, err := c.Replay(ctx, "dev", "billing", api.RunnerReplay{Exchange: "X-1"}); status(err) != http.StatusNotFound {
+		t.Errorf("another app's exchange: %v", err)
+	}
+	a.mu.Lock()
+	a.refuse = http.StatusNotFound
+	a.mu.Unlock()
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-1"}); status(err) != http.StatusConflict {
+		t.Errorf("an agent without the route: %v", err)
+	}
+	a.mu.Lock()
+	a.refuse = 0
+	a.mu.Unlock()
+
+	// After a restart the originals are still there; without an instance there is nothing to replay into.
+	stop()
+	present.Delete("on")
+	c, stop = start()
+	defer stop()
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-4"}); status(err) != http.StatusServiceUnavailable {
+		t.Errorf("no instance: %v", err)
+	}
+	present.Store("on", true)
+	if res, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-4"}); err != nil || res.Status != api.StatusCompleted {
+		t.Fatalf("replay after a restart: %+v, %v", res, err)
+	}
+	if got := a.replays[len(a.replays)-1]; string(got.Body) != `{"order":4}` {
+		t.Errorf("after a restart the agent was handed %q", got.Body)
+	}
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if len(cp.kept) != 5 {
+		t.Errorf("%d kept notes after a restart, want the 5 once each", len(cp.kept))
+	}
+}

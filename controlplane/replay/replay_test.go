@@ -1,0 +1,155 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/runners"
+	"github.com/cameleer/cameleer/controlplane/store"
+	"github.com/cameleer/cameleer/controlplane/telemetry"
+	"github.com/cameleer/cameleer/internal/httpjson"
+)
+
+func status(err error) int {
+	var se *httpjson.StatusError
+	if errors.As(err, &se) {
+		return se.Status
+	}
+	return 0
+}
+
+// TestAdmit: what may be replayed, and what not, with the reason said.
+func TestAdmit(t *testing.T) {
+	now := time.Now()
+	kept := store.Original{Until: now.Add(time.Hour)}
+	done := store.Replay{ID: "r1", Status: api.StatusCompleted, Replay: "X-2"}
+	for _, c := range []struct {
+		what   string
+		req    Request
+		o      store.Original
+		found  bool
+		prior  []store.Replay
+		status int
+		says   string
+	}{
+		{what: "kept, never replayed", o: kept, found: true},
+		{what: "nothing known yet (its note on the way): the runner decides", found: false},
+		{what: "replayed and failed: again", o: kept, found: true, prior: []store.Replay{{Status: api.StatusFailed}, {Status: store.ReplayError}}},
+		{what: "evicted", o: store.Original{Evicted: api.EvictedBytes, EvictedAt: now}, found: true, status: http.StatusGone, says: "evicted for bytes"},
+		{what: "past until", o: store.Original{Until: now.Add(-time.Minute)}, found: true, status: http.StatusGone, says: "kept until"},
+		{what: "replayed successfully", o: kept, found: true, prior: []store.Replay{done}, status: http.StatusConflict, says: "send force"},
+		{what: "replayed successfully, forced", req: Request{Force: true}, o: kept, found: true, prior: []store.Replay{done}},
+		{what: "one running, even forced", req: Request{Force: true}, o: kept, found: true, prior: []store.Replay{{ID: "r9", Status: store.ReplayRunning}}, status: http.StatusConflict, says: "r9 of exchange X-1 is running"},
+	} {
+		c.req.Exchange = "X-1"
+		err := admit(c.req, c.o, c.found, c.prior, now)
+		if status(err) != c.status || c.status != 0 && !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v, want %d saying %q", c.what, err, c.status, c.says)
+		}
+	}
+}
+
+func newService(t *testing.T) (*Service, *store.Store) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s, err := New(Options{Store: st, Runners: runners.New(runners.Options{Store: st})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, st
+}
+
+// TestRefusedBeforeAnythingIsSent: a replay the control plane refuses
+// records nothing and sends nothing; notes of the runner show in Of.
+func TestRefusedBeforeAnythingIsSent(t *testing.T) {
+	s, st := newService(t)
+	ctx := context.Background()
+	req := Request{Tenant: "acme", Environment: "dev", App: "orders", Exchange: "X-1", Key: "k1", Token: "t", Role: "operator"}
+	if _, _, err := s.Replay(ctx, req); status(err) != http.StatusNotFound || !strings.Contains(err.Error(), "no app orders") {
+		t.Fatalf("an app never deployed: %v", err)
+	}
+	err := st.CreateDeployment(store.Deployment{ID: "d1", Tenant: "acme", Environment: "dev", App: "orders", Runner: "edge", Phase: api.PhaseValidating}, 5,
+		func(a *store.App, _ bool) error { a.Runner, a.Deployment = "edge", "d1"; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	notes := []telemetry.OriginalNote{
+		{Environment: "dev", App: "orders", Received: now, Kept: &api.Kept{Exchange: "X-1", Route: "orders", Start: now.UnixMicro(), Until: now.Add(time.Hour).UnixMilli()}},
+		{Environment: "dev", App: "orders", Received: now, Kept: &api.Kept{Exchange: "X-2", Route: "orders", Until: now.Add(time.Hour).UnixMilli()}},
+		{Environment: "dev", App: "orders", Received: now, Evicted: &api.Evicted{Exchange: "X-2", Reason: api.EvictedAge}},
+	}
+	// Twice: a batch resent after a lost answer changes nothing.
+	for range 2 {
+		if err := s.Note(ctx, "acme", "edge", notes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.Replay(ctx, req); status(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "not connected") {
+		t.Fatalf("runner away: %v", err)
+	}
+	req.Exchange = "X-2"
+	if _, _, err := s.Replay(ctx, req); status(err) != http.StatusGone {
+		t.Fatalf("evicted, runner away: %v", err)
+	}
+	of, err := s.Of("acme", "dev", "orders", "X-1")
+	if err != nil || of.Original == nil || of.Original.Route != "orders" || of.Original.Runner != "edge" || of.Original.Evicted != "" ||
+		of.Original.Until.Before(now.Add(59*time.Minute)) || len(of.Replays) != 0 {
+		t.Fatalf("X-1: %+v %v", of, err)
+	}
+	if of, _ := s.Of("acme", "dev", "orders", "X-2"); of.Original == nil || of.Original.Evicted != api.EvictedAge {
+		t.Fatalf("X-2: %+v", of.Original)
+	}
+	if of, _ := s.Of("globex", "dev", "orders", "X-1"); of.Original != nil || len(of.Replays) != 0 {
+		t.Fatalf("another tenant sees %+v", of)
+	}
+	if _, _, err := s.Replay(ctx, Request{Tenant: "acme", Environment: "dev", App: "orders", Exchange: "X-1", Key: strings.Repeat("k", 300)}); status(err) != http.StatusBadRequest {
+		t.Fatalf("a long key: %v", err)
+	}
+}
+
+// TestIdempotencyAndRestart: the same key answers the replay it made; a
+// replay left running by a control plane that stopped is ended as an error.
+func TestIdempotencyAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := func(store.Original, bool, []store.Replay) error { return nil }
+	r1, again, err := st.BeginReplay(store.Replay{ID: "r1", Tenant: "acme", Environment: "dev", App: "orders", Exchange: "X-1", Key: "k"}, allow)
+	if err != nil || again || r1.Status != store.ReplayRunning {
+		t.Fatal(r1, again, err)
+	}
+	r2, again, err := st.BeginReplay(store.Replay{ID: "r2", Tenant: "acme", Environment: "dev", App: "orders", Exchange: "X-1", Key: "k"}, allow)
+	if err != nil || !again || r2.ID != "r1" {
+		t.Fatalf("the same key again: %+v %v %v", r2, again, err)
+	}
+	// Another tenant's key is its own.
+	if r, again, err := st.BeginReplay(store.Replay{ID: "r3", Tenant: "globex", Environment: "dev", App: "orders", Exchange: "X-1", Key: "k"}, allow); err != nil || again || r.ID != "r3" {
+		t.Fatalf("another tenant's key: %+v %v %v", r, again, err)
+	}
+	st.Close()
+	st, err = store.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := New(Options{Store: st, Runners: runners.New(runners.Options{Store: st})}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := st.Replays("acme", "dev", "orders", "X-1")
+	if err != nil || len(rs) != 1 || rs[0].Status != store.ReplayError || !strings.Contains(rs[0].Error, "control plane stopped") || rs[0].Finished.IsZero() {
+		t.Fatalf("after a restart: %+v %v", rs, err)
+	}
+}
