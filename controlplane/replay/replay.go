@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cameleer/cameleer/api"
@@ -36,12 +37,23 @@ type Options struct {
 	Store   *store.Store
 	Runners *runners.Hub
 	Log     *slog.Logger
+	// Exchanges lists exchanges as the telemetry API does: what a bulk
+	// replay walks.
+	Exchanges func(context.Context, telemetry.ExchangeQuery) (telemetry.ExchangePage, error)
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 }
 
 // Service is the replays of every tenant.
-type Service struct{ opts Options }
+type Service struct {
+	opts Options
+
+	mu sync.Mutex
+	// ctx is Run's: the bulk replays' workers run until it is done.
+	ctx     context.Context
+	running map[string]bool // tenant/bulk with a worker
+	workers sync.WaitGroup
+}
 
 // New makes the service. Replays a control plane left running when it
 // stopped are ended as errors: their outcome is not known.
@@ -59,7 +71,7 @@ func New(o Options) (*Service, error) {
 	if n > 0 {
 		o.Log.Warn("replays left running by the last run were ended", "replays", n)
 	}
-	return &Service{opts: o}, nil
+	return &Service{opts: o, running: map[string]bool{}}, nil
 }
 
 // Note records what a runner said of its originals: telemetry's
@@ -99,8 +111,10 @@ type Request struct {
 
 // Replay runs one replay to its end and answers its record, with again
 // true when the Idempotency-Key named one made before (which is answered
-// as it stands, and nothing is run). Refusals are *httpjson.StatusError.
-// A replay that ran and failed is no error: its record says so.
+// as it stands, and nothing is run). Refusals are *httpjson.StatusError,
+// the control plane's before anything is sent, or the runner's (no such
+// original, no instance), whose replay is recorded as an error. A replay
+// that ran and failed is no error: its record says so.
 func (s *Service) Replay(ctx context.Context, req Request) (store.Replay, bool, error) {
 	if len(req.Key) > MaxKey {
 		return store.Replay{}, false, httpjson.Errorf(http.StatusBadRequest, "Idempotency-Key over %d bytes", MaxKey)
@@ -147,15 +161,17 @@ func (s *Service) Replay(ctx context.Context, req Request) (store.Replay, bool, 
 	return s.finish(r.Tenant, r.ID, res, callErr)
 }
 
-// finish records the runner's answer to replay id (or why there was none).
+// finish records the runner's answer to replay id (or why there was
+// none), and answers a refusal of the runner's as the caller's error.
 func (s *Service) finish(tenant, id string, res api.RunnerReplayed, callErr error) (store.Replay, bool, error) {
+	var refused *httpjson.StatusError
+	errors.As(callErr, &refused)
 	r, err := s.opts.Store.FinishReplay(tenant, id, func(r *store.Replay) {
 		r.Finished = s.opts.Now().UTC()
 		if callErr != nil {
 			r.Status = store.ReplayError
-			var se *httpjson.StatusError
-			if errors.As(callErr, &se) {
-				r.Error = se.Msg
+			if refused != nil {
+				r.Error = refused.Msg
 			} else {
 				r.Error = "the runner did not answer: " + callErr.Error()
 			}
@@ -163,8 +179,20 @@ func (s *Service) finish(tenant, id string, res api.RunnerReplayed, callErr erro
 		}
 		r.Status, r.Replay, r.Error = res.Status, res.Exchange, res.Error
 	})
-	return r, false, err
+	switch {
+	case err != nil:
+		return r, false, err
+	case refused != nil:
+		return r, false, refused
+	case callErr != nil:
+		return r, false, httpjson.Errorf(http.StatusBadGateway, "%s", r.Error)
+	}
+	return r, false, nil
 }
+
+// runningSuffix ends the refusal of a replay while another of the same
+// exchange runs: a bulk replay tries that one again.
+const runningSuffix = " is running: wait for its end"
 
 // admit refuses a replay of an original that is gone, that a replay
 // completed (unless forced), or that a replay is running for.
@@ -179,7 +207,7 @@ func admit(req Request, o store.Original, found bool, prior []store.Replay, now 
 	for _, p := range prior {
 		switch {
 		case p.Status == store.ReplayRunning:
-			return httpjson.Errorf(http.StatusConflict, "replay %s of exchange %s is running: wait for its end", p.ID, req.Exchange)
+			return httpjson.Errorf(http.StatusConflict, "replay %s of exchange %s"+runningSuffix, p.ID, req.Exchange)
 		case p.Status == api.StatusCompleted && !req.Force:
 			return httpjson.Errorf(http.StatusConflict, "exchange %s was replayed successfully (replay %s, exchange %s): send force to replay it again", req.Exchange, p.ID, p.Replay)
 		}

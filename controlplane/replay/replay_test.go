@@ -153,3 +153,57 @@ func TestIdempotencyAndRestart(t *testing.T) {
 		t.Fatalf("after a restart: %+v %v", rs, err)
 	}
 }
+
+// TestBulkStates: what a bulk replay takes, one at a time per app, and how
+// it pauses, resumes and cancels (its walk, which needs a runner, is in
+// the end-to-end tests).
+func TestBulkStates(t *testing.T) {
+	s, st := newService(t)
+	req := BulkRequest{Tenant: "acme", Environment: "dev", App: "orders", Route: "orders", Token: "t", Role: "operator"}
+	if _, err := s.StartBulk(req); status(err) != http.StatusNotFound {
+		t.Fatalf("an app never deployed: %v", err)
+	}
+	err := st.CreateDeployment(store.Deployment{ID: "d1", Tenant: "acme", Environment: "dev", App: "orders", Runner: "edge", Phase: api.PhaseValidating}, 5,
+		func(a *store.App, _ bool) error { a.Runner, a.Deployment = "edge", "d1"; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []BulkRequest{
+		{Route: ""}, {Route: "orders", Status: "completed"}, {Route: "orders", Rate: 1000},
+		{Route: "orders", From: time.Now(), To: time.Now().Add(-time.Hour)},
+	} {
+		bad.Tenant, bad.Environment, bad.App = "acme", "dev", "orders"
+		if _, err := s.StartBulk(bad); status(err) != http.StatusBadRequest {
+			t.Errorf("%+v: %v, want 400", bad, err)
+		}
+	}
+	b, err := s.StartBulk(req)
+	if err != nil || b.State != store.BulkRunning || b.Rate != DefaultRate || b.Status != api.StatusFailed || b.To.After(time.Now()) || b.To.Sub(b.From) != 24*time.Hour {
+		t.Fatalf("started %+v, %v", b, err)
+	}
+	if _, err := s.StartBulk(req); status(err) != http.StatusConflict {
+		t.Fatalf("a second of the same app: %v", err)
+	}
+	for _, c := range []struct {
+		op, want string
+		status   int
+	}{
+		{"resume", "", http.StatusConflict}, {"pause", store.BulkPaused, 0}, {"pause", "", http.StatusConflict},
+		{"resume", store.BulkRunning, 0}, {"cancel", store.BulkCancelled, 0}, {"cancel", "", http.StatusConflict},
+		{"resume", store.BulkRunning, 0}, {"stop", "", http.StatusNotFound},
+	} {
+		got, err := s.Control("acme", "dev", "orders", b.ID, c.op)
+		if status(err) != c.status || c.status == 0 && got.State != c.want {
+			t.Errorf("%s: %+v %v, want %q or %d", c.op, got.State, err, c.want, c.status)
+		}
+	}
+	if _, err := s.Control("acme", "dev", "billing", b.ID, "pause"); status(err) != http.StatusNotFound {
+		t.Errorf("through another app: %v", err)
+	}
+	if _, err := s.Bulk("globex", "dev", "orders", b.ID); status(err) != http.StatusNotFound {
+		t.Errorf("another tenant's: %v", err)
+	}
+	if bs, err := s.Bulks("acme", "dev", "orders"); err != nil || len(bs) != 1 || bs[0].ID != b.ID {
+		t.Errorf("the app's bulks: %+v %v", bs, err)
+	}
+}

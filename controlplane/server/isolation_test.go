@@ -171,6 +171,7 @@ type fixture struct {
 	acmeTok  struct{ Token, ID string }
 	snapshot func() string
 	d        store.Deployment
+	bulk     string
 }
 
 func everything(t *testing.T) *fixture {
@@ -196,6 +197,11 @@ func everything(t *testing.T) *fixture {
 	if err := s.store.CreateDeployment(f.d, 10, func(a *store.App, _ bool) error { a.Runner, a.Deployment = "r1", f.d.ID; return nil }); err != nil {
 		t.Fatal(err)
 	}
+	var bulk struct{ ID string }
+	if code := c.do("POST", "/api/v1/tenants/acme/environments/prod/apps/orders/bulk-replays", c.admin, map[string]any{"route": "orders"}, &bulk); code != http.StatusAccepted {
+		t.Fatalf("bulk replay: %d", code)
+	}
+	f.bulk = bulk.ID
 	f.snapshot = func() string {
 		var b strings.Builder
 		for _, p := range []string{"/api/v1/tenants/acme", "/api/v1/tenants/acme/api-tokens", "/api/v1/tenants/acme/runners",
@@ -239,6 +245,8 @@ func (f *fixture) eachRoute(try func(method, path, url string)) int {
 			url = strings.ReplaceAll(url, "{id}", f.d.ID)
 		case strings.Contains(url, "/exchanges/{id}"):
 			url = strings.ReplaceAll(url, "{id}", "ex-1")
+		case strings.Contains(url, "/bulk-replays/{id}"):
+			url = strings.ReplaceAll(url, "{id}", f.bulk)
 		case strings.Contains(url, "/admin-tokens/{id}"):
 			url = strings.ReplaceAll(url, "{id}", "0123456789abcdef")
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cameleer/cameleer/api"
 	"github.com/cameleer/cameleer/controlplane/replay"
@@ -29,8 +30,7 @@ type replayBody struct {
 // replay's record once it ran (its status says how), or why it may not.
 func (s *Server) replayExchange(w http.ResponseWriter, r *http.Request, a store.App) {
 	var b replayBody
-	if err := httpjson.Decode(w, r, &b, true); err != nil {
-		s.fail(w, r, err)
+	if !s.decode(w, r, &b, true) {
 		return
 	}
 	if b.At != "" && b.At != "route" {
@@ -42,15 +42,15 @@ func (s *Server) replayExchange(w http.ResponseWriter, r *http.Request, a store.
 		httpjson.Error(w, http.StatusBadRequest, "bad replay: "+err.Error())
 		return
 	}
-	p := who(r)
-	if edit != nil && p.Role < admin {
-		httpjson.Error(w, http.StatusForbidden, fmt.Sprintf("a replay with an edited message needs the %s role; this token's is %s", admin, p.Role))
-		return
-	}
 	id := r.PathValue("id")
 	auditDetail(w, "exchange", id)
 	if edit != nil {
 		auditDetail(w, "edited", "true")
+	}
+	p := who(r)
+	if edit != nil && p.Role < admin {
+		httpjson.Error(w, http.StatusForbidden, fmt.Sprintf("a replay with an edited message needs the %s role; this token's is %s", admin, p.Role))
+		return
 	}
 	if b.Force {
 		auditDetail(w, "forced", "true")
@@ -104,4 +104,51 @@ func (b replayBody) edit() (*api.ReplayEdit, error) {
 func (s *Server) listReplays(w http.ResponseWriter, r *http.Request, a store.App) {
 	o, err := s.replays.Of(a.Tenant, a.Environment, a.Name, r.PathValue("id"))
 	s.answer(w, r, o, err)
+}
+
+// bulkBody is what POST …/apps/{app}/bulk-replays takes.
+type bulkBody struct {
+	Route  string    `json:"route"`
+	Status string    `json:"status"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Rate   int       `json:"rate"`
+	Force  bool      `json:"force"`
+}
+
+// startBulk answers POST …/apps/{app}/bulk-replays: 202 with the bulk
+// replay, which runs on in the control plane.
+func (s *Server) startBulk(w http.ResponseWriter, r *http.Request, a store.App) {
+	var b bulkBody
+	if !s.decode(w, r, &b, false) {
+		return
+	}
+	p := who(r)
+	bulk, err := s.replays.StartBulk(replay.BulkRequest{Tenant: a.Tenant, Environment: a.Environment, App: a.Name,
+		Route: b.Route, Status: b.Status, From: b.From, To: b.To, Rate: b.Rate, Force: b.Force, Token: p.Token, Role: p.Role.String()})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	auditDetail(w, "bulk", bulk.ID)
+	auditDetail(w, "route", bulk.Route)
+	auditDetail(w, "window", bulk.From.Format(time.RFC3339)+"/"+bulk.To.Format(time.RFC3339))
+	httpjson.Write(w, http.StatusAccepted, bulk)
+}
+
+func (s *Server) listBulks(w http.ResponseWriter, r *http.Request, a store.App) {
+	bs, err := s.replays.Bulks(a.Tenant, a.Environment, a.Name)
+	s.answer(w, r, bs, err)
+}
+
+func (s *Server) getBulk(w http.ResponseWriter, r *http.Request, a store.App) {
+	b, err := s.replays.Bulk(a.Tenant, a.Environment, a.Name, r.PathValue("id"))
+	s.answer(w, r, b, err)
+}
+
+// controlBulk answers POST …/bulk-replays/{id}/{op}: pause, resume, cancel.
+func (s *Server) controlBulk(w http.ResponseWriter, r *http.Request, a store.App) {
+	auditDetail(w, "bulk", r.PathValue("id"))
+	b, err := s.replays.Control(a.Tenant, a.Environment, a.Name, r.PathValue("id"), r.PathValue("op"))
+	s.answer(w, r, b, err)
 }

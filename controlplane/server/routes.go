@@ -96,6 +96,10 @@ func (s *Server) apiRoutes() []apiRoute {
 		// An edited message is an admin's alone: the handler checks.
 		{"POST " + app + "/exchanges/{id}/replay", operator, s.appScoped(s.replayExchange)},
 		{"GET " + app + "/exchanges/{id}/replays", viewer, s.appScoped(s.listReplays)},
+		{"POST " + app + "/bulk-replays", operator, s.appScoped(s.startBulk)},
+		{"GET " + app + "/bulk-replays", viewer, s.appScoped(s.listBulks)},
+		{"GET " + app + "/bulk-replays/{id}", viewer, s.appScoped(s.getBulk)},
+		{"POST " + app + "/bulk-replays/{id}/{op}", operator, s.appScoped(s.controlBulk)},
 		{"GET " + app + "/routes", viewer, s.appScoped(s.listRoutes)},
 		{"GET " + app + "/series", viewer, s.appScoped(s.series)},
 		{"POST " + t + "/apps/{app}/artifacts", operator, s.tenantScoped(s.uploadArtifact)},

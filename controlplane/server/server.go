@@ -213,7 +213,11 @@ func New(opts Options) (*Server, string, error) {
 			return nil, "", fmt.Errorf("open the telemetry store: %w", err)
 		}
 	}
-	if s.replays, err = replay.New(replay.Options{Store: st, Runners: s.runners, Log: s.log}); err != nil {
+	// The telemetry service is made next; a bulk replay lists through it once the server serves.
+	exchanges := func(ctx context.Context, q telemetry.ExchangeQuery) (telemetry.ExchangePage, error) {
+		return s.telemetry.Exchanges(ctx, q)
+	}
+	if s.replays, err = replay.New(replay.Options{Store: st, Runners: s.runners, Log: s.log, Exchanges: exchanges}); err != nil {
 		st.Close()
 		return nil, "", err
 	}
@@ -438,6 +442,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	expiring := make(chan struct{})
 	go func() { s.telemetry.Run(ctx); close(expiring) }()
 	defer func() { <-expiring }()
+	// Bulk replays write the state store: done before Serve returns too.
+	replaying := make(chan struct{})
+	go func() { s.replays.Run(ctx); close(replaying) }()
+	defer func() { <-replaying }()
 	cfg := s.tlsConfig()
 	guarded := netguard.Listen(l, s.opts.MaxConns, s.log)
 	// Tunnels save what they saw of their runner as they end: wait for

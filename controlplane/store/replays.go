@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -296,6 +297,195 @@ func (s *Store) EndRunningReplays(now time.Time, msg string) (int, error) {
 	})
 	if err != nil {
 		return 0, fmt.Errorf("end the replays left running: %w", err)
+	}
+	return n, nil
+}
+
+var bBulks = []byte("bulk-replays")
+
+// Bulk is a bulk replay: the failed exchanges of an app's route in a time
+// window, replayed one by one at Rate a second, newest first.
+type Bulk struct {
+	ID          string    `json:"id"`
+	Tenant      string    `json:"tenant"`
+	Environment string    `json:"environment"`
+	App         string    `json:"app"`
+	Route       string    `json:"route"`
+	Status      string    `json:"status"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	Rate        int       `json:"rate"`
+	Force       bool      `json:"force,omitempty"`
+	Token       string    `json:"token"`
+	Role        string    `json:"role"`
+	// State is BulkRunning, BulkPaused, BulkCancelled or BulkDone.
+	State string `json:"state"`
+	// After is where the walk stands: the last exchange handled, its
+	// start (microseconds) and id; zero before the first.
+	AfterStart int64  `json:"afterStart,omitempty"`
+	AfterID    string `json:"afterId,omitempty"`
+	// What became of the exchanges handled: replayed (Completed or
+	// Failed as their replays ended), Skipped (replayed successfully
+	// before, or no longer kept), Errors (never ran).
+	Completed int       `json:"completed"`
+	Failed    int       `json:"failed"`
+	Skipped   int       `json:"skipped"`
+	Errors    int       `json:"errors"`
+	LastError string    `json:"lastError,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
+}
+
+// Bulk states.
+const (
+	BulkRunning   = "running"
+	BulkPaused    = "paused"
+	BulkCancelled = "cancelled"
+	BulkDone      = "done"
+)
+
+// CreateBulk records b, unless admit, seeing the bulks of the tenant,
+// refuses it.
+func (s *Store) CreateBulk(b Bulk, admit func(others []Bulk) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists(bBulks)
+		if err != nil {
+			return err
+		}
+		var others []Bulk
+		err = each(bk, func(k []byte, o Bulk) error {
+			if o.Tenant == b.Tenant {
+				others = append(others, o)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := admit(others); err != nil {
+			return err
+		}
+		return put(bk, string(replayKey(b.Tenant, b.ID)), b)
+	})
+}
+
+// Bulk is one bulk replay of the tenant.
+func (s *Store) Bulk(tenant, id string) (b Bulk, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bBulks)
+		if bk == nil {
+			return ErrNotFound
+		}
+		b, err = get[Bulk](bk, string(replayKey(tenant, id)))
+		return err
+	})
+	return b, err
+}
+
+// Bulks are the bulk replays keep takes, of every tenant, oldest first.
+func (s *Store) Bulks(keep func(Bulk) bool) ([]Bulk, error) {
+	out := []Bulk{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bBulks)
+		if bk == nil {
+			return nil
+		}
+		return each(bk, func(_ []byte, b Bulk) error {
+			if keep(b) {
+				out = append(out, b)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// UpdateBulk changes the tenant's bulk replay id by change, which may
+// refuse with an error.
+func (s *Store) UpdateBulk(tenant, id string, change func(*Bulk) error) (b Bulk, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bBulks)
+		if bk == nil {
+			return ErrNotFound
+		}
+		if b, err = get[Bulk](bk, string(replayKey(tenant, id))); err != nil {
+			return err
+		}
+		if err := change(&b); err != nil {
+			return err
+		}
+		return put(bk, string(replayKey(tenant, id)), b)
+	})
+	return b, err
+}
+
+// PruneReplays removes what is known of originals gone before before
+// (evicted then, or kept until then), with their replays and the
+// Idempotency-Keys of those, and the bulk replays that ended before it.
+func (s *Store) PruneReplays(before time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		bo, br, bk, bb := tx.Bucket(bOriginals), tx.Bucket(bReplays), tx.Bucket(bReplayKeys), tx.Bucket(bBulks)
+		gone := map[string]bool{} // replay keys (tenant, id) removed
+		if bo != nil {
+			var keys [][]byte
+			err := each(bo, func(k []byte, o Original) error {
+				if o.Evicted != "" && o.EvictedAt.Before(before) || !o.Until.IsZero() && o.Until.Before(before) {
+					keys = append(keys, k)
+					for _, id := range o.Replays {
+						gone[string(replayKey(o.Tenant, id))] = true
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			n = len(keys)
+			if err := deleteKeys(bo, keys); err != nil {
+				return err
+			}
+		}
+		if br != nil {
+			for k := range gone {
+				if err := br.Delete([]byte(k)); err != nil {
+					return err
+				}
+			}
+		}
+		if bk != nil {
+			var keys [][]byte
+			err := bk.ForEach(func(k, id []byte) error {
+				tenant, _, _ := strings.Cut(string(k), "\x00")
+				if gone[string(replayKey(tenant, string(id)))] {
+					keys = append(keys, k)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if err := deleteKeys(bk, keys); err != nil {
+				return err
+			}
+		}
+		if bb != nil {
+			var keys [][]byte
+			err := each(bb, func(k []byte, b Bulk) error {
+				if (b.State == BulkDone || b.State == BulkCancelled) && b.Updated.Before(before) {
+					keys = append(keys, k)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return deleteKeys(bb, keys)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune the replays: %w", err)
 	}
 	return n, nil
 }

@@ -217,6 +217,10 @@ func (s *Service) Exchanges(ctx context.Context, q ExchangeQuery) (ExchangePage,
 	return page, nil
 }
 
+// After is the cursor of the page that follows the exchange that began at
+// start (microseconds) with id: where a walk of the exchanges goes on.
+func After(start int64, id string) string { return encodeCursor(Position{Start: start, ID: id}) }
+
 func encodeCursor(p Position) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(p.Start, 10) + ":" + p.ID))
 }
@@ -265,7 +269,7 @@ func (s *Service) Exchange(ctx context.Context, tenant, env, app, id string) (Ex
 		return ExchangeDetail{}, fmt.Errorf("exchange %s of %s/%s: stored trace unreadable: %v", id, env, app, err)
 	}
 	x := ev.Exchange
-	d := ExchangeDetail{ExchangeSummary: sum, Body: x.Body, BodySize: x.BodySize, BodyTruncated: x.BodyTruncated,
+	d := ExchangeDetail{ExchangeSummary: sum, ReplayOf: x.ReplayOf, Replayable: x.Replayable, Body: x.Body, BodySize: x.BodySize, BodyTruncated: x.BodyTruncated,
 		Headers: x.Headers, NodesDropped: x.NodesDropped, Nodes: make([]TraceNode, len(x.Nodes))}
 	if x.Error != nil {
 		d.Stack = x.Error.Stack

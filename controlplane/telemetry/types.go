@@ -95,6 +95,11 @@ type ExchangeSummary struct {
 // correlation id), newest first, at most MaxLimit.
 type ExchangeDetail struct {
 	ExchangeSummary
+	// ReplayOf is the exchange this one replays; Replayable says its
+	// runner was handed its original (what it did with it since is at
+	// …/exchanges/{id}/replays).
+	ReplayOf      string            `json:"replayOf,omitempty"`
+	Replayable    bool              `json:"replayable,omitempty"`
 	Body          string            `json:"body,omitempty"`
 	BodySize      int64             `json:"bodySize"`
 	BodyTruncated bool              `json:"bodyTruncated,omitempty"`

@@ -99,7 +99,7 @@ func TestRunnerOnDocker(t *testing.T) {
 		URL:         func(host string) string { return fmt.Sprintf("http://%s:%d/", host, port) },
 		ImagePrefix: "127.0.0.1:5000/acme/invoices@sha256:",
 		Instances:   func(t *testing.T, env string) []string { return containers(t, daemon, env, app) },
-		Alive:       r.alive,
+		Alive:       func() error { return r.alive() }, // r is replaced when the runner restarts
 		SetHost: func(t *testing.T, name, addr string) {
 			writeHosts(t, hosts, addr+" "+name)
 		},
@@ -110,14 +110,17 @@ func TestRunnerOnDocker(t *testing.T) {
 	// opens nothing any more.
 	apptest.Egress(t, ar)
 	apptest.Observe(t, ar, []string{filepath.Join(dataDir, "telemetry"), cp.DataDir()}, camelapps.MainNewest, camelapps.Boot4)
-	agentsRefuseStrangers(t, daemon, apptest.CamelApp(camelapps.MainNewest))
-	survivesOutages(t, cp, ar, func() {
+	restartRunner := func() {
 		syscall.Kill(r.cmd.Process.Pid, syscall.SIGKILL)
 		<-r.exited
 		time.Sleep(5 * time.Second)
 		r = startRunner(t, daemon, hosts, bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
 			"--http-port", strconv.Itoa(port), "--data-dir", dataDir)
-	})
+	}
+	apptest.Replay(t, ar, apptest.ReplayDirs{Originals: filepath.Join(dataDir, "originals"),
+		Elsewhere: []string{filepath.Join(dataDir, "telemetry"), cp.DataDir(), cp.LogFile, r.logFile}}, camelapps.MainNewest, restartRunner)
+	agentsRefuseStrangers(t, daemon, apptest.CamelApp(camelapps.MainNewest))
+	survivesOutages(t, cp, ar, restartRunner)
 	if rules := dockertest.Fences(t); !slices.ContainsFunc(rules, func(r string) bool { return strings.HasPrefix(r, "-N CAMELEER-F-") }) ||
 		slices.ContainsFunc(rules, func(r string) bool { return strings.Contains(r, apptest.TargetAddr) }) {
 		t.Errorf("the fences after egress was emptied: %q", rules)

@@ -139,6 +139,10 @@ func (n *node) testDeploy(t *testing.T) {
 	// Camel apps of the older lines (the newer ones run on Docker), seen
 	// from their agents through the node's runner.
 	apptest.Observe(t, r, []string{filepath.Join(dataDir, "telemetry"), cp.DataDir()}, camelapps.MainLTS, camelapps.Boot3)
+	// Replay of failed exchanges from their originals on the node (a
+	// runner restart in the middle is Docker's part).
+	apptest.Replay(t, r, apptest.ReplayDirs{Originals: filepath.Join(dataDir, "originals"),
+		Elsewhere: []string{filepath.Join(dataDir, "telemetry"), filepath.Join(dataDir, "logs"), cp.DataDir(), cp.LogFile}}, camelapps.MainLTS, nil)
 }
 
 // callerIn starts a pod in namespace ns that stays up, and returns a GET

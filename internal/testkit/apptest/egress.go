@@ -108,14 +108,7 @@ func Egress(t *testing.T, r Runner) {
 // serves "egress target I" on two ports of it, until the test ends.
 func egressTargets(t *testing.T) [2]int {
 	t.Helper()
-	if out, err := exec.Command("ip", "addr", "add", TargetAddr+"/32", "dev", "lo").CombinedOutput(); err != nil {
-		t.Fatalf("add %s to lo: %v: %s", TargetAddr, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "addr", "del", TargetAddr+"/32", "dev", "lo").CombinedOutput(); err != nil {
-			t.Errorf("remove %s from lo: %v: %s", TargetAddr, err, out)
-		}
-	})
+	onLoopback(t, TargetAddr)
 	var ports [2]int
 	for i := range ports {
 		l, err := net.Listen("tcp", net.JoinHostPort(TargetAddr, "0"))
@@ -130,4 +123,17 @@ func egressTargets(t *testing.T) [2]int {
 		t.Cleanup(func() { srv.Close() })
 	}
 	return ports
+}
+
+// onLoopback adds addr to this host's loopback interface until the test ends.
+func onLoopback(t *testing.T, addr string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "addr", "add", addr+"/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("add %s to lo: %v: %s", addr, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "addr", "del", addr+"/32", "dev", "lo").CombinedOutput(); err != nil {
+			t.Errorf("remove %s from lo: %v: %s", addr, err, out)
+		}
+	})
 }

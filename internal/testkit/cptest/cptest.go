@@ -129,12 +129,25 @@ func (cp *ControlPlane) Request(ctx context.Context, method, path string, body i
 // Call makes an API call as the admin, sending body as JSON and decoding
 // the answer into out.
 func (cp *ControlPlane) Call(method, path string, body, out any) (int, error) {
+	return cp.CallAs(cp.Admin, nil, method, path, body, out)
+}
+
+// CallAs is Call with another token, and header's fields besides.
+func (cp *ControlPlane) CallAs(token string, header http.Header, method, path string, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	resp, err := cp.Request(context.Background(), method, path, rd)
+	req, err := http.NewRequest(method, "https://"+cp.Addr+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := cp.HTTP.Do(req)
 	if err != nil {
 		return 0, err
 	}

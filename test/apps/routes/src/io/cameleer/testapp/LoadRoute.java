@@ -15,7 +15,7 @@ public class LoadRoute extends RouteBuilder {
             return;
         }
         String period = System.getenv().getOrDefault("LOAD_PERIOD", "50");
-        from("timer:load?period=" + period + "&repeatCount=" + count.strip()).routeId("load")
+        from("timer:load?includeMetadata=true&period=" + period + "&repeatCount=" + count.strip()).routeId("load")
             .setBody(simple("load ${exchangeProperty.CamelTimerCounter}")).id("number-it")
             .to("direct:load-sink").id("to-sink");
         from("direct:load-sink").routeId("load-sink")

@@ -46,6 +46,7 @@ public final class MainApp {
         main.configure().withName("demo");
         main.configure().addRoutesBuilder(new DemoRoutes());
         main.configure().addRoutesBuilder(new LoadRoute());
+        main.configure().addRoutesBuilder(new DeliveryRoutes());
         main.run(args);
     }
 }

@@ -5,7 +5,7 @@ import org.springframework.boot.SpringApplication;
 import org.springframework.boot.autoconfigure.SpringBootApplication;
 import org.springframework.context.annotation.Bean;
 
-/** A Spring Boot app whose Camel runs DemoRoutes (and LoadRoute) until it is killed. */
+/** A Spring Boot app whose Camel runs DemoRoutes (and LoadRoute and DeliveryRoutes) until it is killed. */
 @SpringBootApplication
 public class BootApp {
     @Bean
@@ -16,6 +16,11 @@ public class BootApp {
     @Bean
     RouteBuilder loadRoute() {
         return new LoadRoute();
+    }
+
+    @Bean
+    RouteBuilder deliveryRoutes() {
+        return new DeliveryRoutes();
     }
 
     public static void main(String[] args) throws InterruptedException {
