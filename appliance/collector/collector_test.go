@@ -97,8 +97,9 @@ type controlPlane struct {
 	events  map[string]int
 	dropped [2]uint64
 	down    atomic.Bool
-	// kept are the runner's notes of the originals it keeps.
-	kept []api.Kept
+	// kept and evicted are the runner's notes of the originals it keeps.
+	kept    []api.Kept
+	evicted []api.Evicted
 }
 
 func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +132,8 @@ func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			cp.events[ev.Exchange.ID]++
 		case ev.Kept != nil:
 			cp.kept = append(cp.kept, *ev.Kept)
+		case ev.Evicted != nil:
+			cp.evicted = append(cp.evicted, *ev.Evicted)
 		}
 		cp.last = rec.Seq
 		ack.Stored++

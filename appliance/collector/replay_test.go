@@ -256,3 +256,62 @@ func TestOriginalsKeptAndReplayed(t *testing.T) {
 		t.Errorf("%d kept notes after a restart, want the 5 once each", len(cp.kept))
 	}
 }
+
+// TestEvictionsTold: originals evicted to make room are said to the
+// control plane, after the note that they were kept.
+func TestEvictionsTold(t *testing.T) {
+	dir := t.TempDir()
+	tokens, err := LoadTokens(filepath.Join(dir, "agent.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &replayAgent{token: tokens.For("dev", "orders")}
+	for i := range 3 {
+		a.originals = append(a.originals, api.Original{Exchange: fmt.Sprintf("X-%d", i), Context: "camel-1", Route: "orders",
+			Start: time.Now().UnixMicro(), Status: api.StatusFailed, Body: make([]byte, 600)})
+	}
+	as := httptest.NewServer(a)
+	defer as.Close()
+	cp := &controlPlane{events: map[string]int{}}
+	cps := httptest.NewServer(cp)
+	defer cps.Close()
+	host, port, _ := net.SplitHostPort(as.Listener.Addr().String())
+	agentPort, _ := strconv.Atoi(port)
+	spool, err := OpenSpool(filepath.Join(dir, "spool"), 1<<20, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	// Room for one original and a half.
+	store, err := originals.Open(filepath.Join(dir, "originals"), filepath.Join(dir, "originals.key"),
+		func(string) originals.Bounds { return originals.Bounds{MaxBytes: 1500, MaxAge: time.Hour} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(Options{Spool: spool, ControlPlane: &http.Client{Transport: rewrite(cps.URL)}, AgentPort: agentPort,
+		Pull: 20 * time.Millisecond, Log: quiet(), Tokens: tokens, Originals: store,
+		Instances: func(context.Context) ([]orchestrator.Instance, error) {
+			return []orchestrator.Instance{{Environment: "dev", App: "orders", Name: "orders-0", Address: host}}, nil
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	testutil.Eventually(t, 20*time.Millisecond, 10*time.Second, "the evictions said", func() error {
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		if len(cp.kept) != 3 || len(cp.evicted) != 2 {
+			return fmt.Errorf("%d kept, %d evicted", len(cp.kept), len(cp.evicted))
+		}
+		return nil
+	})
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	for i, e := range cp.evicted {
+		if e.Exchange != fmt.Sprintf("X-%d", i) || e.Reason != api.EvictedBytes {
+			t.Errorf("eviction %d: %+v", i, e)
+		}
+	}
+	if n, _ := store.Usage("dev"); n != 1 {
+		t.Errorf("%d originals kept, want the newest", n)
+	}
+}

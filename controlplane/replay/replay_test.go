@@ -207,3 +207,25 @@ func TestBulkStates(t *testing.T) {
 		t.Errorf("the app's bulks: %+v %v", bs, err)
 	}
 }
+
+// TestRedeployedSince: a replay of an app deployed again since its
+// original ran says which deployment and image it runs on.
+func TestRedeployedSince(t *testing.T) {
+	s, st := newService(t)
+	ran := time.Now().Add(-time.Hour)
+	d := store.Deployment{ID: "d2", Tenant: "acme", Environment: "dev", App: "orders", Runner: "edge", Image: "reg/acme/orders@sha256:beef",
+		Phase: api.PhaseRunning, Updated: time.Now()}
+	app := store.App{Tenant: "acme", Environment: "dev", Name: "orders", RunningDeployment: "d2"}
+	if err := st.CreateDeployment(d, 5, func(a *store.App, _ bool) error { a.Runner, a.Deployment = "edge", "d2"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if w := s.redeployed(app, store.Original{Start: ran.UnixMicro()}); !strings.Contains(w, "deployment d2") || !strings.Contains(w, "sha256:beef") {
+		t.Errorf("an original from before the running deployment: %q", w)
+	}
+	if w := s.redeployed(app, store.Original{Start: time.Now().Add(time.Hour).UnixMicro()}); w != "" {
+		t.Errorf("an original from after it: %q", w)
+	}
+	if w := s.redeployed(app, store.Original{}); w != "" {
+		t.Errorf("an original of unknown start: %q", w)
+	}
+}
