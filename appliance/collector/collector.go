@@ -33,9 +33,8 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultMaxBytes = 256 << 20
-	defaultPull     = 500 * time.Millisecond
-	defaultRefresh  = 10 * time.Second
+	defaultPull    = 500 * time.Millisecond
+	defaultRefresh = 10 * time.Second
 	// maxPull bounds what the runner reads of one agent answer.
 	maxPull = 8 << 20
 	// maxEvent bounds one event: an exchange with its nodes, bodies and

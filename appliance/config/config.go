@@ -50,6 +50,9 @@ type Config struct {
 	ClusterCIDR  string `json:"clusterCIDR"`
 	ServiceCIDR  string `json:"serviceCIDR"`
 	ClusterDNS   string `json:"clusterDNS"`
+	// SpoolMaxBytes bounds the telemetry spool (docs/node.md); zero: the
+	// default, 256 MiB.
+	SpoolMaxBytes int64 `json:"spoolMaxBytes,omitempty"`
 	// OriginalsMaxBytes and OriginalsMaxAge bound the originals kept for
 	// replay in each environment (docs/replay.md); zero and "": the
 	// defaults, 256 MiB and 168h.
@@ -57,11 +60,21 @@ type Config struct {
 	OriginalsMaxAge   string `json:"originalsMaxAge,omitempty"`
 }
 
-// Defaults of the originals' bounds, per environment.
+// Defaults of the telemetry spool's bound, and of the originals' bounds
+// per environment.
 const (
+	DefaultSpoolMaxBytes     = 256 << 20
 	DefaultOriginalsMaxBytes = 256 << 20
 	DefaultOriginalsMaxAge   = 7 * 24 * time.Hour
 )
+
+// SpoolBytes is the bound of the telemetry spool.
+func (c Config) SpoolBytes() int64 {
+	if c.SpoolMaxBytes <= 0 {
+		return DefaultSpoolMaxBytes
+	}
+	return c.SpoolMaxBytes
+}
 
 // OriginalsBytes is the bound in bytes of each environment's originals.
 func (c Config) OriginalsBytes() int64 {
@@ -121,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTPPort == c.HTTPSPort {
 		return fmt.Errorf("http and https ports are both %d", c.HTTPPort)
+	}
+	if c.SpoolMaxBytes != 0 && c.SpoolMaxBytes < 1<<20 {
+		return fmt.Errorf("spool max bytes %d: at least 1 MiB (1048576)", c.SpoolMaxBytes)
 	}
 	if d, err := time.ParseDuration(c.OriginalsMaxAge); c.OriginalsMaxAge != "" && (err != nil || d <= 0) {
 		return fmt.Errorf("originals max age %q is not a positive duration (like 72h)", c.OriginalsMaxAge)

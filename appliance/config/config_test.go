@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func valid(t *testing.T) Config {
@@ -32,6 +33,8 @@ func TestValidate(t *testing.T) {
 		"port too high":     {func(c *Config) { c.HTTPSPort = 70000 }, "out of range"},
 		"same ports":        {func(c *Config) { c.HTTPSPort = c.HTTPPort }, "both"},
 		"upper-case name":   {func(c *Config) { c.NodeName = "Node" }, "lower case"},
+		"tiny spool":        {func(c *Config) { c.SpoolMaxBytes = 1000 }, "at least 1 MiB"},
+		"originals age":     {func(c *Config) { c.OriginalsMaxAge = "a week" }, "positive duration"},
 	} {
 		c := valid(t)
 		tc.edit(&c)
@@ -39,6 +42,17 @@ func TestValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v, want one line with %q", name, err, tc.want)
 		}
+	}
+}
+
+func TestBoundsDefault(t *testing.T) {
+	c := valid(t)
+	if c.SpoolBytes() != DefaultSpoolMaxBytes || c.OriginalsBytes() != DefaultOriginalsMaxBytes || c.OriginalsAge() != DefaultOriginalsMaxAge {
+		t.Errorf("defaults: %d %d %v", c.SpoolBytes(), c.OriginalsBytes(), c.OriginalsAge())
+	}
+	c.SpoolMaxBytes, c.OriginalsMaxBytes, c.OriginalsMaxAge = 8<<20, 1<<20, "72h"
+	if c.SpoolBytes() != 8<<20 || c.OriginalsBytes() != 1<<20 || c.OriginalsAge() != 72*time.Hour {
+		t.Errorf("set: %d %d %v", c.SpoolBytes(), c.OriginalsBytes(), c.OriginalsAge())
 	}
 }
 

@@ -227,7 +227,7 @@ func apps(log *slog.Logger, c config.Config, p engine.Paths, rt orchestrator.Run
 // collector (nil when there is none).
 func collect(ctx context.Context, log *slog.Logger, c config.Config, cp *http.Client, tenant string, rt orchestrator.Runtime) (orchestrator.Runtime, *collector.Collector) {
 	dir := c.Path("telemetry")
-	spool, err := collector.OpenSpool(dir, collector.DefaultMaxBytes, log)
+	spool, err := collector.OpenSpool(dir, c.SpoolBytes(), log)
 	if err != nil {
 		log.Error("no telemetry from this runner's apps", "err", err)
 		return rt, nil
