@@ -42,9 +42,8 @@ type BulkRequest struct {
 	Token, Role              string
 }
 
-// StartBulk records a bulk replay and starts it. The window ends at the
-// latest now: replays that fail again are not taken up by the walk.
-// Refusals are *httpjson.StatusError.
+// StartBulk records a bulk replay and starts it. Refusals are
+// *httpjson.StatusError.
 func (s *Service) StartBulk(req BulkRequest) (store.Bulk, error) {
 	if req.Route == "" || len(req.Route) > telemetry.MaxName {
 		return store.Bulk{}, httpjson.Errorf(http.StatusBadRequest, "a bulk replay names a route (at most %d bytes)", telemetry.MaxName)
@@ -63,14 +62,22 @@ func (s *Service) StartBulk(req BulkRequest) (store.Bulk, error) {
 		return store.Bulk{}, httpjson.Errorf(http.StatusBadRequest, "rate %d not in 1..%d replays a second", req.Rate, MaxRate)
 	}
 	now := s.opts.Now().UTC()
-	if req.To.IsZero() || req.To.After(now) {
-		req.To = now
-	}
 	if req.From.IsZero() {
-		req.From = req.To.Add(-24 * time.Hour)
+		req.From = now.Add(-24 * time.Hour)
+		if !req.To.IsZero() {
+			req.From = req.To.Add(-24 * time.Hour)
+		}
 	}
-	if !req.From.Before(req.To) || req.To.Sub(req.From) > telemetry.MaxWindow {
-		return store.Bulk{}, httpjson.Errorf(http.StatusBadRequest, "from must be before to, at most %s before", telemetry.MaxWindow)
+	// No end by default, and none is needed: the walk goes from the newest
+	// exchange to older ones, so a replay that fails again, newer than where
+	// the walk stands, is never taken up; and a runner's clock ahead of
+	// this one's loses no exchange to an end set at now.
+	end := req.To
+	if end.IsZero() {
+		end = now
+	}
+	if !req.From.Before(end) || end.Sub(req.From) > telemetry.MaxWindow {
+		return store.Bulk{}, httpjson.Errorf(http.StatusBadRequest, "from must be before to (or now), at most %s before", telemetry.MaxWindow)
 	}
 	if _, err := s.opts.Store.App(req.Tenant, req.Environment, req.App); errors.Is(err, store.ErrNotFound) {
 		return store.Bulk{}, httpjson.Errorf(http.StatusNotFound, "no app %s in environment %s", req.App, req.Environment)

@@ -178,7 +178,7 @@ func TestBulkStates(t *testing.T) {
 		}
 	}
 	b, err := s.StartBulk(req)
-	if err != nil || b.State != store.BulkRunning || b.Rate != DefaultRate || b.Status != api.StatusFailed || b.To.After(time.Now()) || b.To.Sub(b.From) != 24*time.Hour {
+	if err != nil || b.State != store.BulkRunning || b.Rate != DefaultRate || b.Status != api.StatusFailed || !b.To.IsZero() || time.Since(b.From) < 24*time.Hour {
 		t.Fatalf("started %+v, %v", b, err)
 	}
 	if _, err := s.StartBulk(req); status(err) != http.StatusConflict {

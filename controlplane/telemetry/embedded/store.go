@@ -227,9 +227,14 @@ func (s *Store) Exchanges(_ context.Context, q telemetry.ExchangeQuery, after te
 	if !q.To.IsZero() {
 		lo = p.clone().u64(inv(q.To.UnixMicro() - 1))
 	}
+	// A page goes on in key order from its last row's key, skipping it:
+	// ids of one start sort there by length first, so the key, not the
+	// Position, says what comes after.
+	var last key
 	if after != (telemetry.Position{}) {
-		if k := p.clone().u64(inv(after.Start)).str(after.ID); bytes.Compare(k, lo) > 0 {
-			lo = k
+		last = p.clone().u64(inv(after.Start)).str(after.ID)
+		if bytes.Compare(last, lo) > 0 {
+			lo = last
 		}
 	}
 	if !q.From.IsZero() {
@@ -249,7 +254,7 @@ func (s *Store) Exchanges(_ context.Context, q telemetry.ExchangeQuery, after te
 	var out []telemetry.ExchangeSummary
 	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
 		start, id, ok := exchangeTail(it.Key(), len(p))
-		if !ok || !after.After(start, id) {
+		if !ok || bytes.Equal(it.Key(), last) {
 			continue
 		}
 		v := it.Value()
@@ -272,6 +277,9 @@ func (s *Store) Exchanges(_ context.Context, q telemetry.ExchangeQuery, after te
 		if err := json.Unmarshal(v, &st); err != nil {
 			return nil, fmt.Errorf("exchange %s: %w", id, err)
 		}
+		// The key's start, to the microsecond: the row's JSON has milliseconds,
+		// and a page that ends on it must go on exactly after it.
+		st.S.Start = telemetry.Time{Time: time.UnixMicro(start).UTC()}
 		if match(q, &st) {
 			out = append(out, st.S)
 		}
@@ -322,6 +330,7 @@ func (s *Store) Exchange(_ context.Context, tenant, env, app, id string) (teleme
 	if err := json.Unmarshal(row, &x); err != nil {
 		return telemetry.ExchangeSummary{}, nil, fmt.Errorf("exchange %s: %w", id, err)
 	}
+	x.S.Start = telemetry.Time{Time: time.UnixMicro(int64(^binary.BigEndian.Uint64(st))).UTC()}
 	return x.S, trace, nil
 }
 

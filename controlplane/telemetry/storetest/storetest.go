@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) telemetry.Store) {
 		{"Tenants", testTenants},
 		{"Filters", testFilters},
 		{"Paging", testPaging},
+		{"PagingByTheMicrosecond", testPagingByTheMicrosecond},
 		{"Exchange", testExchange},
 		{"Routes", testRoutes},
 		{"RouteWindows", testRouteWindows},
@@ -320,6 +321,51 @@ func testPaging(t *testing.T, s *telemetry.Service) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("pages gave %v, want %v", got, want)
+	}
+}
+
+// testPagingByTheMicrosecond: pages of one exchange each go through
+// exchanges microseconds apart within one millisecond, and ids of unlike
+// length that began in the same microsecond, each once, newest first.
+func testPagingByTheMicrosecond(t *testing.T, s *telemetry.Service) {
+	base := Now.Add(-time.Second).Truncate(time.Millisecond)
+	var evs []api.Event
+	want := map[string]bool{}
+	for i, us := range []int{900, 900, 900, 500, 3, 3, 0} {
+		id := []string{"b", "ab", "a", "m1", "z", "zz", "last"}[i]
+		ev := Ex(id, "r1", api.StatusFailed, 0, 1)
+		ev.Exchange.Start = base.Add(time.Duration(us) * time.Microsecond).UnixMicro()
+		ev.Exchange.Nodes[0].Start = ev.Exchange.Start
+		evs = append(evs, ev)
+		want[id] = true
+	}
+	ingest(t, s, "acme", "run1", Batch(1, "orders", evs...))
+	for _, status := range []string{"", api.StatusFailed} {
+		got := map[string]bool{}
+		var prev time.Time
+		q := telemetry.ExchangeQuery{Tenant: "acme", Environment: "dev", App: "orders", Status: status, Limit: 1}
+		for pages := 0; ; pages++ {
+			if pages > 20 {
+				t.Fatal("paging does not end")
+			}
+			p, err := s.Exchanges(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range p.Exchanges {
+				if got[x.ID] || (!prev.IsZero() && x.Start.After(prev)) {
+					t.Fatalf("status %q: %s (start %s) again or out of order after %s", status, x.ID, x.Start.Format(time.RFC3339Nano), prev.Format(time.RFC3339Nano))
+				}
+				got[x.ID], prev = true, x.Start.Time
+			}
+			if p.Next == "" {
+				break
+			}
+			q.Cursor = p.Next
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("status %q: pages of one gave %v, want %v", status, got, want)
+		}
 	}
 }
 
