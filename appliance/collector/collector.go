@@ -33,8 +33,11 @@ import (
 
 // Defaults of Options.
 const (
-	defaultPull    = 500 * time.Millisecond
-	defaultRefresh = 10 * time.Second
+	defaultPull = 500 * time.Millisecond
+	// A listing is two reads of the apiserver's (or Docker's) API: an
+	// app's first exchanges, which wait in its agent until the runner
+	// lists its new instance, wait at most this long.
+	defaultRefresh = 2 * time.Second
 	// maxPull bounds what the runner reads of one agent answer.
 	maxPull = 8 << 20
 	// maxEvent bounds one event: an exchange with its nodes, bodies and
@@ -62,7 +65,7 @@ type Options struct {
 	// runner takes none (each agent keeps its own until its buffer is full).
 	Originals *originals.Store
 	// Pull is how often each agent is asked; Refresh how often the
-	// instances are listed again. Zero: 500 ms and 10 s.
+	// instances are listed again. Zero: 500 ms and 2 s.
 	Pull, Refresh time.Duration
 	Log           *slog.Logger
 }

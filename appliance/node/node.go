@@ -202,7 +202,7 @@ func runKubernetes(ctx context.Context, log *slog.Logger, c config.Config) error
 		if _, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(c.DataDir)); errors.Is(err, tunnelclient.ErrNotRegistered) {
 			log.Info("not registered with a control plane yet; waiting for `cameleer token redeem`")
 		}
-		rt := &orchestrator.Kubernetes{Kubectl: p.Kubectl(), NodeIP: c.NodeIP, AppsDomain: c.AppsDomain, ClusterCIDR: c.ClusterCIDR}
+		rt := &orchestrator.Kubernetes{Kubectl: p.Kubectl(), API: admin, NodeIP: c.NodeIP, AppsDomain: c.AppsDomain, ClusterCIDR: c.ClusterCIDR}
 		o := tunnelOptions{DataDir: c.DataDir, Wait: true, NodeStatus: status, Orchestrator: Kubernetes,
 			Apps: apps(log, c, p, rt, config.RegistryHost), View: view}
 		if err := runTunnel(ctx, log, o); err != nil {

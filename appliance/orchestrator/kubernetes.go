@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -23,7 +24,12 @@ import (
 // as cluster admin.
 type Kubernetes struct {
 	Kubectl kube.Kubectl
-	NodeIP  string
+	// API, when set, answers the reads made every few seconds (the
+	// instances' listing) over HTTP: a kubectl process costs seconds on
+	// a busy node, and an app's first exchanges wait in its agent until
+	// the runner has listed it. Nil: kubectl answers them too.
+	API    *kube.Client
+	NodeIP string
 	// AppsDomain is the DNS suffix apps are routed under.
 	AppsDomain string
 	// ClusterCIDR is the pods' network, which egress rules never open.
@@ -308,6 +314,15 @@ func (k *Kubernetes) podTrouble(ctx context.Context, a App) string {
 	return ""
 }
 
+// read decodes the list at path of the apiserver into v, or, without
+// API, what kubectl answers to args.
+func (k *Kubernetes) read(ctx context.Context, v any, path string, args ...string) error {
+	if k.API != nil {
+		return k.API.Get(ctx, path, v)
+	}
+	return k.getJSON(ctx, v, args...)
+}
+
 func (k *Kubernetes) getJSON(ctx context.Context, v any, args ...string) error {
 	out, err := k.Kubectl.Run(ctx, nil, append(args, "-o", "json")...)
 	if err != nil {
@@ -390,7 +405,8 @@ func (k *Kubernetes) Instances(ctx context.Context, tenant string) ([]Instance, 
 		Labels    map[string]string
 	}
 	var nss struct{ Items []struct{ Metadata meta } }
-	if err := k.getJSON(ctx, &nss, "get", "namespaces", "-l", LabelTenant+"="+tenant); err != nil {
+	sel := LabelTenant + "=" + tenant
+	if err := k.read(ctx, &nss, "/api/v1/namespaces?labelSelector="+url.QueryEscape(sel), "get", "namespaces", "-l", sel); err != nil {
 		return nil, fmt.Errorf("list the environments of %s: %w", tenant, err)
 	}
 	envs := map[string]string{}
@@ -403,7 +419,7 @@ func (k *Kubernetes) Instances(ctx context.Context, tenant string) ([]Instance, 
 			Status   struct{ Phase, PodIP string }
 		}
 	}
-	if err := k.getJSON(ctx, &pods, "get", "pods", "--all-namespaces", "-l", "app.kubernetes.io/name"); err != nil {
+	if err := k.read(ctx, &pods, "/api/v1/pods?labelSelector="+url.QueryEscape("app.kubernetes.io/name"), "get", "pods", "--all-namespaces", "-l", "app.kubernetes.io/name"); err != nil {
 		return nil, fmt.Errorf("list the pods of %s: %w", tenant, err)
 	}
 	var out []Instance
