@@ -179,16 +179,9 @@ func (s *Store) BeginReplay(r Replay, admit func(o Original, found bool, prior [
 		if !found {
 			o = Original{Tenant: r.Tenant, Environment: r.Environment, App: r.App, Exchange: r.Exchange}
 		}
-		prior := make([]Replay, 0, len(o.Replays))
-		for _, id := range o.Replays {
-			p, err := get[Replay](br, string(replayKey(r.Tenant, id)))
-			if err == ErrNotFound {
-				continue // pruned
-			}
-			if err != nil {
-				return err
-			}
-			prior = append(prior, p)
+		prior, err := replaysIn(br, r.Tenant, o.Replays)
+		if err != nil {
+			return err
 		}
 		if err := admit(o, found, prior); err != nil {
 			return err
@@ -245,17 +238,28 @@ func (s *Store) GetReplay(tenant, id string) (r Replay, err error) {
 }
 
 // Replays are the replays of the original of an exchange, oldest first.
-func (s *Store) Replays(tenant, env, app, exchange string) ([]Replay, error) {
-	o, err := s.Original(tenant, env, app, exchange)
-	if err == ErrNotFound {
-		return []Replay{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Replay, 0, len(o.Replays))
-	for _, id := range o.Replays {
-		r, err := s.GetReplay(tenant, id)
+func (s *Store) Replays(tenant, env, app, exchange string) (out []Replay, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		bo, br := tx.Bucket(bOriginals), tx.Bucket(bReplays)
+		if bo == nil || br == nil {
+			out = []Replay{}
+			return nil
+		}
+		o, err := get[Original](bo, string(originalKey(tenant, env, app, exchange)))
+		if err != nil && err != ErrNotFound {
+			return err
+		}
+		out, err = replaysIn(br, tenant, o.Replays)
+		return err
+	})
+	return out, err
+}
+
+// replaysIn are the tenant's replays of ids in b, those pruned left out.
+func replaysIn(b *bolt.Bucket, tenant string, ids []string) ([]Replay, error) {
+	out := make([]Replay, 0, len(ids))
+	for _, id := range ids {
+		r, err := get[Replay](b, string(replayKey(tenant, id)))
 		if err == ErrNotFound {
 			continue
 		}

@@ -101,17 +101,11 @@ type StatsQuery struct {
 }
 
 // Position is where a page of exchanges ends: the last one's start
-// (microseconds) and id. Exchanges sort newest first, then by id.
+// (microseconds) and id. Exchanges sort newest first; those of one
+// microsecond in an order of the store's own (ClickHouse: by id; the
+// embedded store: by its keys, the id's length first), by which the next
+// page goes on after the last one.
 type Position struct {
 	Start int64
 	ID    string
-}
-
-// After reports whether an exchange at (start, id) sorts after p, that is,
-// belongs on a later page. Everything sorts after the zero Position.
-func (p Position) After(start int64, id string) bool {
-	if p == (Position{}) {
-		return true
-	}
-	return start < p.Start || start == p.Start && id > p.ID
 }
