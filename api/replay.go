@@ -42,8 +42,8 @@ type Kept struct {
 }
 
 // Evicted says the runner no longer keeps the original of an exchange:
-// Reason is EvictedAge or EvictedBytes (EvictedDamaged stays on the runner:
-// it names no exchange).
+// Reason is EvictedAge, EvictedBytes or EvictedDeleted (EvictedDamaged
+// stays on the runner: it names no exchange).
 type Evicted struct {
 	Exchange string `json:"exchange"`
 	Reason   string `json:"reason"`
@@ -58,6 +58,8 @@ const (
 	EvictedBytes = "bytes"
 	// EvictedDamaged: its file was found damaged (Exchange is then "").
 	EvictedDamaged = "damaged"
+	// EvictedDeleted: its app was deleted, and its originals with it.
+	EvictedDeleted = "deleted"
 )
 
 // OriginalEvent is one event of the agent's originals batch.

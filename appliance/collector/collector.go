@@ -425,6 +425,19 @@ func (c *Collector) Evicted(evicted []originals.Evicted) error {
 	return c.opts.Spool.Append(runnerKey, Cursor{}, recs)
 }
 
+// ForgetApp removes the originals of app in env, which was deleted, and
+// tells the control plane they are gone.
+func (c *Collector) ForgetApp(env, app string) error {
+	if c.opts.Originals == nil {
+		return nil
+	}
+	evicted, err := c.opts.Originals.DeleteApp(env, app)
+	if terr := c.Evicted(evicted); err == nil {
+		err = terr
+	}
+	return err
+}
+
 // runnerKey is the spool's key for what the runner itself says.
 const runnerKey = "runner"
 

@@ -314,4 +314,24 @@ func TestEvictionsTold(t *testing.T) {
 	if n, _ := store.Usage("dev"); n != 1 {
 		t.Errorf("%d originals kept, want the newest", n)
 	}
+	cp.mu.Unlock()
+	// The app deleted: its last original goes, and the control plane is told.
+	if err := c.ForgetApp("dev", "orders"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Millisecond, 10*time.Second, "the deletion said", func() error {
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		if len(cp.evicted) != 3 {
+			return fmt.Errorf("%d evicted", len(cp.evicted))
+		}
+		if e := cp.evicted[2]; e.Exchange != "X-2" || e.Reason != api.EvictedDeleted {
+			t.Fatalf("the deleted app's original: %+v", e)
+		}
+		return nil
+	})
+	if n, _ := store.Usage("dev"); n != 0 {
+		t.Errorf("%d originals kept of a deleted app", n)
+	}
+	cp.mu.Lock()
 }

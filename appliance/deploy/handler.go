@@ -124,6 +124,26 @@ func (w *Worker) Handler(ctx context.Context) http.Handler {
 		}
 		httpjson.Write(rw, http.StatusOK, res)
 	}))
+	// Not app-scoped: what a delete cut short left behind is deleted too.
+	mux.HandleFunc("DELETE "+apps+"/{app}", func(rw http.ResponseWriter, r *http.Request) {
+		a := orchestrator.App{Tenant: w.opts.Tenant, Environment: r.PathValue("env"), Name: r.PathValue("app")}
+		for _, n := range []string{a.Environment, a.Name} {
+			if err := api.ValidName(n); err != nil {
+				httpjson.Error(rw, http.StatusBadRequest, err.Error())
+				return
+			}
+		}
+		// After a deployment of the app that rolls out: it would bring the app back.
+		q := w.queue(a.Environment + "/" + a.Name)
+		q.run.Lock()
+		defer q.run.Unlock()
+		if err := w.opts.Runtime.Delete(r.Context(), a); err != nil {
+			httpjson.Error(rw, http.StatusBadGateway, "delete "+a.Name+": "+err.Error())
+			return
+		}
+		w.opts.Log.Info("app deleted", "env", a.Environment, "app", a.Name)
+		rw.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("POST "+apps+"/{app}/{op}", w.appScoped(func(rw http.ResponseWriter, r *http.Request, a orchestrator.App) {
 		var op api.AppOp
 		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&op); err != nil && !errors.Is(err, io.EOF) {

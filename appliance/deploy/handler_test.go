@@ -53,3 +53,38 @@ func TestFollowedLogsAnswerAtOnce(t *testing.T) {
 	}
 	<-q.following
 }
+
+// deleting records the apps it is asked to delete.
+type deleting struct {
+	orchestrator.Runtime
+	deleted []string
+}
+
+func (d *deleting) Delete(_ context.Context, a orchestrator.App) error {
+	d.deleted = append(d.deleted, a.Environment+"/"+a.Name)
+	return nil
+}
+
+// An app is deleted whether or not the runtime lists it (a delete cut
+// short left only part of it), and only by a valid name.
+func TestDeleteApp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := &deleting{}
+	srv := httptest.NewServer(New(Options{Tenant: "acme", Runtime: d}).Handler(ctx))
+	defer srv.Close()
+	for path, want := range map[string]int{"dev/apps/orders": http.StatusNoContent, "dev/apps/Orders_": http.StatusBadRequest} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, srv.URL+api.RunnerAppsPath+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("DELETE %s: %s, want %d", path, resp.Status, want)
+		}
+	}
+	if len(d.deleted) != 1 || d.deleted[0] != "dev/orders" {
+		t.Errorf("deleted %v", d.deleted)
+	}
+}

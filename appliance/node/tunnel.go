@@ -251,15 +251,17 @@ func collect(ctx context.Context, log *slog.Logger, c config.Config, cp *http.Cl
 		defer spool.Close()
 		col.Run(ctx)
 	}()
-	return nudging{Runtime: rt, changed: col.Refresh, tokens: tokens}, col
+	return nudging{Runtime: rt, changed: col.Refresh, tokens: tokens, forget: col.ForgetApp}, col
 }
 
-// nudging is a Runtime that gives each app its agent's token, and says
-// when it changed an app's instances.
+// nudging is a Runtime that gives each app its agent's token, says when
+// it changed an app's instances, and forgets a deleted app's originals.
 type nudging struct {
 	orchestrator.Runtime
 	changed func()
 	tokens  collector.Tokens
+	// forget removes a deleted app's originals.
+	forget func(env, app string) error
 }
 
 func (n nudging) Deploy(ctx context.Context, a orchestrator.App) error {
@@ -287,6 +289,19 @@ func (n nudging) Restart(ctx context.Context, a orchestrator.App) error {
 func (n nudging) Stop(ctx context.Context, a orchestrator.App) error {
 	defer n.changed()
 	return n.Runtime.Stop(ctx, a)
+}
+
+// Delete deletes the app, then the originals kept of it: they can no
+// longer be replayed.
+func (n nudging) Delete(ctx context.Context, a orchestrator.App) error {
+	defer n.changed()
+	if err := n.Runtime.Delete(ctx, a); err != nil {
+		return err
+	}
+	if err := n.forget(a.Environment, a.Name); err != nil {
+		return fmt.Errorf("remove the originals of %s: %w", a.Name, err)
+	}
+	return nil
 }
 
 // AppURL is where an app answers through Traefik on this node.

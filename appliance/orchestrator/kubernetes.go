@@ -350,6 +350,17 @@ func (k *Kubernetes) scale(ctx context.Context, a App, n int) error {
 	return err
 }
 
+// Delete removes the app's objects (manifests/app.yaml) and waits until
+// its pods are gone.
+func (k *Kubernetes) Delete(ctx context.Context, a App) error {
+	_, err := k.Kubectl.Run(ctx, nil, "delete", "-n", Namespace(a.Tenant, a.Environment), "--ignore-not-found", "--cascade=foreground", "--wait",
+		"ingress/"+a.Name, "service/"+a.Name, "deployment/"+a.Name, "secret/"+a.Name+"-secrets")
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", a.Name, err)
+	}
+	return nil
+}
+
 // Restart replaces the app's pods one by one and waits.
 func (k *Kubernetes) Restart(ctx context.Context, a App) error {
 	if _, err := k.Kubectl.Run(ctx, nil, "rollout", "restart", "-n", Namespace(a.Tenant, a.Environment), "deployment/"+a.Name); err != nil {

@@ -38,6 +38,9 @@ type Runtime interface {
 	Start(ctx context.Context, a App) error
 	// Restart replaces the app's instances and waits for the new ones.
 	Restart(ctx context.Context, a App) error
+	// Delete removes the app and all it is made of, and waits until its
+	// instances are gone; an app that is not there is deleted already.
+	Delete(ctx context.Context, a App) error
 	// Logs writes the last tail lines of the app's output to w and, with
 	// follow, what comes until ctx is done.
 	Logs(ctx context.Context, a App, tail int, follow bool, w io.Writer) error

@@ -43,6 +43,8 @@ const (
 	EvictedBytes = api.EvictedBytes
 	// EvictedDamaged: found damaged when the store opened (App and Exchange unknown).
 	EvictedDamaged = api.EvictedDamaged
+	// EvictedDeleted: its app was deleted.
+	EvictedDeleted = api.EvictedDeleted
 )
 
 // Evicted is an original the store no longer has, and why.
@@ -368,6 +370,29 @@ func (s *Store) Sweep(now time.Time) ([]Evicted, error) {
 			}
 			out = append(out, ev)
 		}
+	}
+	return out, nil
+}
+
+// DeleteApp removes every original of app in env: the app was deleted.
+func (s *Store) DeleteApp(env, app string) ([]Evicted, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ef := s.envs[env]
+	if ef == nil {
+		return nil, nil
+	}
+	var out []Evicted
+	for i := 0; i < len(ef.files); {
+		if ef.files[i].app != app {
+			i++
+			continue
+		}
+		ev, err := s.remove(env, ef, i, EvictedDeleted)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ev)
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,30 @@ func TestSweepByAge(t *testing.T) {
 	}
 	if n, b := s.Usage("dev"); n != 0 || b != 0 {
 		t.Fatalf("left %d, %d bytes", n, b)
+	}
+}
+
+// TestDeleteApp: an app's originals go with it, another app's stay, and
+// reopened the store has none of them back.
+func TestDeleteApp(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, week)
+	now := time.Now()
+	for i, app := range []string{"orders", "billing", "orders"} {
+		if _, _, err := s.Put("dev", app, "i", original("X-"+strconv.Itoa(i), "x"), now); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Millisecond)
+	}
+	ev, err := s.DeleteApp("dev", "orders")
+	if err != nil || len(ev) != 2 || ev[0].App != "orders" || ev[1].App != "orders" || ev[0].Reason != EvictedDeleted {
+		t.Fatal(err, ev)
+	}
+	if ev, err := s.DeleteApp("dev", "orders"); err != nil || len(ev) != 0 {
+		t.Fatal("deleted again:", err, ev)
+	}
+	if n, _ := open(t, dir, week).Usage("dev"); n != 1 {
+		t.Errorf("reopened: %d originals, want billing's", n)
 	}
 }
 

@@ -6,6 +6,7 @@
 package deployments
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,6 +100,48 @@ func (s *Service) Promote(tenant, to, app, from string, replicas int) (store.Dep
 	return s.start(d, a.Runner)
 }
 
+// Delete deletes an app: its runner removes it and all it is made of (its
+// instances, its route, the originals it keeps of its exchanges), then its
+// record goes; its deployments stay, as its history. Not while one of its
+// deployments is under way. A delete the runner did not finish leaves the
+// app marked deleting, taking no deployment, until it is asked again.
+// Refusals are *httpjson.StatusError.
+func (s *Service) Delete(ctx context.Context, tenant, env, app string) error {
+	a, err := s.opts.Store.App(tenant, env, app)
+	if errors.Is(err, store.ErrNotFound) {
+		return httpjson.Errorf(http.StatusNotFound, "no app %s in environment %s", app, env)
+	}
+	if err != nil {
+		return err
+	}
+	rc := s.opts.Runners.Live(a.Runner)
+	if rc == nil {
+		return httpjson.Errorf(http.StatusServiceUnavailable, "runner %s of app %s is not connected: nothing was deleted", a.Runner, app)
+	}
+	_, err = s.opts.Store.UpdateApp(tenant, env, app, func(a *store.App) error {
+		if !a.Deleting && !api.Done(a.Phase) {
+			return httpjson.Errorf(http.StatusConflict, "deployment %s of app %s is %s: wait for its end, then delete the app", a.Deployment, app, a.Phase)
+		}
+		a.Deleting, a.Updated = true, time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := rc.Call(ctx, http.MethodDelete, api.RunnerAppsPath+env+"/apps/"+app, nil, nil); err != nil {
+		status := http.StatusBadGateway
+		if se := (*httpjson.StatusError)(nil); errors.As(err, &se) {
+			status, err = se.Status, errors.New(se.Msg)
+		}
+		return httpjson.Errorf(status, "runner %s did not delete app %s (%v): delete it again", a.Runner, app, err)
+	}
+	if err := s.opts.Store.DeleteApp(tenant, env, app); err != nil {
+		return err
+	}
+	s.opts.Log.Info("app deleted", "tenant", tenant, "env", env, "app", app, "runner", a.Runner)
+	return nil
+}
+
 // start checks the runner and the request, records d and dispatches it.
 func (s *Service) start(d store.Deployment, runner string) (store.Deployment, error) {
 	if runner == "" {
@@ -162,6 +205,9 @@ func newID() string {
 // deployed there. It runs in the transaction that stores d, so two
 // deployments of one app to two runners at once cannot both pass.
 func accept(a *store.App, d store.Deployment) error {
+	if a.Deleting {
+		return httpjson.Errorf(http.StatusConflict, "app %s in %s is being deleted: delete it again to finish, then deploy it", d.App, d.Environment)
+	}
 	if a.Runner != "" && a.Runner != d.Runner && (a.Running != "" || !api.Done(a.Phase)) {
 		what := "runs"
 		if a.Running == "" {

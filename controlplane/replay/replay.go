@@ -124,6 +124,9 @@ func (s *Service) Replay(ctx context.Context, req Request) (store.Replay, bool, 
 	}
 	app, err := s.opts.Store.App(req.Tenant, req.Environment, req.App)
 	if errors.Is(err, store.ErrNotFound) {
+		if _, oerr := s.opts.Store.Original(req.Tenant, req.Environment, req.App, req.Exchange); oerr == nil {
+			return store.Replay{}, false, httpjson.Errorf(http.StatusGone, "app %s in environment %s was deleted, and the original of exchange %s with it: nothing was sent", req.App, req.Environment, req.Exchange)
+		}
 		return store.Replay{}, false, httpjson.Errorf(http.StatusNotFound, "no app %s in environment %s: nothing was sent", req.App, req.Environment)
 	}
 	if err != nil {
@@ -197,6 +200,10 @@ const runningSuffix = " is running: wait for its end"
 // admit refuses a replay of an original that is gone, that a replay
 // completed (unless forced), or that a replay is running for.
 func admit(req Request, o store.Original, found bool, prior []store.Replay, now time.Time) error {
+	if found && o.Evicted == api.EvictedDeleted {
+		return httpjson.Errorf(http.StatusGone, "the original of exchange %s went when its app was deleted (%s): nothing was sent",
+			req.Exchange, o.EvictedAt.UTC().Format(time.RFC3339))
+	}
 	if found && o.Evicted != "" {
 		return httpjson.Errorf(http.StatusGone, "the original of exchange %s is no longer kept on its runner (evicted for %s at %s): nothing was sent",
 			req.Exchange, o.Evicted, o.EvictedAt.UTC().Format(time.RFC3339))

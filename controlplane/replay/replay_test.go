@@ -116,6 +116,20 @@ func TestRefusedBeforeAnythingIsSent(t *testing.T) {
 	if _, _, err := s.Replay(ctx, Request{Tenant: "acme", Environment: "dev", App: "orders", Exchange: "X-1", Key: strings.Repeat("k", 300)}); status(err) != http.StatusBadRequest {
 		t.Fatalf("a long key: %v", err)
 	}
+	// The app deleted: its runner removed the originals and says so.
+	if err := st.DeleteApp("acme", "dev", "orders"); err != nil {
+		t.Fatal(err)
+	}
+	req.Exchange = "X-1"
+	if _, _, err := s.Replay(ctx, req); status(err) != http.StatusGone || !strings.Contains(err.Error(), "was deleted") {
+		t.Fatalf("an exchange of a deleted app: %v", err)
+	}
+	s.Note(ctx, "acme", "edge", []telemetry.OriginalNote{{Environment: "dev", App: "orders", Received: now, Evicted: &api.Evicted{Exchange: "X-1", Reason: api.EvictedDeleted}}})
+	st.CreateDeployment(store.Deployment{ID: "d2", Tenant: "acme", Environment: "dev", App: "orders", Runner: "edge", Phase: api.PhaseValidating}, 5,
+		func(a *store.App, _ bool) error { a.Runner, a.Deployment = "edge", "d2"; return nil })
+	if _, _, err := s.Replay(ctx, req); status(err) != http.StatusGone || !strings.Contains(err.Error(), "went when its app was deleted") {
+		t.Fatalf("an exchange of an app deleted, then deployed again: %v", err)
+	}
 }
 
 // TestIdempotencyAndRestart: the same key answers the replay it made; a

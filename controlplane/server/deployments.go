@@ -129,6 +129,15 @@ func (s *Server) appOp(w http.ResponseWriter, r *http.Request, a store.App) {
 	httpjson.Write(w, http.StatusOK, st)
 }
 
+// deleteApp deletes an app, everything its runner holds of it with it.
+func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, e store.Environment) {
+	if err := s.deployments.Delete(r.Context(), e.Tenant, e.Name, r.PathValue("app")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // runnerFailed answers a call the runner refused with its answer, and one
 // it did not answer with 502.
 func (s *Server) runnerFailed(w http.ResponseWriter, r *http.Request, err error) {

@@ -91,6 +91,7 @@ func (s *Server) apiRoutes() []apiRoute {
 		{"GET " + app + "/status", viewer, s.appScoped(s.appStatus)},
 		{"GET " + app + "/logs", viewer, s.appScoped(s.appLogs)},
 		{"POST " + app + "/{op}", operator, s.appScoped(s.appOp)},
+		{"DELETE " + app, operator, s.environmentScoped(s.deleteApp)},
 		{"GET " + app + "/exchanges", viewer, s.appScoped(s.listExchanges)},
 		{"GET " + app + "/exchanges/{id}", viewer, s.appScoped(s.getExchange)},
 		// An edited message is an admin's alone: the handler checks.

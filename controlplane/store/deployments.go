@@ -59,7 +59,10 @@ type App struct {
 	// Port are that deployment's once one ran.
 	Running           string    `json:"running,omitempty"`
 	RunningDeployment string    `json:"runningDeployment,omitempty"`
-	Updated           time.Time `json:"updated"`
+	// Deleting: a delete began and has not finished; the app takes no
+	// deployment until it has.
+	Deleting bool      `json:"deleting,omitempty"`
+	Updated  time.Time `json:"updated"`
 }
 
 // Done says whether the deployment has finished, well or not.
@@ -207,6 +210,37 @@ func (s *Store) App(tenant, env, name string) (a App, err error) {
 		return err
 	})
 	return a, err
+}
+
+// UpdateApp changes an app in one transaction: change refuses with an
+// error, or changes it.
+func (s *Store) UpdateApp(tenant, env, name string, change func(*App) error) (a App, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bApps)
+		if b == nil {
+			return ErrNotFound
+		}
+		key := appKey(tenant, env, name)
+		if a, err = get[App](b, key); err != nil {
+			return err
+		}
+		if err := change(&a); err != nil {
+			return err
+		}
+		return put(b, key, a)
+	})
+	return a, err
+}
+
+// DeleteApp removes an app's record; its deployments stay, as its history.
+func (s *Store) DeleteApp(tenant, env, name string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bApps)
+		if b == nil {
+			return nil
+		}
+		return b.Delete([]byte(appKey(tenant, env, name)))
+	})
 }
 
 // Apps lists the apps of a tenant's environment.

@@ -98,7 +98,7 @@ func TestRunnerOnDocker(t *testing.T) {
 		Get:         testutil.HostGetter("127.0.0.1:" + strconv.Itoa(port)),
 		URL:         func(host string) string { return fmt.Sprintf("http://%s:%d/", host, port) },
 		ImagePrefix: "127.0.0.1:5000/acme/invoices@sha256:",
-		Instances:   func(t *testing.T, env string) []string { return containers(t, daemon, env, app) },
+		Instances:   func(t *testing.T, env, app string) []string { return containers(t, daemon, env, app) },
 		Alive:       func() error { return r.alive() }, // r is replaced when the runner restarts
 		SetHost: func(t *testing.T, name, addr string) {
 			writeHosts(t, hosts, addr+" "+name)

@@ -31,7 +31,7 @@ func (n *node) testDeploy(t *testing.T) {
 		Get:         testutil.HostGetter("127.0.0.1:80"),
 		URL:         func(host string) string { return "http://" + host + "/" },
 		ImagePrefix: "cameleer.local/acme/invoices@sha256:",
-		Instances: func(t *testing.T, env string) []string {
+		Instances: func(t *testing.T, env, app string) []string {
 			out := n.kubectl(t, "", "get", "pods", "-n", orchestrator.Namespace(tenant, env), "-l", "app.kubernetes.io/name="+app,
 				"-o", "jsonpath={.items[*].metadata.name}")
 			return strings.Fields(out)

@@ -837,6 +837,28 @@ func (d *Orchestrator) Stop(ctx context.Context, a orchestrator.App) error {
 	return nil
 }
 
+// Delete removes all the app's containers, retired ones too: its route
+// goes with them (Traefik reads it from their labels).
+func (d *Orchestrator) Delete(ctx context.Context, a orchestrator.App) error {
+	if err := checkNames(a); err != nil {
+		return err
+	}
+	cli, err := d.connect(ctx)
+	if err != nil {
+		return err
+	}
+	ins, err := d.instances(ctx, cli, a)
+	if err != nil {
+		return err
+	}
+	for _, in := range ins {
+		if err := cli.removeContainer(ctx, in.ID); err != nil && !isNotFound(err) {
+			return fmt.Errorf("remove %s: %w", in.name, err)
+		}
+	}
+	return nil
+}
+
 // Start runs the app again with a.Replicas instances made as its existing
 // ones are, and waits for them. Like Deploy and Restart it brings Traefik
 // back first, should it be gone or stopped.

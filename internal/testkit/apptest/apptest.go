@@ -64,9 +64,10 @@ type Runner struct {
 	URL func(host string) string
 	// ImagePrefix starts the image reference of every built app.
 	ImagePrefix string
-	// Instances lists the app's running instances in env (pods,
-	// containers): a restart must replace them all.
-	Instances func(t *testing.T, env string) []string
+	// Instances lists the instances of app in env (pods, containers,
+	// stopped ones too): a restart must replace them all, a delete
+	// remove them.
+	Instances func(t *testing.T, env, app string) []string
 	// Alive says why the runner is gone, if it is; nil if not checked.
 	Alive func() error
 	// SetHost points a host name at an address for the runner's resolver;
@@ -157,13 +158,13 @@ func Flow(t *testing.T, r Runner) Result {
 	})
 	cp.Must(t, http.StatusOK, "POST", appPath+"/start", nil, nil)
 	testutil.Eventually(t, poll, 2*time.Minute, "started app answers", Answers(r.Get, devHost, "hello-dev"))
-	before := r.Instances(t, "dev")
+	before := r.Instances(t, "dev", App)
 	if len(before) == 0 {
 		t.Fatal("the started app has no instances")
 	}
 	cp.Must(t, http.StatusOK, "POST", appPath+"/restart", nil, nil)
 	testutil.Eventually(t, poll, 2*time.Minute, "restart replaced the app's instances", func() error {
-		after := r.Instances(t, "dev")
+		after := r.Instances(t, "dev", App)
 		if len(after) == 0 || slices.ContainsFunc(after, func(id string) bool { return slices.Contains(before, id) }) {
 			return fmt.Errorf("instances %v, then %v", before, after)
 		}

@@ -1,12 +1,15 @@
 package apptest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -249,6 +252,46 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 	}
 	t.Logf("replay: 6 deliveries failed, 4 replayed as they were and 1 edited, in %v", time.Since(began).Round(time.Second))
 	bulkReplay(t, r, ds, a, cfg)
+	deleted(t, r, ds, dirs, operator.Token, failed["d-6"])
+}
+
+// deleted: the deliveries app deleted by an operator, its instances are
+// gone and its originals with them; a replay of its failed exchange x is
+// refused with a clear error, and nothing reaches the downstream.
+func deleted(t *testing.T, r Runner, ds *downstream, dirs ReplayDirs, operator, x string) {
+	t.Helper()
+	cp := r.CP
+	app := Base + "/environments/dev/apps/deliveries"
+	file := filepath.Join(dirs.Originals, "dev", "*-"+originalID("deliveries", x))
+	if m, _ := filepath.Glob(file); len(m) != 1 {
+		t.Fatalf("before the delete, the runner's originals of exchange %s: %v", x, m)
+	}
+	if code, err := cp.CallAs(operator, nil, "DELETE", app, nil, nil); err != nil || code != http.StatusNoContent {
+		t.Fatalf("delete the app: %d %v", code, err)
+	}
+	// The delete answers once the instances are gone.
+	if ins := r.Instances(t, "dev", "deliveries"); len(ins) > 0 {
+		t.Errorf("instances of the deleted app: %v", ins)
+	}
+	if m, _ := filepath.Glob(file); len(m) != 0 {
+		t.Errorf("the deleted app's original is still on the runner: %v", m)
+	}
+	cp.Must(t, http.StatusNotFound, "GET", app+"/status", nil, nil)
+	var out replayAnswer
+	code, err := cp.CallAs(operator, nil, "POST", app+"/exchanges/"+url.PathEscape(x)+"/replay", nil, &out)
+	if err != nil || code != http.StatusGone || !strings.Contains(out.Error, "deleted") || !strings.Contains(out.Error, "nothing was sent") {
+		t.Errorf("a replay of the deleted app's exchange: %d %+v %v, want 410 saying it was deleted", code, out, err)
+	}
+	if got := ds.received("d-6"); len(got) != 0 {
+		t.Errorf("the downstream got d-6 after the app was deleted: %+v", got)
+	}
+}
+
+// originalID is how the runner's store names app's original of exchange
+// (appliance/originals): written out apart, so a change there shows here.
+func originalID(app, exchange string) string {
+	h := sha256.Sum256([]byte(app + "\x00" + exchange))
+	return hex.EncodeToString(h[:20])
 }
 
 // bulkReplay: 1000 deliveries fail while the downstream is down; a bulk
