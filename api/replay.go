@@ -15,7 +15,11 @@ import (
 const (
 	AgentOriginalsPath = "/cameleer/originals"
 	AgentReplayPath    = "/cameleer/replay"
-	KindOriginal       = "original"
+	// AgentResendPath takes a ReplayRequest with its Node: a replay at
+	// the node where the exchange failed. An agent from before it answers
+	// 404.
+	AgentResendPath = "/cameleer/resend"
+	KindOriginal    = "original"
 )
 
 // Original is the message an exchange entered its route with, unredacted.
@@ -29,6 +33,23 @@ type Original struct {
 	Status   string            `json:"status"`
 	Body     []byte            `json:"body"`
 	Headers  map[string]string `json:"headers"`
+	// At, when the exchange failed at a node that sends to an endpoint
+	// (a to), is that node and the message it was sending: where a replay
+	// may re-enter.
+	At *OriginalAt `json:"at,omitempty"`
+}
+
+// OriginalAt is the message a node of Route was sending when it failed.
+type OriginalAt struct {
+	NodeRef
+	Body    []byte            `json:"body"`
+	Headers map[string]string `json:"headers"`
+}
+
+// NodeRef names a node of a route by Camel's id.
+type NodeRef struct {
+	Node  string `json:"node"`
+	Route string `json:"route"`
 }
 
 // Kept says the runner keeps the original of an exchange that began at
@@ -39,6 +60,8 @@ type Kept struct {
 	Route    string `json:"route"`
 	Start    int64  `json:"start"`
 	Until    int64  `json:"until"`
+	// At is the node where it failed, when a replay may re-enter there.
+	At *NodeRef `json:"at,omitempty"`
 }
 
 // Evicted says the runner no longer keeps the original of an exchange:
@@ -70,19 +93,22 @@ type OriginalEvent struct {
 
 // ReplayRequest asks an agent to replay Body and Headers into Route of
 // Context ("": the app's only CamelContext) as a new exchange, marked a
-// replay of ReplayOf.
+// replay of ReplayOf; with Node, to send them to that node's endpoint
+// instead (at AgentResendPath).
 type ReplayRequest struct {
 	Context  string
 	Route    string
 	ReplayOf string
 	Headers  map[string]string
 	Body     []byte
+	Node     string
 }
 
 // MarshalBinary writes r as the agent reads it (agent/ReplayRequest.java):
 // context, route, replayOf, the header count and each name and value, the
-// body; each string, the count and the body prefixed by its length as 4
-// big-endian bytes. Headers go in name order.
+// body, then the node if there is one; each string, the count and the
+// body prefixed by its length as 4 big-endian bytes. Headers go in name
+// order.
 func (r ReplayRequest) MarshalBinary() ([]byte, error) {
 	if len(r.Headers) > 1024 {
 		return nil, fmt.Errorf("replay request: %d headers, at most 1024", len(r.Headers))
@@ -103,7 +129,11 @@ func (r ReplayRequest) MarshalBinary() ([]byte, error) {
 		str(r.Headers[k])
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Body)))
-	return append(b, r.Body...), nil
+	b = append(b, r.Body...)
+	if r.Node != "" {
+		str(r.Node)
+	}
+	return b, nil
 }
 
 // ReplayResult is the agent's answer to a replay: the new exchange and how
@@ -116,12 +146,25 @@ type ReplayResult struct {
 }
 
 // RunnerReplay asks a runner, at RunnerAppsPath ENV/apps/APP/replay, to
-// replay the original it keeps of Exchange into its route, as it was or,
-// with Edit, with another body and headers.
+// replay the original it keeps of Exchange, from its route's start or (At
+// ReplayAtNode) at the node where it failed, as it was or, with Edit,
+// with another body and headers.
 type RunnerReplay struct {
 	Exchange string      `json:"exchange"`
+	At       string      `json:"at,omitempty"`
 	Edit     *ReplayEdit `json:"edit,omitempty"`
 }
+
+// Where a replay re-enters.
+const (
+	// ReplayAtRoute: the route's start, with the message as it entered
+	// (the default).
+	ReplayAtRoute = "route"
+	// ReplayAtNode: the endpoint of the node where the exchange failed,
+	// a node that sends to one (a to), with the message it was sending;
+	// what follows that node in its route does not run.
+	ReplayAtNode = "node"
+)
 
 // ReplayEdit replaces an original's body and, when Headers is not nil, all
 // its headers: the edit is applied on the runner, to the stored original.

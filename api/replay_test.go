@@ -20,6 +20,11 @@ func TestReplayRequestBinary(t *testing.T) {
 	if !bytes.Equal(b, want) {
 		t.Errorf("got % x\nwant % x", b, want)
 	}
+	// A resend's node follows the body.
+	b, _ = ReplayRequest{Context: "c", Route: "r", ReplayOf: "x", Headers: map[string]string{"b": "2", "a": "1"}, Body: []byte{9}, Node: "n"}.MarshalBinary()
+	if want := append(want, 0, 0, 0, 1, 'n'); !bytes.Equal(b, want) {
+		t.Errorf("with a node: got % x\nwant % x", b, want)
+	}
 	many := map[string]string{}
 	for i := 0; i < 1025; i++ {
 		many[string(rune('a'+i%26))+string(rune(i))] = ""

@@ -364,7 +364,11 @@ func (c *Collector) pullOriginals(ctx context.Context, in orchestrator.Instance)
 		}
 		if !until.IsZero() {
 			o := ev.Original
-			record(api.Event{Kind: api.KindKept, Kept: &api.Kept{Exchange: o.Exchange, Route: o.Route, Start: o.Start, Until: until.UnixMilli()}})
+			k := &api.Kept{Exchange: o.Exchange, Route: o.Route, Start: o.Start, Until: until.UnixMilli()}
+			if o.At != nil {
+				k.At = &api.NodeRef{Node: o.At.Node, Route: o.At.Route}
+			}
+			record(api.Event{Kind: api.KindKept, Kept: k})
 		}
 	}
 	// The agent's drops are the originals' own, not telemetry's: told above, not counted there.

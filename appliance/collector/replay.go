@@ -22,11 +22,12 @@ import (
 const replayTimeout = 2 * time.Minute
 
 // Replay replays the original the runner keeps of app's exchange in env,
-// edited by r.Edit if given, through an instance of the app, and answers
-// how it ended. The original stays, whatever the outcome, until the
-// store's bounds evict it: the control plane decides whether it may be
-// replayed again. Refusals are *httpjson.StatusError: 404 no such original, 503 no
-// instance to run it.
+// from its route's start or at the node where it failed (r.At), edited by
+// r.Edit if given, through an instance of the app, and answers how it
+// ended. The original stays, whatever the outcome, until the store's
+// bounds evict it: the control plane decides whether it may be replayed
+// again. Refusals are *httpjson.StatusError: 404 no such original, 409 no
+// node to re-enter at, 503 no instance to run it.
 func (c *Collector) Replay(ctx context.Context, env, app string, r api.RunnerReplay) (api.RunnerReplayed, error) {
 	if c.opts.Originals == nil {
 		return api.RunnerReplayed{}, httpjson.Errorf(http.StatusServiceUnavailable, "this runner keeps no originals")
@@ -38,11 +39,21 @@ func (c *Collector) Replay(ctx context.Context, env, app string, r api.RunnerRep
 	if err != nil {
 		return api.RunnerReplayed{}, err
 	}
+	req := api.ReplayRequest{Context: st.Context, Route: st.Route, ReplayOf: st.Exchange, Headers: st.Headers, Body: st.Body}
+	switch r.At {
+	case "", api.ReplayAtRoute:
+	case api.ReplayAtNode:
+		if st.At == nil {
+			return api.RunnerReplayed{}, httpjson.Errorf(http.StatusConflict, "exchange %s did not fail at a node that sends to an endpoint: replay it from its route's start", r.Exchange)
+		}
+		req.Route, req.Node, req.Headers, req.Body = st.At.Route, st.At.Node, st.At.Headers, st.At.Body
+	default:
+		return api.RunnerReplayed{}, httpjson.Errorf(http.StatusBadRequest, "replay at %q: route or node", r.At)
+	}
 	in, err := c.instanceOf(ctx, env, app)
 	if err != nil {
 		return api.RunnerReplayed{}, err
 	}
-	req := api.ReplayRequest{Context: st.Context, Route: st.Route, ReplayOf: st.Exchange, Headers: st.Headers, Body: st.Body}
 	if r.Edit != nil {
 		req.Body = r.Edit.Body
 		if r.Edit.Headers != nil {
@@ -91,7 +102,11 @@ func (c *Collector) replayThrough(ctx context.Context, in orchestrator.Instance,
 	}
 	ctx, cancel := context.WithTimeout(ctx, replayTimeout)
 	defer cancel()
-	u := "http://" + net.JoinHostPort(in.Address, strconv.Itoa(c.opts.AgentPort)) + api.AgentReplayPath
+	path := api.AgentReplayPath
+	if req.Node != "" {
+		path = api.AgentResendPath
+	}
+	u := "http://" + net.JoinHostPort(in.Address, strconv.Itoa(c.opts.AgentPort)) + path
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return api.ReplayResult{}, err
@@ -119,6 +134,9 @@ func (c *Collector) replayThrough(ctx context.Context, in orchestrator.Instance,
 		status := http.StatusBadGateway
 		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest {
 			status = http.StatusConflict // the app is not what the original came from
+		}
+		if e.Error == "" && resp.StatusCode == http.StatusNotFound && req.Node != "" {
+			e.Error = "its agent cannot re-enter at a node (it is older than this runner): deploy the app again"
 		}
 		return api.ReplayResult{}, httpjson.Errorf(status, "the agent of %s refused the replay (%s): %s", in.Name, resp.Status, e.Error)
 	}

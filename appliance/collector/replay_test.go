@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +35,8 @@ type replayAgent struct {
 	originals []api.Original // not yet acknowledged; seq i+1 is originals[i] of all
 	acked     int
 	replays   []api.ReplayRequest
-	refuse    int // answer replays with this status
+	refuse    int  // answer replays with this status
+	old       bool // an agent from before resends
 }
 
 func (a *replayAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -60,9 +62,13 @@ func (a *replayAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			b.Last = uint64(i + 1)
 		}
 		httpjson.Write(w, http.StatusOK, b)
-	case api.AgentReplayPath:
+	case api.AgentReplayPath, api.AgentResendPath:
+		if a.old && r.URL.Path == api.AgentResendPath {
+			http.NotFound(w, r)
+			return
+		}
 		raw, _ := io.ReadAll(r.Body)
-		req, err := readReplay(raw)
+		req, err := readReplay(raw, r.URL.Path == api.AgentResendPath)
 		if err != nil {
 			httpjson.Error(w, http.StatusBadRequest, err.Error())
 			return
@@ -79,8 +85,8 @@ func (a *replayAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // readReplay reads what api.ReplayRequest.MarshalBinary wrote, as the
-// agent does (agent/ReplayRequest.java).
-func readReplay(b []byte) (api.ReplayRequest, error) {
+// agent does (agent/ReplayRequest.java); withNode: a resend's.
+func readReplay(b []byte, withNode bool) (api.ReplayRequest, error) {
 	next := func() ([]byte, error) {
 		if len(b) < 4 || len(b) < 4+int(binary.BigEndian.Uint32(b)) {
 			return nil, errors.New("short")
@@ -119,6 +125,14 @@ func readReplay(b []byte) (api.ReplayRequest, error) {
 	}
 	body, err := next()
 	r.Body = body
+	if err == nil && withNode {
+		var node []byte
+		node, err = next()
+		r.Node = string(node)
+	}
+	if err == nil && len(b) > 0 {
+		err = errors.New("data after its end")
+	}
 	return r, err
 }
 
@@ -137,6 +151,8 @@ func TestOriginalsKeptAndReplayed(t *testing.T) {
 			Start: time.Now().UnixMicro(), Status: api.StatusFailed, Body: []byte(fmt.Sprintf(`{"order":%d}`, i)),
 			Headers: map[string]string{"orderId": strconv.Itoa(i)}})
 	}
+	// X-1 failed at a node that sends to an endpoint.
+	a.originals[1].At = &api.OriginalAt{NodeRef: api.NodeRef{Node: "post", Route: "post-order"}, Body: []byte("mapped 1"), Headers: map[string]string{"qty": "1"}}
 	as := httptest.NewServer(a)
 	defer as.Close()
 	cp := &controlPlane{events: map[string]int{}}
@@ -184,9 +200,12 @@ func TestOriginalsKeptAndReplayed(t *testing.T) {
 	cp.mu.Lock()
 	for i, k := range cp.kept {
 		if k.Exchange != fmt.Sprintf("X-%d", i) || k.Route != "orders" || k.Start != a.originals[i].Start ||
-			time.Until(time.UnixMilli(k.Until)) < 55*time.Minute {
+			time.Until(time.UnixMilli(k.Until)) < 55*time.Minute || (k.At != nil) != (i == 1) {
 			t.Errorf("kept note %d: %+v", i, k)
 		}
+	}
+	if at := cp.kept[1].At; at == nil || *at != (api.NodeRef{Node: "post", Route: "post-order"}) {
+		t.Errorf("X-1's note says it failed at %+v", at)
 	}
 	cp.mu.Unlock()
 
@@ -234,6 +253,40 @@ func TestOriginalsKeptAndReplayed(t *testing.T) {
 	a.mu.Lock()
 	a.refuse = 0
 	a.mu.Unlock()
+
+	// At the node where it failed: that node's message, to its endpoint; edited there too.
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-1", At: api.ReplayAtNode}); err != nil {
+		t.Fatal(err)
+	}
+	want = api.ReplayRequest{Context: "camel-1", Route: "post-order", Node: "post", ReplayOf: "X-1", Headers: map[string]string{"qty": "1"}, Body: []byte("mapped 1")}
+	if got := a.replays[len(a.replays)-1]; !reflect.DeepEqual(got, want) {
+		t.Errorf("at the node the agent was handed %+v, want %+v", got, want)
+	}
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-1", At: api.ReplayAtNode, Edit: &api.ReplayEdit{Body: []byte("mapped again")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.replays[len(a.replays)-1]; string(got.Body) != "mapped again" || got.Node != "post" || got.Headers["qty"] != "1" {
+		t.Errorf("an edit at the node handed %+v", got)
+	}
+	n := len(a.replays)
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-2", At: api.ReplayAtNode}); status(err) != http.StatusConflict || !strings.Contains(err.Error(), "route's start") {
+		t.Errorf("at the node of an exchange that failed at none: %v", err)
+	}
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-1", At: "middle"}); status(err) != http.StatusBadRequest {
+		t.Errorf("at the middle: %v", err)
+	}
+	a.mu.Lock()
+	a.old = true
+	a.mu.Unlock()
+	if _, err := c.Replay(ctx, "dev", "orders", api.RunnerReplay{Exchange: "X-1", At: api.ReplayAtNode}); status(err) != http.StatusConflict || !strings.Contains(err.Error(), "deploy the app again") {
+		t.Errorf("at the node, through an agent from before: %v", err)
+	}
+	a.mu.Lock()
+	a.old = false
+	a.mu.Unlock()
+	if len(a.replays) != n {
+		t.Errorf("refused replays reached the agent: %+v", a.replays[n:])
+	}
 
 	// After a restart the originals are still there; without an instance there is nothing to replay into.
 	stop()

@@ -82,7 +82,7 @@ func (s *Service) Note(_ context.Context, tenant, runner string, notes []telemet
 		o := store.OriginalNote{Environment: n.Environment, App: n.App, At: n.Received}
 		switch {
 		case n.Kept != nil:
-			o.Exchange, o.Route, o.Start, o.Until = n.Kept.Exchange, n.Kept.Route, n.Kept.Start, time.UnixMilli(n.Kept.Until)
+			o.Exchange, o.Route, o.Start, o.FailedAt, o.Until = n.Kept.Exchange, n.Kept.Route, n.Kept.Start, n.Kept.At, time.UnixMilli(n.Kept.Until)
 		case n.Evicted != nil:
 			o.Exchange, o.Evicted = n.Evicted.Exchange, n.Evicted.Reason
 		default:
@@ -100,6 +100,9 @@ type Request struct {
 	Key string
 	// Token and Role are the caller's.
 	Token, Role string
+	// At is where it re-enters: api.ReplayAtRoute ("" too) or
+	// api.ReplayAtNode.
+	At string
 	// Edit, when set, replaces the original's body (and headers); the
 	// caller's role must allow it (the API checks).
 	Edit *api.ReplayEdit
@@ -133,10 +136,16 @@ func (s *Service) Replay(ctx context.Context, req Request) (store.Replay, bool, 
 		return store.Replay{}, false, err
 	}
 	now := s.opts.Now().UTC()
+	if req.At == api.ReplayAtRoute {
+		req.At = ""
+	}
 	r := store.Replay{ID: newID(now), Tenant: req.Tenant, Environment: req.Environment, App: req.App, Exchange: req.Exchange,
-		Key: req.Key, Token: req.Token, Role: req.Role, Edited: req.Edit != nil, Forced: req.Force, Bulk: req.Bulk, Created: now}
+		Key: req.Key, Token: req.Token, Role: req.Role, Edited: req.Edit != nil, Forced: req.Force, Bulk: req.Bulk, At: req.At, Created: now}
 	if o, err := s.opts.Store.Original(req.Tenant, req.Environment, req.App, req.Exchange); err == nil {
 		r.Warning = s.redeployed(app, o)
+		if req.At == api.ReplayAtNode && o.FailedAt != nil {
+			r.Node = o.FailedAt.Node
+		}
 	}
 	rc := s.opts.Runners.Live(app.Runner)
 	r, again, err := s.opts.Store.BeginReplay(r, func(o store.Original, found bool, prior []store.Replay) error {
@@ -160,7 +169,7 @@ func (s *Service) Replay(ctx context.Context, req Request) (store.Replay, bool, 
 	defer cancel()
 	var res api.RunnerReplayed
 	callErr := rc.Call(ctx, http.MethodPost, api.RunnerAppsPath+r.Environment+"/apps/"+r.App+"/replay",
-		api.RunnerReplay{Exchange: r.Exchange, Edit: req.Edit}, &res)
+		api.RunnerReplay{Exchange: r.Exchange, At: req.At, Edit: req.Edit}, &res)
 	return s.finish(r.Tenant, r.ID, res, callErr)
 }
 
@@ -210,6 +219,9 @@ func admit(req Request, o store.Original, found bool, prior []store.Replay, now 
 	}
 	if found && !o.Until.IsZero() && now.After(o.Until) {
 		return httpjson.Errorf(http.StatusGone, "the original of exchange %s was kept until %s: nothing was sent", req.Exchange, o.Until.UTC().Format(time.RFC3339))
+	}
+	if found && req.At == api.ReplayAtNode && o.FailedAt == nil {
+		return httpjson.Errorf(http.StatusConflict, "exchange %s did not fail at a node that sends to an endpoint: replay it from its route's start; nothing was sent", req.Exchange)
 	}
 	for _, p := range prior {
 		switch {

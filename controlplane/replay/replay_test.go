@@ -45,6 +45,9 @@ func TestAdmit(t *testing.T) {
 		{what: "past until", o: store.Original{Until: now.Add(-time.Minute)}, found: true, status: http.StatusGone, says: "kept until"},
 		{what: "replayed successfully", o: kept, found: true, prior: []store.Replay{done}, status: http.StatusConflict, says: "send force"},
 		{what: "replayed successfully, forced", req: Request{Force: true}, o: kept, found: true, prior: []store.Replay{done}},
+		{what: "at the node it failed at", req: Request{At: api.ReplayAtNode}, o: store.Original{Until: kept.Until, FailedAt: &api.NodeRef{Node: "post", Route: "r"}}, found: true},
+		{what: "at a node, failed at none", req: Request{At: api.ReplayAtNode}, o: kept, found: true, status: http.StatusConflict, says: "route's start"},
+		{what: "deleted with its app", o: store.Original{Evicted: api.EvictedDeleted, EvictedAt: now}, found: true, status: http.StatusGone, says: "its app was deleted"},
 		{what: "one running, even forced", req: Request{Force: true}, o: kept, found: true, prior: []store.Replay{{ID: "r9", Status: store.ReplayRunning}}, status: http.StatusConflict, says: "r9 of exchange X-1 is running"},
 	} {
 		c.req.Exchange = "X-1"

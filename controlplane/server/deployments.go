@@ -87,6 +87,20 @@ func (s *Server) appScoped(h func(http.ResponseWriter, *http.Request, store.App)
 	})
 }
 
+// appRecords scopes a read of what an app's exchanges left (traces,
+// statistics, replays) by the app's name, whether it is deployed now or
+// was deleted: those stay until their retention.
+func (s *Server) appRecords(h func(http.ResponseWriter, *http.Request, store.App)) http.HandlerFunc {
+	return s.environmentScoped(func(w http.ResponseWriter, r *http.Request, e store.Environment) {
+		name := r.PathValue("app")
+		if api.ValidName(name) != nil {
+			httpjson.Error(w, http.StatusNotFound, "no app "+name+" in environment "+e.Name)
+			return
+		}
+		h(w, r, store.App{Tenant: e.Tenant, Environment: e.Name, Name: name})
+	})
+}
+
 // appStatus is an app as the control plane knows it, with what its runner
 // says of it now.
 type appStatus struct {

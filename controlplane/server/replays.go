@@ -18,7 +18,8 @@ import (
 // optional. Body (text) or BodyBase64 (bytes), and Headers, edit the
 // original: an admin's alone.
 type replayBody struct {
-	// At is where the exchange enters again: "route", its route's start.
+	// At is where the exchange enters again: "route", its route's start
+	// (the default), or "node", the endpoint of the node where it failed.
 	At         string            `json:"at"`
 	Body       *string           `json:"body"`
 	BodyBase64 *string           `json:"bodyBase64"`
@@ -28,13 +29,13 @@ type replayBody struct {
 
 // replayExchange answers POST …/apps/{app}/exchanges/{id}/replay: the
 // replay's record once it ran (its status says how), or why it may not.
-func (s *Server) replayExchange(w http.ResponseWriter, r *http.Request, a store.App) {
+func (s *Server) replayExchange(w http.ResponseWriter, r *http.Request, e store.Environment) {
 	var b replayBody
 	if !s.decode(w, r, &b, true) {
 		return
 	}
-	if b.At != "" && b.At != "route" {
-		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("at %q: an exchange enters again at its route's start (\"route\")", b.At))
+	if b.At != "" && b.At != api.ReplayAtRoute && b.At != api.ReplayAtNode {
+		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("at %q: an exchange enters again at its route's start (\"route\") or at the node where it failed (\"node\")", b.At))
 		return
 	}
 	edit, err := b.edit()
@@ -55,9 +56,13 @@ func (s *Server) replayExchange(w http.ResponseWriter, r *http.Request, a store.
 	if b.Force {
 		auditDetail(w, "forced", "true")
 	}
-	rep, again, err := s.replays.Replay(r.Context(), replay.Request{Tenant: a.Tenant, Environment: a.Environment, App: a.Name,
+	if b.At == api.ReplayAtNode {
+		auditDetail(w, "at", b.At)
+	}
+	// Not app-scoped: the service tells a deleted app from one never deployed.
+	rep, again, err := s.replays.Replay(r.Context(), replay.Request{Tenant: e.Tenant, Environment: e.Name, App: r.PathValue("app"),
 		Exchange: id, Key: strings.TrimSpace(r.Header.Get("Idempotency-Key")), Token: p.Token, Role: p.Role.String(),
-		Edit: edit, Force: b.Force})
+		At: b.At, Edit: edit, Force: b.Force})
 	if err != nil {
 		auditDetail(w, "outcome", "refused")
 		s.fail(w, r, err)

@@ -57,8 +57,8 @@ type App struct {
 	// Running is the image the app last ran successfully, by
 	// RunningDeployment: what a promotion copies. Artifact, Replicas and
 	// Port are that deployment's once one ran.
-	Running           string    `json:"running,omitempty"`
-	RunningDeployment string    `json:"runningDeployment,omitempty"`
+	Running           string `json:"running,omitempty"`
+	RunningDeployment string `json:"runningDeployment,omitempty"`
 	// Deleting: a delete began and has not finished; the app takes no
 	// deployment until it has.
 	Deleting bool      `json:"deleting,omitempty"`

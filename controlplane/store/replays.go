@@ -2,7 +2,9 @@ package store
 
 import (
 	"encoding/json"
+
 	"fmt"
+	"github.com/cameleer/cameleer/api"
 	"strings"
 	"time"
 
@@ -27,6 +29,9 @@ type Original struct {
 	// Start is when the exchange began, in microseconds since the Unix epoch.
 	Start  int64  `json:"start,omitempty"`
 	Runner string `json:"runner,omitempty"`
+	// FailedAt is the node where the exchange failed, when a replay may
+	// re-enter at its endpoint.
+	FailedAt *api.NodeRef `json:"failedAt,omitempty"`
 	// Until is when the runner evicts it at the latest (zero: not known
 	// to be kept); Evicted is why it no longer is (api.Evicted*), at
 	// EvictedAt.
@@ -42,6 +47,7 @@ type Original struct {
 type OriginalNote struct {
 	Environment, App, Exchange, Route string
 	Start                             int64
+	FailedAt                          *api.NodeRef
 	Until                             time.Time
 	Evicted                           string
 	At                                time.Time
@@ -63,6 +69,10 @@ type Replay struct {
 	Role   string `json:"role"`
 	Edited bool   `json:"edited,omitempty"`
 	Forced bool   `json:"forced,omitempty"`
+	// At is where it re-entered: api.ReplayAtNode, the endpoint of the
+	// node the original failed at (Node); "" its route's start.
+	At   string `json:"at,omitempty"`
+	Node string `json:"node,omitempty"`
 	// Bulk is the bulk replay it is part of, if any.
 	Bulk string `json:"bulk,omitempty"`
 	// Status is ReplayRunning until it ends: the new exchange's
@@ -110,7 +120,7 @@ func (s *Store) NoteOriginals(tenant, runner string, notes []OriginalNote) error
 			}
 			o.Runner = runner
 			if n.Route != "" {
-				o.Route, o.Start = n.Route, n.Start
+				o.Route, o.Start, o.FailedAt = n.Route, n.Start, n.FailedAt
 			}
 			if n.Evicted != "" {
 				o.Evicted, o.EvictedAt = n.Evicted, n.At

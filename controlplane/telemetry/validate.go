@@ -117,6 +117,14 @@ func checkKept(k *api.Kept, now time.Time) error {
 	if err := name("route", k.Route); err != nil {
 		return err
 	}
+	if k.At != nil {
+		if err := name("at node", k.At.Node); err != nil {
+			return err
+		}
+		if err := name("at route", k.At.Route); err != nil {
+			return err
+		}
+	}
 	// Until is ahead of now by the runner's bound in age: a year at most.
 	if u := time.UnixMilli(k.Until); u.Before(epoch) || u.After(now.Add(366*24*time.Hour)) {
 		return fmt.Errorf("until %d is not a time a runner keeps an original until", k.Until)
@@ -126,7 +134,7 @@ func checkKept(k *api.Kept, now time.Time) error {
 
 func checkEvicted(e *api.Evicted) error {
 	switch e.Reason {
-	case api.EvictedAge, api.EvictedBytes:
+	case api.EvictedAge, api.EvictedBytes, api.EvictedDeleted:
 	default:
 		return fmt.Errorf("unknown reason %q", e.Reason)
 	}

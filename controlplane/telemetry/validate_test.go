@@ -102,7 +102,10 @@ func TestValidate(t *testing.T) {
 		{"kept without route", kept(func(k *api.Kept) { k.Route = "" }), "kept: route empty"},
 		{"kept until 1970", kept(func(k *api.Kept) { k.Until = 0 }), "kept: until 0"},
 		{"kept for years", kept(func(k *api.Kept) { k.Until = now.AddDate(3, 0, 0).UnixMilli() }), "kept: until"},
+		{"kept, failed at a node", kept(func(k *api.Kept) { k.At = &api.NodeRef{Node: "post", Route: "r2"} }), ""},
+		{"kept, failed at a node of no route", kept(func(k *api.Kept) { k.At = &api.NodeRef{Node: "post"} }), "kept: at route empty"},
 		{"evicted", evicted(api.EvictedAge), ""},
+		{"evicted with its app", evicted(api.EvictedDeleted), ""},
 		{"evicted for no reason", evicted("whim"), `evicted: unknown reason "whim"`},
 		{"kept with an exchange", rec(func(r *api.TelemetryRecord) {
 			r.Event = json.RawMessage(`{"kind":"kept","kept":{"exchange":"x","route":"r","until":1},"exchange":{"id":"x"}}`)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -798,10 +799,12 @@ func TestToken(t *testing.T) {
 }
 
 // TestReplay: a route fails while its downstream is down; the agent keeps
-// each failed exchange's message, unredacted, for the runner alone; once
-// the downstream is back, the message replayed through the agent reaches
-// the route's processor with its original body and headers, as a new
-// exchange traced as a replay of the first.
+// each failed exchange's message, unredacted, for the runner alone, with
+// the node it failed at and what that node sent; once the downstream is
+// back, the message replayed through the agent reaches the route's
+// processor with its original body and headers, as a new exchange traced
+// as a replay of the first; resent at the node, it reaches the node's
+// endpoint alone.
 func TestReplay(t *testing.T) {
 	down := filepath.Join(t.TempDir(), "down")
 	if err := os.WriteFile(down, nil, 0o644); err != nil {
@@ -845,6 +848,11 @@ func TestReplay(t *testing.T) {
 	if !strings.HasPrefix(string(orig.Body), "flaky message ") || orig.Headers["attempt"] != "first" || orig.Route != "flaky" || orig.Context == "" {
 		t.Fatalf("original %+v (body %q)", orig, orig.Body)
 	}
+	// It failed at a node that sends to an endpoint: that node, and the message it sent, mapped.
+	if at := orig.At; at == nil || at.Node != "call-flaky" || at.Route != "flaky" || !bytes.Equal(at.Body, orig.Body) ||
+		at.Headers["mapped"] != strconv.Itoa(len(orig.Body)) || at.Headers["attempt"] != "first" {
+		t.Fatalf("where the original failed: %+v", orig.At)
+	}
 
 	if err := os.Remove(down); err != nil {
 		t.Fatal(err)
@@ -868,6 +876,36 @@ func TestReplay(t *testing.T) {
 		}
 		return fmt.Errorf("none yet")
 	})
+
+	// At the node it failed at: that node alone sends the message on (its
+	// route's mapping does not run again), traced as a replay.
+	res = api.ReplayResult{}
+	at := api.ReplayRequest{Context: orig.Context, Route: orig.At.Route, Node: orig.At.Node, ReplayOf: orig.Exchange, Headers: orig.At.Headers, Body: []byte("resent " + string(orig.At.Body))}
+	if code := replay(t, r, at, &res); code != http.StatusOK || res.Status != api.StatusCompleted || res.Exchange == "" {
+		t.Fatalf("resend: %d %+v", code, res)
+	}
+	if want := "flaky took resent " + string(orig.Body) + " attempt first mapped " + orig.At.Headers["mapped"]; !strings.Contains(r.stdout.String(), want) {
+		t.Errorf("the node's endpoint never took the message: no %q in the app's output", want)
+	}
+	r.until(t, "the resend's trace", func() error {
+		for _, x := range r.exchanges("flaky") {
+			if x.ID == res.Exchange {
+				if x.ReplayOf != orig.Exchange || x.Status != api.StatusCompleted || len(x.Nodes) == 0 || x.Nodes[0].ID != "call-flaky" ||
+					runOf(x, "map-flaky") >= 0 || runOf(x, "flaky-println") < 0 || !strings.Contains(x.From, "flaky-downstream") {
+					t.Errorf("the resend's trace: %+v", x)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+	for node, want := range map[string]string{"map-flaky": "no node map-flaky sending to an endpoint", "nope": "no node nope"} {
+		var bad struct{ Error string }
+		at.Node = node
+		if code := replay(t, r, at, &bad); code != http.StatusNotFound || !strings.Contains(bad.Error, want) {
+			t.Errorf("a resend at %s: %d %q", node, code, bad.Error)
+		}
+	}
 
 	// What cannot be replayed says why in one line, and runs nothing.
 	var bad struct{ Error string }
@@ -895,7 +933,11 @@ func replay(t *testing.T, r *running, req api.ReplayRequest, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(r.base+api.AgentReplayPath, "application/octet-stream", bytes.NewReader(b))
+	path := api.AgentReplayPath
+	if req.Node != "" {
+		path = api.AgentResendPath
+	}
+	resp, err := http.Post(r.base+path, "application/octet-stream", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,16 +138,23 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 	}
 	replays := map[string]replayAnswer{}
 	var queryable []time.Duration // from a replay's request to its exchange queryable
+	// d-5 re-enters at the node it failed at (post, a to): the message as
+	// that node sent it, mapped, to its endpoint; the others at the route's start.
+	atNode := map[string]any{"at": "node"}
 	for i, id := range []string{"d-1", "d-2", "d-4", "d-5"} {
 		if i == 2 && restart != nil {
 			restart()
+		}
+		var body any
+		if id == "d-5" {
+			body = atNode
 		}
 		var rep replayAnswer
 		var asked time.Time
 		// After a restart the runner is back within the minute; until then nothing is sent.
 		testutil.Eventually(t, poll, 2*time.Minute, "replay of "+id, func() error {
 			asked = time.Now()
-			code, out := replay(operator.Token, "replay-"+id, failed[id], nil)
+			code, out := replay(operator.Token, "replay-"+id, failed[id], body)
 			if code == http.StatusServiceUnavailable {
 				return fmt.Errorf("%d %s", code, out.Error)
 			}
@@ -185,11 +192,13 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 	if got := ds.received("d-1"); len(got) != 1 {
 		t.Errorf("the downstream got d-1 %d times after the refused repeats", len(got))
 	}
-	// Linked both ways.
+	// Linked both ways; the one at the node ran that node (and the route
+	// it calls) alone.
 	testutil.Eventually(t, poll, time.Minute, "the replays traced", func() error {
 		for id, rep := range replays {
 			var x struct {
-				Status, ReplayOf string
+				Status, ReplayOf, Route, From string
+				Nodes                         []struct{ ID, Route string }
 			}
 			if code, err := cp.Call("GET", app+"/exchanges/"+url.PathEscape(rep.Replay), nil, &x); err != nil || code != http.StatusOK {
 				return fmt.Errorf("replay of %s (exchange %s): %d %v", id, rep.Replay, code, err)
@@ -197,16 +206,30 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 			if x.Status != "completed" || x.ReplayOf != failed[id] {
 				t.Fatalf("replay of %s traced as %+v, want completed, replaying %s", id, x, failed[id])
 			}
+			if id == "d-5" && (x.Route != "deliver" || !strings.Contains(x.From, "post-delivery") || len(x.Nodes) == 0 || x.Nodes[0].ID != "post" ||
+				slices.ContainsFunc(x.Nodes, func(n struct{ ID, Route string }) bool { return n.ID == "map-delivery" })) {
+				t.Errorf("the replay at the node traced as %+v, want post and what it calls, in deliver, from its endpoint", x)
+			}
 		}
 		return nil
 	})
+	var of5 replaysOf
+	cp.Must(t, http.StatusOK, "GET", app+"/exchanges/"+url.PathEscape(failed["d-5"])+"/replays", nil, &of5)
+	if of5.Original == nil || of5.Original.FailedAt == nil || of5.Original.FailedAt.Node != "post" || len(of5.Replays) != 1 ||
+		of5.Replays[0].At != "node" || of5.Replays[0].Node != "post" {
+		t.Errorf("d-5's original and replays: %+v %+v", of5.Original, of5.Replays)
+	}
 	var of replaysOf
 	cp.Must(t, http.StatusOK, "GET", app+"/exchanges/"+url.PathEscape(failed["d-2"])+"/replays", nil, &of)
 	if len(of.Replays) != 1 || of.Replays[0].Replay != replays["d-2"].Replay || of.Replays[0].Role != "operator" {
 		t.Errorf("d-2's replays: %+v", of.Replays)
 	}
 
-	// A mapping that fails on its input: as stored it fails again; edited, by an admin alone.
+	// A mapping that fails on its input: it failed at no node that sends
+	// to an endpoint; as stored it fails again; edited, by an admin alone.
+	if code, out := replay(operator.Token, "", failed["d-3"], atNode); code != http.StatusConflict || !strings.Contains(out.Error, "route's start") {
+		t.Errorf("d-3 at a node: %d %+v, want 409: it failed at its mapping", code, out)
+	}
 	if code, out := replay(operator.Token, "", failed["d-3"], nil); code != http.StatusOK || out.Status != "failed" || !strings.Contains(out.Error, "NumberFormatException") {
 		t.Errorf("d-3 as stored: %d %+v, want it run and failed on its mapping", code, out)
 	}
@@ -285,6 +308,18 @@ func deleted(t *testing.T, r Runner, ds *downstream, dirs ReplayDirs, operator, 
 	if got := ds.received("d-6"); len(got) != 0 {
 		t.Errorf("the downstream got d-6 after the app was deleted: %+v", got)
 	}
+	// The runner said so; the app's traces stay until their retention.
+	testutil.Eventually(t, poll, time.Minute, "the deleted app's original known gone", func() error {
+		var of replaysOf
+		if _, err := cp.Call("GET", app+"/exchanges/"+url.PathEscape(x)+"/replays", nil, &of); err != nil {
+			return err
+		}
+		if of.Original == nil || of.Original.Evicted != "deleted" {
+			return fmt.Errorf("%+v", of.Original)
+		}
+		return nil
+	})
+	cp.Must(t, http.StatusOK, "GET", app+"/exchanges/"+url.PathEscape(x), nil, nil)
 }
 
 // originalID is how the runner's store names app's original of exchange
@@ -388,15 +423,16 @@ func bulkReplay(t *testing.T, r Runner, ds *downstream, a camelapps.App, cfg map
 
 // replayAnswer is a replay's record, or an error.
 type replayAnswer struct {
-	ID, Exchange, Replay, Status, Error, Role string
-	Edited                                    bool
+	ID, Exchange, Replay, Status, Error, Role, At, Node string
+	Edited                                              bool
 }
 
 // replaysOf is what the control plane knows of an original.
 type replaysOf struct {
 	Original *struct {
-		Until   time.Time
-		Evicted string
+		Until    time.Time
+		Evicted  string
+		FailedAt *struct{ Node, Route string }
 	}
 	Replays []replayAnswer
 }

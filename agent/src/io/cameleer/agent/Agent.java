@@ -77,7 +77,8 @@ public final class Agent {
             server.createContext("/cameleer/jvm", exchange -> answer(exchange, facts(version).getBytes(StandardCharsets.UTF_8)));
             server.createContext("/cameleer/telemetry", exchange -> pull(exchange, runner, buffer));
             server.createContext("/cameleer/originals", exchange -> pull(exchange, runner, originals));
-            server.createContext("/cameleer/replay", exchange -> replay(exchange, runner, config.originalMax));
+            server.createContext("/cameleer/replay", exchange -> replay(exchange, runner, config.originalMax, false));
+            server.createContext("/cameleer/resend", exchange -> replay(exchange, runner, config.originalMax, true));
             // The server's dispatcher thread takes its daemon flag from the
             // thread that starts it: started from a daemon thread, it does
             // not keep alive an app whose main has returned or thrown.
@@ -113,7 +114,7 @@ public final class Agent {
      * it ended: {"exchange","status","error"}; 404 when the context or the
      * route is not there, 400 for a request it cannot read.
      */
-    private static void replay(HttpExchange exchange, Predicate<HttpExchange> runner, int maxBody) throws IOException {
+    private static void replay(HttpExchange exchange, Predicate<HttpExchange> runner, int maxBody, boolean atNode) throws IOException {
         if (!runner.test(exchange)) {
             refuse(exchange, 401);
             return;
@@ -124,7 +125,7 @@ public final class Agent {
         }
         ReplayRequest req;
         try (InputStream in = exchange.getRequestBody()) {
-            req = ReplayRequest.read(in, maxBody);
+            req = ReplayRequest.read(in, maxBody, atNode);
         } catch (IOException e) {
             answer(exchange, 400, error(e.getMessage()));
             return;
@@ -136,7 +137,8 @@ public final class Agent {
         }
         Recorder.Replayed done;
         try {
-            done = r.replay(req.route(), req.body(), req.headers(), req.replayOf());
+            done = atNode ? r.resend(req.route(), req.node(), req.body(), req.headers(), req.replayOf())
+                    : r.replay(req.route(), req.body(), req.headers(), req.replayOf());
         } catch (Exception e) {
             answer(exchange, 404, error(String.valueOf(e.getMessage())));
             return;

@@ -33,7 +33,8 @@ public final class Original {
 
     /**
      * Keeps body and a copy of headers, taken as the exchange enters its
-     * route; toBytes turns a body that is neither text nor bytes into bytes.
+     * route (or fails at a node); toBytes turns a body that is neither
+     * text nor bytes into bytes.
      * The work of writing it out is left to the few that are sent.
      */
     public static Original of(Object body, Function<Object, byte[]> toBytes, Map<String, Object> headers) {
@@ -67,18 +68,27 @@ public final class Original {
         return toBytes == null ? null : toBytes.apply(body);
     }
 
-    /**
-     * The original of t as an event for the runner, or null when its body
-     * cannot be had whole within max bytes (it is then not replayable).
-     */
-    String json(Trace t, String status, int max) {
+    /** The body within max bytes, or null when it cannot be had whole within them. */
+    private byte[] bytesWithin(int max) {
         byte[] b;
         try {
             b = bytes();
         } catch (RuntimeException e) {
             return null;
         }
-        if (b == null || b.length > max) {
+        return b == null || b.length > max ? null : b;
+    }
+
+    /**
+     * The original of t as an event for the runner, or null when its body
+     * cannot be had whole within max bytes (it is then not replayable):
+     * the message as it entered the route and, when the exchange failed at
+     * a node that sends to an endpoint, the message that node was sending
+     * ("at"), if it too is within max.
+     */
+    String json(Trace t, String status, int max) {
+        byte[] b = bytesWithin(max);
+        if (b == null) {
             return null;
         }
         StringBuilder sb = new StringBuilder(256 + b.length * 4 / 3);
@@ -88,6 +98,21 @@ public final class Original {
         Json.field(sb, "route", t.route);
         Json.field(sb, "start", t.startMicros);
         Json.field(sb, "status", status);
+        message(sb, b);
+        Trace.FailedAt at = t.failedAt();
+        byte[] ab = at == null ? null : at.message().bytesWithin(max);
+        if (ab != null) {
+            Json.key(sb, "at").append('{');
+            Json.field(sb, "node", at.node());
+            Json.field(sb, "route", at.route());
+            at.message().message(sb, ab);
+            sb.append('}');
+        }
+        return sb.append("}}").toString();
+    }
+
+    /** Appends "body" (b, in base64) and "headers" (those that are text). */
+    private void message(StringBuilder sb, byte[] b) {
         Json.field(sb, "body", Base64.getEncoder().encodeToString(b));
         Map<String, String> text = new LinkedHashMap<>();
         for (int i = 0; i + 1 < headers.length; i += 2) {
@@ -97,6 +122,5 @@ public final class Original {
             }
         }
         Json.object(Json.key(sb, "headers"), text);
-        return sb.append("}}").toString();
     }
 }

@@ -181,6 +181,9 @@ public final class Recorder {
     public interface Replayer {
         /** Sends body and headers into route as a new exchange marked a replay of replayOf; answers how it ended. */
         Replayed replay(String route, byte[] body, Map<String, String> headers, String replayOf) throws Exception;
+
+        /** Sends body and headers to the endpoint of node (of route) as a new exchange marked a replay of replayOf. */
+        Replayed resend(String route, String node, byte[] body, Map<String, String> headers, String replayOf) throws Exception;
     }
 
     /** A replay's outcome: the new exchange, its status (api's), the error's line if it failed. */

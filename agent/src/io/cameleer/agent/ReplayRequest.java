@@ -12,23 +12,25 @@ import java.util.Map;
  * What the runner sends to /cameleer/replay, in a plain binary form so the
  * agent needs no JSON reader: the context, the route, the exchange replayed
  * (each a string), the headers (a count, then name and value strings), the
- * body (bytes). A string is its UTF-8 length as 4 big-endian bytes, then the
+ * body (bytes); to /cameleer/resend, the node to resend at after them (a
+ * string). A string is its UTF-8 length as 4 big-endian bytes, then the
  * bytes; so are the body and the count. Bounded: a request past the bounds
  * is refused whole.
  */
-record ReplayRequest(String context, String route, String replayOf, Map<String, String> headers, byte[] body) {
+record ReplayRequest(String context, String route, String replayOf, Map<String, String> headers, byte[] body, String node) {
     private static final int MAX_STRING = 64 << 10;
     private static final int MAX_HEADERS = 1024;
 
-    static ReplayRequest read(InputStream in, int maxBody) throws IOException {
+    /** Reads a request; withNode: one to /cameleer/resend, which names its node. */
+    static ReplayRequest read(InputStream in, int maxBody, boolean withNode) throws IOException {
         try {
-            return decode(new DataInputStream(in), maxBody);
+            return decode(new DataInputStream(in), maxBody, withNode);
         } catch (EOFException e) {
             throw new IOException("replay request: cut short", e);
         }
     }
 
-    private static ReplayRequest decode(DataInputStream d, int maxBody) throws IOException {
+    private static ReplayRequest decode(DataInputStream d, int maxBody, boolean withNode) throws IOException {
         String context = string(d);
         String route = string(d);
         String replayOf = string(d);
@@ -38,13 +40,14 @@ record ReplayRequest(String context, String route, String replayOf, Map<String, 
             headers.put(string(d), string(d));
         }
         byte[] body = bytes(d, maxBody, "body");
+        String node = withNode ? string(d) : null;
         if (d.read() != -1) {
-            throw new IOException("replay request: data after the body");
+            throw new IOException("replay request: data after its end");
         }
-        if (route.isEmpty() || replayOf.isEmpty()) {
-            throw new IOException("replay request: no route or no exchange replayed");
+        if (route.isEmpty() || replayOf.isEmpty() || withNode && node.isEmpty()) {
+            throw new IOException("replay request: no route, no exchange replayed or no node");
         }
-        return new ReplayRequest(context, route, replayOf, headers, body);
+        return new ReplayRequest(context, route, replayOf, headers, body, node);
     }
 
     private static String string(DataInputStream d) throws IOException {

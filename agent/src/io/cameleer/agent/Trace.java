@@ -44,6 +44,13 @@ public final class Trace {
     private String replayOf;
     /** Whether its original went to the runner: it can be replayed. */
     private boolean replayable;
+    /** Where it last failed at a node that sends to an endpoint, with what that node sent; null when it did not. */
+    private FailedAt failedAt;
+    /** A resend's trace (to one node's endpoint): it keeps no original of its own, it is a replay of one. */
+    private boolean resend;
+
+    /** A node that sends to an endpoint failed with error, sending message. */
+    record FailedAt(String node, String route, Throwable error, Original message) {}
 
     static final class NodeRun {
         final String id;
@@ -97,7 +104,36 @@ public final class Trace {
 
     /** Keeps the message as it entered, unredacted, in case it is to be replayed. */
     public synchronized void original(Original o) {
-        original = o;
+        if (!resend) {
+            original = o;
+        }
+    }
+
+    /**
+     * Whether a node that failed with error is where the exchange failed
+     * anew: not when it only passes on the failure of a node within it
+     * (the same exception), nor in a resend.
+     */
+    public synchronized boolean failsAnew(Throwable error) {
+        return !resend && (failedAt == null || failedAt.error != error);
+    }
+
+    /** The node (in route) that sends to an endpoint failed with error, sending message. */
+    public synchronized void failedAt(String node, String route, Throwable error, Original message) {
+        if (!resend) {
+            failedAt = new FailedAt(node, route, error, message);
+        }
+    }
+
+    synchronized FailedAt failedAt() {
+        return failedAt;
+    }
+
+    /** Marks the trace a resend: it keeps no original. */
+    public synchronized void resend() {
+        resend = true;
+        original = null;
+        failedAt = null;
     }
 
     synchronized Original original() {

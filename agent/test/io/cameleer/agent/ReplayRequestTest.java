@@ -39,7 +39,7 @@ class ReplayRequestTest {
     @Test
     void reads() throws IOException {
         byte[] in = encode("ctx", "flaky", "EX-1", Map.of("attempt", "first", "ü", "€"), new byte[] {1, 2, 3});
-        ReplayRequest r = ReplayRequest.read(new ByteArrayInputStream(in), 10);
+        ReplayRequest r = ReplayRequest.read(new ByteArrayInputStream(in), 10, false);
         assertEquals("ctx", r.context());
         assertEquals("flaky", r.route());
         assertEquals("EX-1", r.replayOf());
@@ -50,13 +50,28 @@ class ReplayRequestTest {
     @Test
     void refusesWhatItCannotTakeWhole() throws IOException {
         byte[] in = encode("", "flaky", "EX-1", Map.of(), new byte[20]);
-        IOException big = assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(in), 10));
+        IOException big = assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(in), 10, false));
         assertTrue(big.getMessage().contains("body of 20 past its bound 10"), big.getMessage());
-        IOException cut = assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(Arrays.copyOf(in, in.length - 1)), 100));
+        IOException cut = assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(Arrays.copyOf(in, in.length - 1)), 100, false));
         assertTrue(cut.getMessage().contains("replay request"), cut.getMessage());
         byte[] more = Arrays.copyOf(in, in.length + 1);
-        assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(more), 100));
+        assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(more), 100, false));
         byte[] noRoute = encode("", "", "EX-1", Map.of(), new byte[0]);
-        assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(noRoute), 100));
+        assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(noRoute), 100, false));
+    }
+
+    /** A resend names its node after the body; a replay from the start has none there. */
+    @Test
+    void readsTheNodeOfAResend() throws IOException {
+        byte[] in = encode("", "flaky", "EX-1", Map.of(), new byte[] {7});
+        ByteArrayOutputStream b = new ByteArrayOutputStream();
+        b.write(in);
+        new DataOutputStream(b).writeInt(4);
+        b.write("post".getBytes(StandardCharsets.UTF_8));
+        ReplayRequest r = ReplayRequest.read(new ByteArrayInputStream(b.toByteArray()), 10, true);
+        assertEquals("post", r.node());
+        assertArrayEquals(new byte[] {7}, r.body());
+        assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(in), 10, true));
+        assertThrows(IOException.class, () -> ReplayRequest.read(new ByteArrayInputStream(b.toByteArray()), 10, false));
     }
 }

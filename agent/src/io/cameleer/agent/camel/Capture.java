@@ -66,6 +66,30 @@ final class Capture {
         return true;
     }
 
+    /**
+     * The message as it is now, unredacted, for a replay at the node that
+     * was sending it: a StreamCache is read (and reset) now, as it will
+     * not be where it is by the time the original is written out; any
+     * other stream is left alone, and the node's message is then not kept.
+     */
+    static Original now(Exchange exchange) throws IOException {
+        Message m = exchange.getMessage();
+        Object body = m.getBody();
+        if (body instanceof InputStream) {
+            if (!(body instanceof StreamCache sc)) {
+                return Original.of(body, b -> null, m.getHeaders());
+            }
+            byte[] read;
+            try {
+                read = ((InputStream) body).readNBytes(Recorder.originalMax() + 1);
+            } finally {
+                sc.reset();
+            }
+            return Original.of(read, null, m.getHeaders());
+        }
+        return Original.of(body, toBytes(exchange.getContext(), body), m.getHeaders());
+    }
+
     /** How a body that is neither text nor bytes becomes bytes: Camel's type converter, if it can. */
     private static Function<Object, byte[]> toBytes(CamelContext context, Object body) {
         if (body == null || body instanceof CharSequence || body instanceof byte[]) {

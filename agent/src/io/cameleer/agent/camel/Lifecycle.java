@@ -15,6 +15,7 @@ import org.apache.camel.support.LifecycleStrategySupport;
  */
 final class Lifecycle extends LifecycleStrategySupport {
     private volatile CamelContext context;
+    private volatile Nodes nodes;
     private volatile Replays replays;
 
     @Override
@@ -25,7 +26,8 @@ final class Lifecycle extends LifecycleStrategySupport {
         try {
             this.context = context;
             context.addRoutePolicyFactory(new Policies());
-            context.getCamelContextExtension().addInterceptStrategy(new Nodes());
+            nodes = new Nodes();
+            context.getCamelContextExtension().addInterceptStrategy(nodes);
             context.getManagementStrategy().addEventNotifier(new Events());
         } catch (Throwable t) {
             Recorder.fail(t);
@@ -39,7 +41,7 @@ final class Lifecycle extends LifecycleStrategySupport {
             return;
         }
         try {
-            replays = new Replays(context);
+            replays = new Replays(context, nodes);
             Recorder.replayer(context.getName(), replays);
         } catch (Throwable t) {
             Recorder.fail(t);
@@ -65,6 +67,10 @@ final class Lifecycle extends LifecycleStrategySupport {
 
     @Override
     public void onRoutesRemove(Collection<Route> routes) {
+        Nodes n = nodes;
+        if (n != null) {
+            n.removed(routes);
+        }
         if (context != null && context.getStatus().isStarted()) {
             sendModel(List.of(), routes);
         }

@@ -3,11 +3,16 @@ package io.cameleer.agent.camel;
 import io.cameleer.agent.Recorder;
 import io.cameleer.agent.Trace;
 import java.io.IOException;
+import java.util.Collection;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import org.apache.camel.AsyncCallback;
 import org.apache.camel.CamelContext;
+import org.apache.camel.EndpointAware;
 import org.apache.camel.Exchange;
 import org.apache.camel.NamedNode;
 import org.apache.camel.Processor;
+import org.apache.camel.Route;
 import org.apache.camel.spi.InterceptStrategy;
 import org.apache.camel.support.processor.DelegateAsyncProcessor;
 
@@ -18,12 +23,41 @@ import org.apache.camel.support.processor.DelegateAsyncProcessor;
  * split's children, which get a copy of the cursor) nests under it.
  */
 final class Nodes implements InterceptStrategy {
+    /** The wrapped nodes that send to an endpoint, newest last: where a replay may re-enter. */
+    private final List<Timed> senders = new CopyOnWriteArrayList<>();
+
     @Override
     public Processor wrapProcessorInInterceptors(CamelContext context, NamedNode definition, Processor target, Processor nextTarget) {
-        return new Timed(definition, target);
+        Timed t = new Timed(definition, target);
+        if (t.sends != null) {
+            senders.add(t);
+        }
+        return t;
     }
 
-    private static final class Timed extends DelegateAsyncProcessor {
+    /**
+     * The node of route with id node that sends to an endpoint, wrapped
+     * (so a run of it is traced), or null. Ids are read now: Camel may
+     * have given one after the node was wrapped.
+     */
+    Timed sender(String route, String node) {
+        for (int i = senders.size() - 1; i >= 0; i--) {
+            Timed t = senders.get(i);
+            if (route.equals(t.route) && node.equals(Models.id(t.node))) {
+                return t;
+            }
+        }
+        return null;
+    }
+
+    /** Forgets the nodes of routes removed. */
+    void removed(Collection<Route> routes) {
+        for (Route r : routes) {
+            senders.removeIf(t -> r.getRouteId().equals(t.route));
+        }
+    }
+
+    static final class Timed extends DelegateAsyncProcessor {
         private final NamedNode node;
         private final String route;
         // Camel builds a label anew each time it is asked.
@@ -32,6 +66,8 @@ final class Nodes implements InterceptStrategy {
         private volatile Recorder.Counter counter;
         /** The node's id once Camel has given it one. */
         private volatile String id;
+        /** What it sends to an endpoint with (to), where a replay may re-enter; null for other nodes. */
+        private final EndpointAware sends;
 
         Timed(NamedNode node, Processor target) {
             super(target);
@@ -39,6 +75,12 @@ final class Nodes implements InterceptStrategy {
             this.route = Models.routeId(node);
             this.type = node.getShortName();
             this.label = node.getLabel();
+            this.sends = target instanceof EndpointAware ea && route != null ? ea : null;
+        }
+
+        /** The endpoint the node sends to, as Camel names it (with what credentials it has). */
+        String endpointUri() {
+            return sends.getEndpoint().getEndpointUri();
         }
 
         @Override
@@ -95,13 +137,18 @@ final class Nodes implements InterceptStrategy {
             return index;
         }
 
-        private void end(Exchange exchange, String id, String route, Trace t, int parent, int index, long t0) {
+        private void end(Exchange exchange, String id, String route, Trace t, int parent, int index, long t0) throws IOException {
             long t1 = System.nanoTime();
-            boolean failed = exchange.getException() != null;
+            Throwable error = exchange.getException();
+            boolean failed = error != null;
             Recorder.Counter rc = Recorder.nodeCounter(counter, exchange.getContext().getName(), route, id);
             counter = rc;
             rc.add((t1 - t0) / 1000, failed);
             if (index >= 0) {
+                // What it was sending, as it was, for a replay that re-enters here.
+                if (failed && sends != null && t.failsAnew(error) && Recorder.keepsOriginals(t.route())) {
+                    t.failedAt(id, route, error, Capture.now(exchange));
+                }
                 t.nodeEnd(index, failed, t1);
                 // The cursor on the exchange now: the run may have put a child's copy in its place.
                 Cursor now = Cursor.of(exchange);

@@ -14,7 +14,8 @@ import org.apache.camel.builder.RouteBuilder;
  * replay test: $DELIVER_COUNT of them (default 6), one every
  * $DELIVER_PERIOD ms (default 100), each numbered in its body and its
  * Delivery-Id header ($DELIVER_ID_PREFIX and the number; default "d-"),
- * handed over seda: to the route that maps and posts it. The mapping
+ * handed over seda: to the route that maps it and posts it (through a
+ * to() of a direct: route, where a replay may re-enter). The mapping
  * refuses every $DELIVER_BAD_EVERY-th (default 3; 0: none): its quantity
  * is not a number; the post fails while the downstream is down.
  * Each body carries a card number, which the agent redacts in what it
@@ -55,6 +56,9 @@ public class DeliveryRoutes extends RouteBuilder {
                 String qty = body.replaceAll("^.*qty=(\\S+).*$", "$1");
                 e.getMessage().setHeader("Quantity", Integer.parseInt(qty));
             }).id("map-delivery")
+            .to("direct:post-delivery").id("post");
+
+        from("direct:post-delivery").routeId("post-delivery")
             .process(e -> {
                 HttpRequest req = HttpRequest.newBuilder(URI.create(url.strip()))
                     .timeout(Duration.ofSeconds(5))

@@ -107,14 +107,21 @@ public class DemoRoutes extends RouteBuilder {
             .setHeader("attempt", constant("first")).id("mark-first")
             .to("seda:flaky").id("to-flaky");
 
+        // It maps, then calls its downstream through a to(): where a
+        // replay may re-enter, with the message mapped.
         from("seda:flaky").routeId("flaky")
+            .process(e -> e.getMessage().setHeader("mapped", e.getMessage().getBody(String.class).length())).id("map-flaky")
+            .to("direct:flaky-downstream").id("call-flaky");
+
+        from("direct:flaky-downstream").routeId("flaky-downstream")
             .process(e -> {
                 if (down != null && Files.exists(Path.of(down))) {
                     throw new IllegalStateException("the downstream is down");
                 }
                 // The replay test looks for the replayed message here.
-                System.out.println("flaky took " + e.getMessage().getBody(String.class) + " attempt " + e.getMessage().getHeader("attempt"));
-            }).id("flaky-call");
+                System.out.println("flaky took " + e.getMessage().getBody(String.class) + " attempt " + e.getMessage().getHeader("attempt")
+                    + " mapped " + e.getMessage().getHeader("mapped"));
+            }).id("flaky-println");
 
         // A stream the agent must not read, and one Camel caches, which it may.
         streams("plain-stream", false);
