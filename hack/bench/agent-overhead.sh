@@ -46,27 +46,8 @@ for tool in java mvn go wrk taskset curl; do
 done
 [ "$(nproc)" -ge 2 ] || { echo "agent-overhead: needs 2 CPUs (app on 1, load on 0)" >&2; exit 1; }
 
-tmp=$(mktemp -d)
-token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-echo "building the agent, the app and the drain" >&2
-# Which agent is measured: the work tree's, so say how it stands.
-echo "agent: last commit $(git log -1 --format='%h %cd' -- agent), $(git status --short agent | wc -l) files changed since"
-scripts/build-agent.sh "$tmp/agent" >&2
-mvn -q -B -f hack/bench/agent/app/pom.xml package >&2
-go build -o "$tmp/drain" ./hack/bench/agent/drain
-if [ "$route" = orders ]; then
-	go build -o "$tmp/downstream" ./hack/bench/agent/downstream
-	# Beside the load, off the app's CPU: it stands for another system.
-	taskset -c 0 "$tmp/downstream" -port "$downstream_port" >"$tmp/downstream.log" 2>&1 &
-	pids+=("$!")
-fi
+# shellcheck source=agent/setup.sh
+. hack/bench/agent/setup.sh
 lua=hack/bench/agent/post.lua
 url=http://127.0.0.1:$port/
 

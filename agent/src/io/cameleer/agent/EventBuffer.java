@@ -36,7 +36,11 @@ final class EventBuffer {
     }
 
     void add(String json) {
-        byte[] b = json.getBytes(StandardCharsets.UTF_8);
+        add(json.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Adds an event written in UTF-8 already. */
+    void add(byte[] b) {
         synchronized (this) {
             seq++;
             if (b.length > capacity) {

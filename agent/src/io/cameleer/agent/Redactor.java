@@ -117,10 +117,15 @@ final class Redactor {
         return false;
     }
 
+    /** Whether s holds "bearer" in any case: found from its b's, by String's own search. */
     static boolean containsBearer(String s) {
-        for (int i = 0; i + 6 <= s.length(); i++) {
-            char c = s.charAt(i);
-            if ((c == 'b' || c == 'B') && s.regionMatches(true, i, "bearer", 0, 6)) {
+        return bearerFrom(s, 'b') || bearerFrom(s, 'B');
+    }
+
+    private static boolean bearerFrom(String s, char b) {
+        for (int i = s.indexOf(b); i >= 0 && i + 6 <= s.length(); i = s.indexOf(b, i + 1)) {
+            char e = s.charAt(i + 1);
+            if ((e == 'e' || e == 'E') && s.regionMatches(true, i, "bearer", 0, 6)) {
                 return true;
             }
         }

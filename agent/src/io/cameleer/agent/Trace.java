@@ -220,81 +220,81 @@ public final class Trace {
         return (System.nanoTime() - startNanos) / 1000;
     }
 
-    /** The exchange event, redacted by r, bodies cut at bodyMax. */
-    synchronized String json(String status, long duration, Throwable error, Redactor r, int bodyMax) {
+    /** The exchange event, redacted by r, bodies cut at bodyMax, in UTF-8. */
+    synchronized byte[] json(String status, long duration, Throwable error, Redactor r, int bodyMax) {
         if (keptHeaders != null || keptBody != null) {
             Captured c = Captured.of(keptBody, keptHeaders, bodyMax);
             capture(c.text, c.size, c.headers);
         }
-        StringBuilder b = new StringBuilder(512 + nodes.size() * 160);
-        b.append("{\"kind\":\"exchange\",\"exchange\":{");
-        Json.field(b, "id", id);
-        Json.field(b, "context", context);
-        Json.field(b, "route", route);
-        Json.field(b, "from", r.fixed(from));
-        Json.field(b, "correlation", correlation);
+        JsonWriter b = new JsonWriter(512 + nodes.size() * 160 + (body == null ? 0 : Math.min(body.length(), bodyMax) * 9 / 8));
+        b.raw("{\"kind\":\"exchange\",\"exchange\":{");
+        b.field("id", id);
+        b.field("context", context);
+        b.field("route", route);
+        b.field("from", r.fixed(from));
+        b.field("correlation", correlation);
         if (parent != null) {
-            Json.field(b, "parent", parent);
+            b.field("parent", parent);
         }
         if (replayOf != null) {
-            Json.field(b, "replayOf", replayOf);
+            b.field("replayOf", replayOf);
         }
         if (replayable) {
-            Json.key(b, "replayable").append("true");
+            b.key("replayable").raw("true");
         }
-        Json.field(b, "start", startMicros);
-        Json.field(b, "duration", duration);
-        Json.field(b, "status", status);
+        b.field("start", startMicros);
+        b.field("duration", duration);
+        b.field("status", status);
         if (redeliveries > 0) {
-            Json.field(b, "redeliveries", redeliveries);
+            b.field("redeliveries", redeliveries);
         }
         if (error != null) {
-            Json.key(b, "error").append('{');
-            Json.field(b, "type", error.getClass().getName());
-            Json.field(b, "message", r.text(String.valueOf(error.getMessage())));
-            Json.field(b, "stack", r.text(Stacks.bounded(error)));
-            b.append('}');
+            b.key("error").raw('{');
+            b.field("type", error.getClass().getName());
+            b.field("message", r.text(String.valueOf(error.getMessage())));
+            b.field("stack", r.text(Stacks.bounded(error)));
+            b.raw('}');
         }
         if (body != null && !body.isEmpty()) {
             String red = r.text(body);
             boolean cut = bodySize > bodyMax || red.length() > bodyMax;
-            Json.field(b, "body", red.length() > bodyMax ? red.substring(0, bodyMax) : red);
+            b.field("body", red.length() > bodyMax ? red.substring(0, bodyMax) : red);
             if (cut) {
-                Json.key(b, "bodyTruncated").append("true");
+                b.key("bodyTruncated").raw("true");
             }
         }
-        Json.field(b, "bodySize", bodySize);
+        b.field("bodySize", bodySize);
         if (headers != null && !headers.isEmpty()) {
             Map<String, String> red = new LinkedHashMap<>();
             headers.forEach((k, v) -> red.put(k, r.header(k, v)));
-            Json.object(Json.key(b, "headers"), red);
+            b.key("headers").object(red);
         }
-        Json.key(b, "nodes").append('[');
+        b.key("nodes").raw('[');
         for (int i = 0; i < nodes.size(); i++) {
             NodeRun n = nodes.get(i);
-            b.append(i == 0 ? "{" : ",{");
-            Json.field(b, "id", n.id);
-            Json.field(b, "type", n.type);
+            b.raw(i == 0 ? "{" : ",{");
+            b.field("id", n.id);
+            b.field("type", n.type);
             if (n.label != null && !n.label.isEmpty()) {
-                Json.field(b, "label", r.fixed(n.label));
+                b.field("label", r.fixed(n.label));
             }
-            Json.field(b, "route", n.route);
-            Json.field(b, "parent", n.parent);
+            b.field("route", n.route);
+            b.field("parent", n.parent);
             if (n.exchange != null) {
-                Json.field(b, "exchange", n.exchange);
+                b.field("exchange", n.exchange);
             }
-            Json.field(b, "start", n.start);
+            b.field("start", n.start);
             // A run still going when its exchange ended (an async child) lasts until then.
-            Json.field(b, "duration", n.duration >= 0 ? n.duration : Math.max(0, startMicros + duration - n.start));
+            b.field("duration", n.duration >= 0 ? n.duration : Math.max(0, startMicros + duration - n.start));
             if (n.failed) {
-                Json.key(b, "failed").append("true");
+                b.key("failed").raw("true");
             }
-            b.append('}');
+            b.raw('}');
         }
-        b.append(']');
+        b.raw(']');
         if (nodesDropped > 0) {
-            Json.field(b, "nodesDropped", nodesDropped);
+            b.field("nodesDropped", nodesDropped);
         }
-        return b.append("}}").toString();
+        return b.raw("}}").toBytes();
     }
 }

@@ -18,5 +18,8 @@ class JsonTest {
         assertEquals("\"ab\\rcd\\\\\"", Json.quote("ab\rcd\\"));
         assertEquals("\"\"", Json.quote(""));
         assertEquals("null", Json.quote(null));
+        // Quotes and backslashes alone, the plain way; with a control character, char by char.
+        assertEquals("\"{\\\"a\\\":\\\"b\\\\\\\\c\\\"}\"", Json.quote("{\"a\":\"b\\\\c\"}"));
+        assertEquals("\"{\\\"a\\\":\\\"b\\nc\\\"}\"", Json.quote("{\"a\":\"b\nc\"}"));
     }
 }

@@ -34,6 +34,8 @@ class RedactorTest {
         assertTrue(Redactor.containsBearer("Authorization: BEARER abc"));
         assertTrue(Redactor.containsBearer("bearer"));
         assertFalse(Redactor.containsBearer("bear with me, bearing"));
+        assertTrue(Redactor.containsBearer("bear, Bear, then Bearer x"));
+        assertFalse(Redactor.containsBearer("the end: beare"));
         assertEquals("BEARER ***", defaults.text("BEARER abc.def"));
     }
 

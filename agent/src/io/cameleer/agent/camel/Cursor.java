@@ -30,6 +30,12 @@ final class Cursor implements SafeCopyProperty {
     boolean capture;
     /** The exchange this one replays, until its trace begins (Replays). */
     String replayOf;
+    /**
+     * The node (its wrapper) whose run failed last, until the next run
+     * begins: run again at once, on the exchange redelivered, it is a
+     * redelivery. Not copied: a derived exchange is not redelivered.
+     */
+    Object failedRun;
     /** The id the exchange's node runs carry when it is not the trace's own (a split child): read once a trace. */
     private String other;
     private boolean otherKnown;

@@ -9,8 +9,7 @@ import org.apache.camel.support.LifecycleStrategySupport;
 
 /**
  * Hooks one CamelContext as it initializes, before its routes are made (a
- * route policy per route, an intercept strategy per processor, an event
- * notifier), and sends its route model once its routes have started and
+ * route policy per route, an intercept strategy per processor), and sends its route model once its routes have started and
  * again whenever they change.
  */
 final class Lifecycle extends LifecycleStrategySupport {
@@ -28,7 +27,6 @@ final class Lifecycle extends LifecycleStrategySupport {
             context.addRoutePolicyFactory(new Policies());
             nodes = new Nodes();
             context.getCamelContextExtension().addInterceptStrategy(nodes);
-            context.getManagementStrategy().addEventNotifier(new Events());
         } catch (Throwable t) {
             Recorder.fail(t);
         }

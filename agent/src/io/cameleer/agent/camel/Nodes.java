@@ -126,6 +126,9 @@ final class Nodes implements InterceptStrategy {
         private int start(Exchange exchange, Cursor c, Trace t, String id, String route, long t0) throws IOException {
             // A split child's runs say whose they are.
             String other = c.other(exchange);
+            if (c.failedRun != null) {
+                redelivery(exchange, c, t, other);
+            }
             if (other == null && c.capture) {
                 c.capture = false;
                 Capture.message(t, exchange);
@@ -135,6 +138,19 @@ final class Nodes implements InterceptStrategy {
                 c.node = index;
             }
             return index;
+        }
+
+        /**
+         * Counts a redelivery: the error handler of a node's channel runs
+         * the node again when it failed, with the exchange marked
+         * redelivered. Read here, after a failure only, rather than from
+         * Camel's events: an event notifier costs every exchange.
+         */
+        private void redelivery(Exchange exchange, Cursor c, Trace t, String other) {
+            if (c.failedRun == this && other == null && Boolean.TRUE.equals(exchange.getMessage().getHeader(Exchange.REDELIVERED))) {
+                t.redelivered();
+            }
+            c.failedRun = null;
         }
 
         private void end(Exchange exchange, String id, String route, Trace t, int parent, int index, long t0) throws IOException {
@@ -154,6 +170,9 @@ final class Nodes implements InterceptStrategy {
                 Cursor now = Cursor.of(exchange);
                 if (now != null) {
                     now.node = parent;
+                    if (failed) {
+                        now.failedRun = this;
+                    }
                 }
             }
         }
