@@ -42,6 +42,12 @@ final class JsonWriter {
         return this;
     }
 
+    /** Appends JSON written before. */
+    JsonWriter bytes(byte[] json) {
+        copy(json, 0, json.length);
+        return this;
+    }
+
     /** Appends ,"name": ("name": first in an object). */
     JsonWriter key(String name) {
         if (len > 0 && buf[len - 1] != '{') {

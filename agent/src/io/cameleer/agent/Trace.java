@@ -52,22 +52,49 @@ public final class Trace {
     /** A node that sends to an endpoint failed with error, sending message. */
     record FailedAt(String node, String route, Throwable error, Original message) {}
 
-    static final class NodeRun {
+    /**
+     * A node as its runs are written: id, type, label and route, the same
+     * in every run, so written (the label redacted) once, not once a run.
+     */
+    public static final class Node {
         final String id;
         final String type;
         final String label;
         final String route;
+        private volatile byte[] json;
+
+        public Node(String id, String type, String label, String route) {
+            this.id = id;
+            this.type = type;
+            this.label = label;
+            this.route = route;
+        }
+
+        /** "id":…,"type":…[,"label":…],"route":…, its label redacted by r. */
+        byte[] json(Redactor r) {
+            byte[] j = json;
+            if (j == null) {
+                JsonWriter w = new JsonWriter(64).field("id", id).field("type", type);
+                if (label != null && !label.isEmpty()) {
+                    w.field("label", r.fixed(label));
+                }
+                j = w.field("route", route).toBytes();
+                json = j;
+            }
+            return j;
+        }
+    }
+
+    static final class NodeRun {
+        final Node node;
         final int parent;
         final String exchange;
         final long start;
         long duration = -1;
         boolean failed;
 
-        NodeRun(String id, String type, String label, String route, int parent, String exchange, long start) {
-            this.id = id;
-            this.type = type;
-            this.label = label;
-            this.route = route;
+        NodeRun(Node node, int parent, String exchange, long start) {
+            this.node = node;
             this.parent = parent;
             this.exchange = exchange;
             this.start = start;
@@ -180,12 +207,12 @@ public final class Trace {
      * Starts a node run at nanos (System.nanoTime) and answers its index, or
      * -1 past the bound or the end.
      */
-    public synchronized int nodeStart(String id, String type, String label, String route, int parent, String exchange, long nanos) {
+    public synchronized int nodeStart(Node node, int parent, String exchange, long nanos) {
         if (finished || nodes.size() >= MAX_NODES) {
             nodesDropped++;
             return -1;
         }
-        nodes.add(new NodeRun(id, type, label, route, parent, exchange, startMicros + (nanos - startNanos) / 1000));
+        nodes.add(new NodeRun(node, parent, exchange, startMicros + (nanos - startNanos) / 1000));
         return nodes.size() - 1;
     }
 
@@ -273,12 +300,7 @@ public final class Trace {
         for (int i = 0; i < nodes.size(); i++) {
             NodeRun n = nodes.get(i);
             b.raw(i == 0 ? "{" : ",{");
-            b.field("id", n.id);
-            b.field("type", n.type);
-            if (n.label != null && !n.label.isEmpty()) {
-                b.field("label", r.fixed(n.label));
-            }
-            b.field("route", n.route);
+            b.bytes(n.node.json(r));
             b.field("parent", n.parent);
             if (n.exchange != null) {
                 b.field("exchange", n.exchange);

@@ -66,6 +66,8 @@ final class Nodes implements InterceptStrategy {
         private volatile Recorder.Counter counter;
         /** The node's id once Camel has given it one. */
         private volatile String id;
+        /** The node as its runs are written, once its id and route are known. */
+        private volatile Trace.Node written;
         /** What it sends to an endpoint with (to), where a replay may re-enter; null for other nodes. */
         private final EndpointAware sends;
 
@@ -133,7 +135,15 @@ final class Nodes implements InterceptStrategy {
                 c.capture = false;
                 Capture.message(t, exchange);
             }
-            int index = t.nodeStart(id, type, label, route, c.node, other, t0);
+            Trace.Node n = written;
+            if (n == null) {
+                n = new Trace.Node(id, type, label, route);
+                // Kept once neither changes: its id given, its route its own.
+                if (this.id != null && this.route != null) {
+                    written = n;
+                }
+            }
+            int index = t.nodeStart(n, c.node, other, t0);
             if (index >= 0) {
                 c.node = index;
             }
