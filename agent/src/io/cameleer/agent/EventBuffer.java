@@ -2,30 +2,35 @@ package io.cameleer.agent;
 
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
-import java.util.ArrayDeque;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HexFormat;
-import java.util.List;
 
 /**
  * The events the runner has not acknowledged yet, serialized, bounded by
- * their total size: past it the oldest go, and are counted. App threads only
- * append under the lock; the answer to the runner is copied under it and
- * written out after, so no app thread ever waits on the network.
+ * their total size: past it the oldest go, and are counted. They are held
+ * in one array used as a ring (grown up to the bound, never shrunk), not an
+ * object each: events wait up to a pull interval for the runner, and the
+ * garbage collector would copy every one of them at each young collection
+ * (pauses of milliseconds under full capture). App threads only copy their
+ * event in under the lock; no app thread ever waits on the network.
  */
 final class EventBuffer {
     private final String boot;
-    private final long capacity;
-    private final ArrayDeque<Entry> entries = new ArrayDeque<>();
-    private long bytes;
+    private final int capacity;
+    private byte[] ring;
+    /** Where the oldest event held starts in ring, and the bytes held. */
+    private int head;
+    private int used;
+    /** The events held, oldest first from first: their seqs and lengths, in rings of their own. */
+    private long[] seqs = new long[256];
+    private int[] lens = new int[256];
+    private int first;
+    private int count;
     private long seq;
     private long dropped;
 
-    private record Entry(long seq, byte[] json) {}
-
     EventBuffer(long capacity) {
-        this.capacity = capacity;
+        this.capacity = (int) Math.max(0, Math.min(capacity, Integer.MAX_VALUE - 8));
+        ring = new byte[Math.max(1, Math.min(this.capacity, 64 << 10))];
         byte[] b = new byte[8];
         new SecureRandom().nextBytes(b);
         boot = HexFormat.of().formatHex(b);
@@ -47,67 +52,119 @@ final class EventBuffer {
                 dropped++;
                 return;
             }
-            entries.addLast(new Entry(seq, b));
-            bytes += b.length;
-            while (bytes > capacity) {
-                bytes -= entries.removeFirst().json.length;
+            while (used + b.length > capacity) {
+                free();
                 dropped++;
             }
+            if (used + b.length > ring.length) {
+                grow(used + b.length);
+            }
+            int tail = (head + used) % ring.length;
+            int n = Math.min(b.length, ring.length - tail);
+            System.arraycopy(b, 0, ring, tail, n);
+            System.arraycopy(b, n, ring, 0, b.length - n);
+            used += b.length;
+            if (count == seqs.length) {
+                seqs = unwrap(seqs);
+                lens = unwrap(lens);
+                first = 0;
+            }
+            int at = (first + count) % seqs.length;
+            seqs[at] = seq;
+            lens[at] = b.length;
+            count++;
         }
+    }
+
+    /** Lets the oldest event go. */
+    private void free() {
+        int len = lens[first];
+        head = (head + len) % ring.length;
+        used -= len;
+        first = (first + 1) % seqs.length;
+        count--;
+    }
+
+    /** Moves the bytes held to the start of a ring of at least need bytes. */
+    private void grow(int need) {
+        byte[] to = new byte[(int) Math.min(capacity, Math.max(need, 2L * ring.length))];
+        copyOut(head, used, to, 0);
+        ring = to;
+        head = 0;
+    }
+
+    /** Copies n bytes of the ring from at (wrapping round) into to at offset. */
+    private void copyOut(int at, int n, byte[] to, int offset) {
+        int a = Math.min(n, ring.length - at);
+        System.arraycopy(ring, at, to, offset, a);
+        System.arraycopy(ring, 0, to, offset + a, n - a);
+    }
+
+    /** The index ring twice as long, its entries from first at 0. */
+    private long[] unwrap(long[] r) {
+        long[] to = new long[r.length * 2];
+        for (int i = 0; i < count; i++) {
+            to[i] = r[(first + i) % r.length];
+        }
+        return to;
+    }
+
+    private int[] unwrap(int[] r) {
+        int[] to = new int[r.length * 2];
+        for (int i = 0; i < count; i++) {
+            to[i] = r[(first + i) % r.length];
+        }
+        return to;
     }
 
     /**
      * The answer to boot=askedBoot&after=after: with this agent's boot, the
      * events up to after are freed and those past it answered; with another,
      * everything still held is. At most max bytes of events, but always at
-     * least one when there is one.
+     * least one when there is one. Copied out under the lock, at most the
+     * runner's answer bound (1 MiB): a fraction of a millisecond.
      */
     byte[] batch(String askedBoot, long after, long max) {
-        List<byte[]> out = new ArrayList<>();
-        long last;
-        long lost;
         synchronized (this) {
             boolean ours = boot.equals(askedBoot);
             if (ours) {
-                while (!entries.isEmpty() && entries.peekFirst().seq <= after) {
-                    bytes -= entries.removeFirst().json.length;
+                while (count > 0 && seqs[first] <= after) {
+                    free();
                 }
             }
-            last = ours ? after : entries.isEmpty() ? seq : entries.peekFirst().seq - 1;
+            long last = ours ? after : count == 0 ? seq : seqs[first] - 1;
+            int n = 0;
             long size = 0;
-            for (Entry e : entries) {
-                if (!out.isEmpty() && size + e.json.length > max) {
+            for (; n < count; n++) {
+                int at = (first + n) % seqs.length;
+                if (n > 0 && size + lens[at] > max) {
                     break;
                 }
-                out.add(e.json);
-                size += e.json.length;
-                last = e.seq;
+                size += lens[at];
+                last = seqs[at];
             }
-            lost = dropped;
-        }
-        StringBuilder head = new StringBuilder("{");
-        Json.field(head, "boot", boot);
-        Json.field(head, "last", last);
-        Json.field(head, "dropped", lost);
-        Json.key(head, "events").append('[');
-        byte[] h = head.toString().getBytes(StandardCharsets.UTF_8);
-        int n = h.length + 2;
-        for (byte[] e : out) {
-            n += e.length + 1;
-        }
-        byte[] answer = new byte[n];
-        System.arraycopy(h, 0, answer, 0, h.length);
-        int at = h.length;
-        for (int i = 0; i < out.size(); i++) {
-            if (i > 0) {
-                answer[at++] = ',';
+            StringBuilder h = new StringBuilder("{");
+            Json.field(h, "boot", boot);
+            Json.field(h, "last", last);
+            Json.field(h, "dropped", dropped);
+            Json.key(h, "events").append('[');
+            byte[] head = h.toString().getBytes(StandardCharsets.UTF_8);
+            byte[] answer = new byte[(int) (head.length + size + Math.max(n - 1, 0) + 2)];
+            System.arraycopy(head, 0, answer, 0, head.length);
+            int out = head.length;
+            int from = this.head;
+            for (int i = 0; i < n; i++) {
+                if (i > 0) {
+                    answer[out++] = ',';
+                }
+                int len = lens[(first + i) % seqs.length];
+                copyOut(from, len, answer, out);
+                from = (from + len) % ring.length;
+                out += len;
             }
-            byte[] e = out.get(i);
-            System.arraycopy(e, 0, answer, at, e.length);
-            at += e.length;
+            answer[out++] = ']';
+            answer[out] = '}';
+            return answer;
         }
-        answer[at++] = ']';
-        answer[at++] = '}';
-        return Arrays.copyOf(answer, at);
     }
 }

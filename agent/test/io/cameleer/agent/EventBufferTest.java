@@ -47,4 +47,46 @@ class EventBufferTest {
     void eachStartHasItsOwnBoot() {
         assertNotEquals(new EventBuffer(1).boot(), new EventBuffer(1).boot());
     }
+
+    /**
+     * Events of every size, wrapping round the ring as it grows to its
+     * bound, acknowledged a few at a time: the answers hold what a list
+     * of them would, in order, and the drops are the oldest, counted.
+     */
+    @Test
+    void wrapsRoundAndGrowsAsAListWould() {
+        int capacity = 200_000;
+        EventBuffer b = new EventBuffer(capacity);
+        java.util.ArrayDeque<String> held = new java.util.ArrayDeque<>();
+        java.util.ArrayDeque<Long> seqs = new java.util.ArrayDeque<>();
+        java.util.Random r = new java.util.Random(7);
+        long seq = 0;
+        long dropped = 0;
+        int bytes = 0;
+        for (int i = 0; i < 5000; i++) {
+            String e = "{\"n\":" + i + ",\"pad\":\"" + "x".repeat(r.nextInt(i % 50 == 0 ? 3000 : 300)) + "\"}";
+            b.add(e);
+            seq++;
+            held.addLast(e);
+            seqs.addLast(seq);
+            bytes += e.length();
+            while (bytes > capacity) {
+                bytes -= held.removeFirst().length();
+                seqs.removeFirst();
+                dropped++;
+            }
+            if (i % 97 == 96) {
+                // The runner acknowledges up to the middle of what is held.
+                long upTo = seqs.isEmpty() ? seq : seqs.peekFirst() + held.size() / 2;
+                while (!seqs.isEmpty() && seqs.peekFirst() <= upTo) {
+                    bytes -= held.removeFirst().length();
+                    seqs.removeFirst();
+                }
+                String got = answer(b, b.boot(), upTo, Long.MAX_VALUE);
+                String want = "{\"boot\":\"" + b.boot() + "\",\"last\":" + (seqs.isEmpty() ? upTo : seqs.peekLast()) + ",\"dropped\":" + dropped
+                    + ",\"events\":[" + String.join(",", held) + "]}";
+                assertEquals(want, got, "after event " + i);
+            }
+        }
+    }
 }
