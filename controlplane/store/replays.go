@@ -2,13 +2,13 @@ package store
 
 import (
 	"encoding/json"
-
 	"fmt"
-	"github.com/cameleer/cameleer/api"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/cameleer/cameleer/api"
 )
 
 var (

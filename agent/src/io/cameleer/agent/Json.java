@@ -11,15 +11,7 @@ final class Json {
             return b.append("null");
         }
         b.append('"');
-        if (plain(s)) {
-            // Nearly all text: at most quotes and backslashes to escape,
-            // which String's own search and replace do far faster than
-            // appending the runs between them a char at a time.
-            if (s.indexOf('"') >= 0 || s.indexOf('\\') >= 0) {
-                s = s.replace("\\", "\\\\").replace("\"", "\\\"");
-            }
-            return b.append(s).append('"');
-        }
+        // Runs that need no escaping, nearly all text, are copied whole.
         int from = 0;
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
@@ -43,17 +35,6 @@ final class Json {
             }
         }
         return (from == 0 ? b.append(s) : b.append(s, from, s.length())).append('"');
-    }
-
-    /** Whether s holds no control character and no surrogate. */
-    private static boolean plain(String s) {
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if (c < 0x20 || Character.isSurrogate(c)) {
-                return false;
-            }
-        }
-        return true;
     }
 
     private static boolean validPair(String s, int i) {
