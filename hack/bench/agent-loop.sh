@@ -15,7 +15,9 @@
 #   default  the agent with its default settings
 #   full     CAMELEER_SAMPLE=1 CAMELEER_SAMPLE_LIMIT=0 CAMELEER_BODY_MAX=65536
 # With the agent, hack/bench/agent/drain empties its buffer on CPU 0 as the
-# runner would. RUNS runs of each config, interleaved, each a new JVM of
+# runner would, at idle priority (SCHED_IDLE): the runner is on another host
+# or core, and the drain must not delay the downstream beside it (at normal
+# priority it made full capture's p99 3-5 times off's). RUNS runs of each config, interleaved, each a new JVM of
 # ROUNDS rounds of which the first WARM are the JIT's; a run's figure is its
 # median round, the table's the median run.
 #
@@ -70,7 +72,7 @@ run() {
 			curl -sf -o /dev/null "http://127.0.0.1:$agent_port/cameleer/jvm" && break
 			sleep 0.1
 		done
-		CAMELEER_AGENT_TOKEN=$token taskset -c 0 "$tmp/drain" -port "$agent_port" >"$tmp/drain.log" 2>&1 &
+		CAMELEER_AGENT_TOKEN=$token chrt -i 0 taskset -c 0 "$tmp/drain" -port "$agent_port" >"$tmp/drain.log" 2>&1 &
 		drain=$!
 		pids+=("$drain")
 	fi

@@ -14,7 +14,7 @@
 # Each run: warm up, then measure with wrk (pinned to CPU 0, POSTing ~1 KB
 # JSON-ish bodies), while hack/bench/agent/drain empties the agent's buffer
 # as the runner would (else it fills and drops, and the agent would do less
-# than in production). The configs are interleaved over ROUNDS rounds so that
+# than in production), at idle priority (SCHED_IDLE), not to delay wrk. The configs are interleaved over ROUNDS rounds so that
 # drift on the machine hits all alike; the table gives each config's median
 # and its overhead against off. Beside requests/s and latency it gives the
 # app's CPU time per request (utime+stime of the JVM over the measured run,
@@ -94,7 +94,7 @@ start() {
 	drain=
 	if [ "$cfg" != off ]; then
 		# On the load's CPU: the runner is not part of the app.
-		CAMELEER_AGENT_TOKEN=$token taskset -c 0 "$tmp/drain" -port "$agent_port" >"$tmp/drain.log" 2>&1 &
+		CAMELEER_AGENT_TOKEN=$token chrt -i 0 taskset -c 0 "$tmp/drain" -port "$agent_port" >"$tmp/drain.log" 2>&1 &
 		drain=$!
 		pids+=("$drain")
 	fi

@@ -67,7 +67,7 @@ public final class Agent {
             return config.token.isEmpty() || shown != null && MessageDigest.isEqual(wanted, shown.getBytes(StandardCharsets.UTF_8));
         };
         try {
-            HttpServer server = HttpServer.create(new InetSocketAddress(port), 0);
+            HttpServer server = createServer(port);
             // A replay runs its route to the end: pulls must not wait on it.
             server.setExecutor(Executors.newFixedThreadPool(2, task -> {
                 Thread t = new Thread(task, "cameleer-agent-http");
@@ -93,6 +93,26 @@ public final class Agent {
         }
     }
 
+    /**
+     * The JDK's HTTP server, with TCP_NODELAY: it writes an answer's head
+     * and body apart, and without it the body waited for the runner's
+     * delayed ACK, 40 ms a pull. The JDK reads the setting once, when its
+     * first server is made (the app's, made later, share it); the property
+     * is put back as found.
+     */
+    private static HttpServer createServer(int port) throws IOException {
+        String key = "sun.net.httpserver.nodelay";
+        if (System.getProperty(key) != null) {
+            return HttpServer.create(new InetSocketAddress(port), 0);
+        }
+        System.setProperty(key, "true");
+        try {
+            return HttpServer.create(new InetSocketAddress(port), 0);
+        } finally {
+            System.clearProperty(key);
+        }
+    }
+
     /** Answers a pull of buffer: boot=B&after=N[&max=BYTES] (api.AgentBatch). */
     private static void pull(HttpExchange exchange, Predicate<HttpExchange> runner, EventBuffer buffer) throws IOException {
         if (!runner.test(exchange)) {
@@ -103,7 +123,7 @@ public final class Agent {
         try {
             long after = Long.parseLong(q.getOrDefault("after", "0"));
             long max = Math.min(MAX_ANSWER, Long.parseLong(q.getOrDefault("max", String.valueOf(MAX_ANSWER))));
-            answer(exchange, buffer.batch(q.getOrDefault("boot", ""), after, max));
+            buffer.batch(q.getOrDefault("boot", ""), after, max, (answer, length) -> answer(exchange, 200, answer, length));
         } catch (NumberFormatException e) {
             refuse(exchange, 400);
         }
@@ -166,10 +186,14 @@ public final class Agent {
     }
 
     private static void answer(HttpExchange exchange, int status, byte[] body) throws IOException {
+        answer(exchange, status, body, body.length);
+    }
+
+    private static void answer(HttpExchange exchange, int status, byte[] body, int length) throws IOException {
         exchange.getResponseHeaders().set("Content-Type", "application/json");
-        exchange.sendResponseHeaders(status, body.length);
+        exchange.sendResponseHeaders(status, length);
         try (OutputStream out = exchange.getResponseBody()) {
-            out.write(body);
+            out.write(body, 0, length);
         }
     }
 

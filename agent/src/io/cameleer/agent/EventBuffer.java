@@ -1,5 +1,6 @@
 package io.cameleer.agent;
 
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.HexFormat;
@@ -27,6 +28,9 @@ final class EventBuffer {
     private int count;
     private long seq;
     private long dropped;
+    /** Held by a pull from copying its answer to sending it: answer is its alone. */
+    private final Object sending = new Object();
+    private byte[] answer = new byte[0];
 
     EventBuffer(long capacity) {
         this.capacity = (int) Math.max(0, Math.min(capacity, Integer.MAX_VALUE - 8));
@@ -117,54 +121,72 @@ final class EventBuffer {
         return to;
     }
 
+    /** Where a pull's answer goes: the bytes of answer[0, length). */
+    interface Answer {
+        void send(byte[] answer, int length) throws IOException;
+    }
+
     /**
-     * The answer to boot=askedBoot&after=after: with this agent's boot, the
+     * Answers boot=askedBoot&after=after: with this agent's boot, the
      * events up to after are freed and those past it answered; with another,
      * everything still held is. At most max bytes of events, but always at
-     * least one when there is one. Copied out under the lock, at most the
-     * runner's answer bound (1 MiB): a fraction of a millisecond.
+     * least one when there is one. The answer is copied under the lock into
+     * a buffer kept for the next pull (a megabyte allocated a pull made the
+     * app's young collections more frequent under full capture), and sent
+     * outside it: no app thread waits on the network. Pulls take turns.
      */
-    byte[] batch(String askedBoot, long after, long max) {
-        synchronized (this) {
-            boolean ours = boot.equals(askedBoot);
-            if (ours) {
-                while (count > 0 && seqs[first] <= after) {
-                    free();
-                }
+    void batch(String askedBoot, long after, long max, Answer to) throws IOException {
+        synchronized (sending) {
+            int length;
+            synchronized (this) {
+                length = copyBatch(askedBoot, after, max);
             }
-            long last = ours ? after : count == 0 ? seq : seqs[first] - 1;
-            int n = 0;
-            long size = 0;
-            for (; n < count; n++) {
-                int at = (first + n) % seqs.length;
-                if (n > 0 && size + lens[at] > max) {
-                    break;
-                }
-                size += lens[at];
-                last = seqs[at];
-            }
-            StringBuilder h = new StringBuilder("{");
-            Json.field(h, "boot", boot);
-            Json.field(h, "last", last);
-            Json.field(h, "dropped", dropped);
-            Json.key(h, "events").append('[');
-            byte[] head = h.toString().getBytes(StandardCharsets.UTF_8);
-            byte[] answer = new byte[(int) (head.length + size + Math.max(n - 1, 0) + 2)];
-            System.arraycopy(head, 0, answer, 0, head.length);
-            int out = head.length;
-            int from = this.head;
-            for (int i = 0; i < n; i++) {
-                if (i > 0) {
-                    answer[out++] = ',';
-                }
-                int len = lens[(first + i) % seqs.length];
-                copyOut(from, len, answer, out);
-                from = (from + len) % ring.length;
-                out += len;
-            }
-            answer[out++] = ']';
-            answer[out] = '}';
-            return answer;
+            to.send(answer, length);
         }
+    }
+
+    private int copyBatch(String askedBoot, long after, long max) {
+        boolean ours = boot.equals(askedBoot);
+        if (ours) {
+            while (count > 0 && seqs[first] <= after) {
+                free();
+            }
+        }
+        long last = ours ? after : count == 0 ? seq : seqs[first] - 1;
+        int n = 0;
+        long size = 0;
+        for (; n < count; n++) {
+            int at = (first + n) % seqs.length;
+            if (n > 0 && size + lens[at] > max) {
+                break;
+            }
+            size += lens[at];
+            last = seqs[at];
+        }
+        StringBuilder h = new StringBuilder("{");
+        Json.field(h, "boot", boot);
+        Json.field(h, "last", last);
+        Json.field(h, "dropped", dropped);
+        Json.key(h, "events").append('[');
+        byte[] head = h.toString().getBytes(StandardCharsets.UTF_8);
+        int length = (int) (head.length + size + Math.max(n - 1, 0) + 2);
+        if (answer.length < length) {
+            answer = new byte[length];
+        }
+        System.arraycopy(head, 0, answer, 0, head.length);
+        int out = head.length;
+        int from = this.head;
+        for (int i = 0; i < n; i++) {
+            if (i > 0) {
+                answer[out++] = ',';
+            }
+            int len = lens[(first + i) % seqs.length];
+            copyOut(from, len, answer, out);
+            from = (from + len) % ring.length;
+            out += len;
+        }
+        answer[out++] = ']';
+        answer[out++] = '}';
+        return out;
     }
 }
