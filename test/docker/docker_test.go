@@ -9,6 +9,7 @@ package docker_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -110,17 +111,19 @@ func TestRunnerOnDocker(t *testing.T) {
 	// opens nothing any more.
 	apptest.Egress(t, ar)
 	apptest.Observe(t, ar, []string{filepath.Join(dataDir, "telemetry"), cp.DataDir()}, camelapps.MainNewest, camelapps.Boot4)
-	restartRunner := func() {
+	runnerAway := func(d time.Duration) {
 		syscall.Kill(r.cmd.Process.Pid, syscall.SIGKILL)
 		<-r.exited
-		time.Sleep(5 * time.Second)
+		time.Sleep(d)
 		r = startRunner(t, daemon, hosts, bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
 			"--http-port", strconv.Itoa(port), "--data-dir", dataDir)
 	}
+	restartRunner := func() { runnerAway(5 * time.Second) }
 	apptest.Replay(t, ar, apptest.ReplayDirs{Originals: filepath.Join(dataDir, "originals"),
 		Elsewhere: []string{filepath.Join(dataDir, "telemetry"), cp.DataDir(), cp.LogFile, r.logFile}}, camelapps.MainNewest, restartRunner)
 	agentsRefuseStrangers(t, daemon, apptest.CamelApp(camelapps.MainNewest))
 	survivesOutages(t, cp, ar, restartRunner)
+	dropsAreCounted(t, cp, ar, runnerAway)
 	if rules := dockertest.Fences(t); !slices.ContainsFunc(rules, func(r string) bool { return strings.HasPrefix(r, "-N CAMELEER-F-") }) ||
 		slices.ContainsFunc(rules, func(r string) bool { return strings.Contains(r, apptest.TargetAddr) }) {
 		t.Errorf("the fences after egress was emptied: %q", rules)
@@ -197,23 +200,64 @@ func survivesOutages(t *testing.T, cp *cptest.ControlPlane, ar apptest.Runner, r
 	time.Sleep(2 * time.Minute)
 	cp.Restart(t)
 	app := apptest.Base + "/environments/dev/apps/load"
-	loadCount := func() int {
-		var routes []apptest.RouteView
-		cp.Call("GET", app+"/routes?window=1h", nil, &routes)
-		for _, r := range routes {
-			if r.ID == "load" {
-				return r.Stats.Count
-			}
-		}
-		return 0
-	}
 	testutil.Eventually(t, poll, 5*time.Minute, "the whole load's figures at the control plane", func() error {
-		if n := loadCount(); n < count {
+		if n := loadCount(cp, app); n < count {
 			return fmt.Errorf("%d of %d exchanges counted", n, count)
 		}
 		return nil
 	})
 	t.Logf("the load arrived whole %v after it started", time.Since(started).Round(time.Second))
+	if ids, n := loadTraced(t, cp, app), loadCount(cp, app); ids != count || n != count {
+		t.Errorf("%d exchanges of the load traced and %d counted, want %d each: lost or taken twice", ids, n, count)
+	}
+}
+
+// dropsAreCounted runs a load through an app whose agent holds little
+// (CAMELEER_BUFFER_BYTES) while the runner is away for longer than that
+// lasts: the agent drops the oldest traces, and the control plane's
+// counter of the runner's agents' drops says how many, to the exchange.
+// The route's figures count every exchange: the agent holds them apart
+// from the traces, which cannot push them out.
+func dropsAreCounted(t *testing.T, cp *cptest.ControlPlane, ar apptest.Runner, runnerAway func(time.Duration)) {
+	const count, period = 1000, 50 // 50 s of load
+	cp.Must(t, http.StatusOK, "PUT", apptest.Base+"/environments/dev/config", map[string]any{"env": map[string]string{
+		"GREETING": "hello-dev", "CAMELEER_SAMPLE": "1", "LOAD_COUNT": strconv.Itoa(count), "LOAD_PERIOD": strconv.Itoa(period),
+		"CAMELEER_BUFFER_BYTES": "131072", "LOAD_ONLY": "1"}}, nil)
+	before := agentDrops(t, cp)
+	apptest.DeployCamel(t, ar, camelapps.MainNewest, "dev", "overflow")
+	time.Sleep(5 * time.Second)
+	runnerAway(25 * time.Second) // 500 exchanges, some 100 traces held
+	app := apptest.Base + "/environments/dev/apps/overflow"
+	var traced int
+	var dropped float64
+	testutil.Eventually(t, poll, 5*time.Minute, "every exchange of the load traced or counted as dropped", func() error {
+		traced, dropped = loadTraced(t, cp, app), agentDrops(t, cp)-before
+		if n := loadCount(cp, app); n < count || traced+int(dropped) < count {
+			return fmt.Errorf("%d of %d exchanges counted, %d traced, %v dropped", n, count, traced, dropped)
+		}
+		return nil
+	})
+	if n := loadCount(cp, app); traced+int(dropped) != count || dropped == 0 || n != count {
+		t.Errorf("%d exchanges traced and %v counted as dropped (want %d together, some dropped); %d in the route's figures, want %d",
+			traced, dropped, count, n, count)
+	}
+	t.Logf("runner away for 25 s, agent buffer 128 KiB: %d traced, %v dropped and counted", traced, dropped)
+}
+
+// loadCount is the load route's count of exchanges in the last hour's figures.
+func loadCount(cp *cptest.ControlPlane, app string) int {
+	var routes []apptest.RouteView
+	cp.Call("GET", app+"/routes?window=1h", nil, &routes)
+	for _, r := range routes {
+		if r.ID == "load" {
+			return r.Stats.Count
+		}
+	}
+	return 0
+}
+
+// loadTraced is how many of the load route's exchanges are traced, each once.
+func loadTraced(t *testing.T, cp *cptest.ControlPlane, app string) int {
 	ids := map[string]bool{}
 	for cursor, pages := "", 0; pages == 0 || cursor != ""; pages++ {
 		var page struct {
@@ -226,9 +270,27 @@ func survivesOutages(t *testing.T, cp *cptest.ControlPlane, ar apptest.Runner, r
 		}
 		cursor = page.Next
 	}
-	if n := loadCount(); len(ids) != count || n != count {
-		t.Errorf("%d exchanges of the load traced and %d counted, want %d each: lost or taken twice", len(ids), n, count)
+	return len(ids)
+}
+
+// agentDrops sums the control plane's counters of what the runners'
+// agents dropped.
+func agentDrops(t *testing.T, cp *cptest.ControlPlane) float64 {
+	resp, err := cp.Request(context.Background(), "GET", "/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "cameleer_telemetry_agent_dropped_total{") {
+			_, v, _ := strings.Cut(line, "} ")
+			n, _ := strconv.ParseFloat(v, 64)
+			sum += n
+		}
+	}
+	return sum
 }
 
 // runner is a `cameleer run` child process.

@@ -3,6 +3,8 @@ package io.cameleer.agent;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
+import java.util.ArrayDeque;
+import java.util.Iterator;
 import java.util.HexFormat;
 
 /**
@@ -28,12 +30,23 @@ final class EventBuffer {
     private int count;
     private long seq;
     private long dropped;
+    /**
+     * Stats windows and route models, held apart from the ring so that a
+     * flood of traces does not push them out: they are every exchange's
+     * figures, and few. Bounded on their own at a sixteenth of the buffer.
+     */
+    private final ArrayDeque<Held> aggregates = new ArrayDeque<>();
+    private int aggregateBytes;
+    private final int aggregateBound;
     /** Held by a pull from copying its answer to sending it: answer is its alone. */
     private final Object sending = new Object();
     private byte[] answer = new byte[0];
 
+    /** capacity bounds the bytes held: a sixteenth for the aggregates, the rest for the ring. */
     EventBuffer(long capacity) {
-        this.capacity = (int) Math.max(0, Math.min(capacity, Integer.MAX_VALUE - 8));
+        long bound = Math.max(0, Math.min(capacity, Integer.MAX_VALUE - 8));
+        this.aggregateBound = (int) (bound / 16);
+        this.capacity = (int) (bound - aggregateBound);
         ring = new byte[Math.max(1, Math.min(this.capacity, 64 << 10))];
         byte[] b = new byte[8];
         new SecureRandom().nextBytes(b);
@@ -44,11 +57,32 @@ final class EventBuffer {
         return boot;
     }
 
+    private record Held(long seq, byte[] json) {}
+
+    /** Adds a stats window or a route model. */
+    void addAggregate(String json) {
+        byte[] b = json.getBytes(StandardCharsets.UTF_8);
+        synchronized (this) {
+            seq++;
+            if (b.length > aggregateBound) {
+                dropped++;
+                return;
+            }
+            while (aggregateBytes + b.length > aggregateBound) {
+                aggregateBytes -= aggregates.removeFirst().json.length;
+                dropped++;
+            }
+            aggregates.addLast(new Held(seq, b));
+            aggregateBytes += b.length;
+        }
+    }
+
+    /** Adds an original (or, in tests, any event). */
     void add(String json) {
         add(json.getBytes(StandardCharsets.UTF_8));
     }
 
-    /** Adds an event written in UTF-8 already. */
+    /** Adds a trace, written in UTF-8 already. */
     void add(byte[] b) {
         synchronized (this) {
             seq++;
@@ -151,17 +185,33 @@ final class EventBuffer {
             while (count > 0 && seqs[first] <= after) {
                 free();
             }
+            while (!aggregates.isEmpty() && aggregates.peekFirst().seq <= after) {
+                aggregateBytes -= aggregates.removeFirst().json.length;
+            }
         }
-        long last = ours ? after : count == 0 ? seq : seqs[first] - 1;
+        long oldest = Math.min(count == 0 ? seq + 1 : seqs[first], aggregates.isEmpty() ? seq + 1 : aggregates.peekFirst().seq);
+        long last = ours ? after : oldest - 1;
+        // The events answered, the ring's and the aggregates' merged by seq.
         int n = 0;
+        int a = 0;
         long size = 0;
-        for (; n < count; n++) {
-            int at = (first + n) % seqs.length;
-            if (n > 0 && size + lens[at] > max) {
+        Iterator<Held> it = aggregates.iterator();
+        Held agg = it.hasNext() ? it.next() : null;
+        while (n < count || agg != null) {
+            boolean fromRing = agg == null || n < count && seqs[(first + n) % seqs.length] < agg.seq;
+            int len = fromRing ? lens[(first + n) % seqs.length] : agg.json.length;
+            if (n + a > 0 && size + len > max) {
                 break;
             }
-            size += lens[at];
-            last = seqs[at];
+            size += len;
+            if (fromRing) {
+                last = seqs[(first + n) % seqs.length];
+                n++;
+            } else {
+                last = agg.seq;
+                a++;
+                agg = it.hasNext() ? it.next() : null;
+            }
         }
         StringBuilder h = new StringBuilder("{");
         Json.field(h, "boot", boot);
@@ -169,21 +219,32 @@ final class EventBuffer {
         Json.field(h, "dropped", dropped);
         Json.key(h, "events").append('[');
         byte[] head = h.toString().getBytes(StandardCharsets.UTF_8);
-        int length = (int) (head.length + size + Math.max(n - 1, 0) + 2);
+        int length = (int) (head.length + size + Math.max(n + a - 1, 0) + 2);
         if (answer.length < length) {
             answer = new byte[length];
         }
         System.arraycopy(head, 0, answer, 0, head.length);
         int out = head.length;
         int from = this.head;
-        for (int i = 0; i < n; i++) {
-            if (i > 0) {
+        int i = 0;
+        int j = 0;
+        it = aggregates.iterator();
+        agg = a > 0 ? it.next() : null;
+        for (int w = 0; w < n + a; w++) {
+            if (w > 0) {
                 answer[out++] = ',';
             }
-            int len = lens[(first + i) % seqs.length];
-            copyOut(from, len, answer, out);
-            from = (from + len) % ring.length;
-            out += len;
+            if (j == a || i < n && seqs[(first + i) % seqs.length] < agg.seq) {
+                int len = lens[(first + i) % seqs.length];
+                copyOut(from, len, answer, out);
+                from = (from + len) % ring.length;
+                out += len;
+                i++;
+            } else {
+                System.arraycopy(agg.json, 0, answer, out, agg.json.length);
+                out += agg.json.length;
+                agg = ++j < a ? it.next() : null;
+            }
         }
         answer[out++] = ']';
         answer[out++] = '}';

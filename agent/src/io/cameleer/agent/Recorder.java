@@ -70,7 +70,7 @@ public final class Recorder {
                 return;
             }
             for (String e : done.events(config.statsSeconds)) {
-                buffer.add(e);
+                buffer.addAggregate(e);
             }
         } catch (Throwable t) {
             fail(t);
@@ -253,6 +253,6 @@ public final class Recorder {
 
     /** Buffers a route model event. */
     public static void routes(RouteModel m) {
-        current.buffer.add(m.json(current.redactor));
+        current.buffer.addAggregate(m.json(current.redactor));
     }
 }

@@ -2,6 +2,7 @@ package io.cameleer.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -53,6 +54,42 @@ class EventBufferTest {
         assertEquals("{\"boot\":\"" + b.boot() + "\",\"last\":3,\"dropped\":2,\"events\":[{\"n\":2},{\"n\":3}]}", answer(b, "", 0, 1 << 20));
     }
 
+    /**
+     * Stats and route models are held apart: traces that fill the buffer
+     * push out older traces, not them; answers have them in seq order
+     * with the traces; past their own bound (a sixteenth) the oldest go.
+     */
+    @Test
+    void aggregatesAreNotPushedOutByTraces() {
+        EventBuffer b = new EventBuffer(320);
+        b.add("{\"t\":1}");
+        b.addAggregate("{\"s\":2}");
+        b.add("{\"t\":3}");
+        for (int i = 4; i < 60; i++) {
+            b.add("{\"t\":" + i + "}");
+        }
+        b.addAggregate("{\"s\":60}");
+        String all = answer(b, "", 0, 1 << 20);
+        assertTrue(all.startsWith("{\"boot\":\"" + b.boot() + "\",\"last\":60,\"dropped\":"), all);
+        assertTrue(all.contains("\"events\":[{\"s\":2},{\"t\":"), all);
+        assertTrue(all.endsWith("{\"t\":59},{\"s\":60}]}"), all);
+        // Two per answer, in order; acknowledged, they go.
+        String two = answer(b, b.boot(), 0, 16);
+        assertTrue(two.contains("\"events\":[{\"s\":2},{\"t\":") && two.split("\\},\\{").length == 2, two);
+        assertEquals("{\"boot\":\"" + b.boot() + "\",\"last\":60,\"dropped\":" + dropped(all) + ",\"events\":[{\"s\":60}]}", answer(b, b.boot(), 59, 1 << 20));
+        // Their bound, 20 bytes here: the older goes, counted.
+        EventBuffer c = new EventBuffer(320);
+        c.addAggregate("{\"s\":1,\"pad\":1}");
+        c.addAggregate("{\"s\":2}");
+        c.addAggregate("{\"s\":3,\"too\":\"bigger\"}");
+        assertEquals("{\"boot\":\"" + c.boot() + "\",\"last\":2,\"dropped\":2,\"events\":[{\"s\":2}]}", answer(c, "", 0, 1 << 20));
+    }
+
+    private static long dropped(String answer) {
+        int at = answer.indexOf("\"dropped\":") + 10;
+        return Long.parseLong(answer.substring(at, answer.indexOf(',', at)));
+    }
+
     @Test
     void eachStartHasItsOwnBoot() {
         assertNotEquals(new EventBuffer(1).boot(), new EventBuffer(1).boot());
@@ -66,7 +103,7 @@ class EventBufferTest {
     @Test
     void wrapsRoundAndGrowsAsAListWould() {
         int capacity = 200_000;
-        EventBuffer b = new EventBuffer(capacity);
+        EventBuffer b = new EventBuffer(capacity + capacity / 15); // a sixteenth of it is the aggregates'
         java.util.ArrayDeque<String> held = new java.util.ArrayDeque<>();
         java.util.ArrayDeque<Long> seqs = new java.util.ArrayDeque<>();
         java.util.Random r = new java.util.Random(7);
