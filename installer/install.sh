@@ -1,27 +1,150 @@
 #!/bin/sh
-# install.sh: puts a cameleer binary on this host and installs the node.
+# install.sh: makes this host a Cameleer runner.
 #
-#   sh install.sh [--binary PATH] [cameleer install flags...]
+# From a control plane, with the one command its one-time token comes with:
 #
-# The binary carries the whole engine, so this is also the air-gapped
-# install: copy cameleer and this script to the host and run it. PATH
-# defaults to ./cameleer beside this script. The binary goes to
-# /usr/local/bin/cameleer; every other flag goes to `cameleer install`.
+#   curl -sfL https://CP/install.sh | sh -s - --token OTT
+#
+# With a binary already on the host (the air-gapped way):
+#
+#   sh install.sh [--binary PATH] [--token OTT] [cameleer install flags...]
+#
+# Flags of its own:
+#   --token OTT     register with the control plane the token names (its
+#                   URL, or --url); without --binary, cameleer is
+#                   downloaded from that control plane
+#   --url URL       the control plane, for a token that names none
+#   --name NAME     the runner's name (default: the control plane's choice)
+#   --binary PATH   install this cameleer instead of downloading one
+#                   (default without --token: ./cameleer beside this script)
+#   --bin-dir DIR   where cameleer goes (default /usr/local/bin)
+# Every other flag goes to `cameleer install` (and --data-dir to the redeem
+# too). Running the same command again is harmless: a binary already in
+# place is not fetched again, a token already redeemed here is not redeemed
+# again, and `cameleer install` converges.
+#
+# Trust: the control plane's CA certificate is public; it is fetched
+# without verification and then checked against the SHA-256 the token
+# carries, before anything is trusted with it (as kubeadm's discovery
+# does). The binary is then fetched over TLS verified against that CA
+# alone, and checked against the SHA-256 the control plane publishes.
+# HTTPS_PROXY and NO_PROXY are honoured by curl.
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
-binary=$here/cameleer
-if [ "${1:-}" = --binary ]; then
-	binary=${2:?--binary needs a path}
-	shift 2
-fi
-[ "$(id -u)" = 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
-[ -f "$binary" ] || { echo "install.sh: no cameleer binary at $binary (pass --binary PATH)" >&2; exit 1; }
-"$binary" version >/dev/null || { echo "install.sh: $binary does not run on this host" >&2; exit 1; }
-if ! "$binary" version | grep -q '^engine payload'; then
-	echo "install.sh: $binary carries no engine (build it with make)" >&2
+
+fail() {
+	echo "install.sh: $*" >&2
 	exit 1
+}
+
+token= url= name= binary= bindir=/usr/local/bin datadir=
+n=$#
+while [ "$n" -gt 0 ]; do
+	arg=$1
+	shift
+	n=$((n - 1))
+	case $arg in
+	--token | --url | --name | --binary | --bin-dir)
+		[ "$n" -gt 0 ] || fail "$arg needs a value"
+		val=$1
+		shift
+		n=$((n - 1))
+		case $arg in
+		--token) token=$val ;;
+		--url) url=$val ;;
+		--name) name=$val ;;
+		--binary) binary=$val ;;
+		--bin-dir) bindir=$val ;;
+		esac
+		;;
+	--data-dir)
+		[ "$n" -gt 0 ] || fail "--data-dir needs a value"
+		datadir=$1
+		set -- "$@" "$arg" "$1"
+		shift
+		n=$((n - 1))
+		;;
+	*) set -- "$@" "$arg" ;;
+	esac
+done
+
+[ "$(id -u)" = 0 ] || fail "run as root"
+[ "$(uname -s)" = Linux ] || fail "a runner needs Linux, this is $(uname -s)"
+case $(uname -m) in
+x86_64 | amd64) arch=amd64 ;;
+aarch64 | arm64) arch=arm64 ;;
+*) fail "no runner for $(uname -m) hosts (amd64 and arm64 only)" ;;
+esac
+for tool in sha256sum sed; do
+	command -v "$tool" >/dev/null || fail "needs $tool"
+done
+
+if [ -n "$token" ]; then
+	IFS=. read -r prefix cahash secret tokenurl <<EOF
+$token
+EOF
+	[ "$prefix" = cmlr1 ] && [ -n "$secret" ] && [ "${#cahash}" = 64 ] || fail "not a Cameleer one-time token"
+	if [ -z "$url" ] && [ -n "$tokenurl" ]; then
+		command -v base64 >/dev/null || fail "needs base64 to read the token's URL (or pass --url)"
+		# base64url without padding, as the token carries it.
+		while [ $((${#tokenurl} % 4)) != 0 ]; do tokenurl=$tokenurl=; done
+		url=$(printf '%s' "$tokenurl" | tr '_-' '/+' | base64 -d) || fail "the token's URL cannot be read"
+	fi
+	[ -n "$url" ] || fail "the token names no control plane: pass --url https://HOST:PORT"
+	url=${url%/}
+	case $url in https://*) ;; *) fail "the control plane $url is not https://HOST[:PORT]" ;; esac
 fi
-# Copy beside the target, then rename: a running cameleer keeps its inode.
-install -m 0755 "$binary" /usr/local/bin/.cameleer.new
-mv -f /usr/local/bin/.cameleer.new /usr/local/bin/cameleer
-exec /usr/local/bin/cameleer install "$@"
+
+# cameleer.json and the binary are fetched pinned to the token's CA.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if [ -n "$token" ] && [ -z "$binary" ]; then
+	command -v curl >/dev/null || fail "needs curl to download cameleer (or pass --binary PATH)"
+	command -v base64 >/dev/null || fail "needs base64 to check the control plane's CA"
+	# Unverified on purpose: the hash below is what trusts it.
+	curl -sSfL --insecure "$url/ca.crt" -o "$tmp/ca.crt" || fail "fetch the control plane's CA from $url/ca.crt"
+	got=$(sed -e '/-----BEGIN/d' -e '/-----END/d' "$tmp/ca.crt" | base64 -d | sha256sum | cut -d' ' -f1)
+	[ "$got" = "$cahash" ] || fail "the control plane at $url shows CA sha256:$got, the token pins sha256:$cahash: refusing it"
+	curl -sSfL --cacert "$tmp/ca.crt" "$url/downloads/cameleer.json" -o "$tmp/cameleer.json" ||
+		fail "ask $url which cameleer it serves"
+	want=$(sed -n 's/.*"sha256":"\([0-9a-f]\{64\}\)".*/\1/p' "$tmp/cameleer.json")
+	version=$(sed -n 's/.*"version":"\([^"]*\)".*/\1/p' "$tmp/cameleer.json")
+	served=$(sed -n 's/.*"arch":"\([a-z0-9]*\)".*/\1/p' "$tmp/cameleer.json")
+	[ -n "$want" ] || fail "$url published no SHA-256 for its cameleer"
+	[ "$served" = "$arch" ] || fail "$url serves cameleer for $served hosts, this one is $arch"
+	mkdir -p "$bindir"
+	if [ -f "$bindir/cameleer" ] && [ "$(sha256sum <"$bindir/cameleer" | cut -d' ' -f1)" = "$want" ]; then
+		echo "==> cameleer $version is in $bindir already"
+		binary=$bindir/cameleer
+	else
+		echo "==> Downloading cameleer $version from $url"
+		# Beside its target (a file system with room for it), renamed below.
+		binary=$bindir/.cameleer.download
+		trap 'rm -rf "$tmp" "$bindir/.cameleer.download"' EXIT
+		curl -sSfL --cacert "$tmp/ca.crt" "$url/downloads/cameleer" -o "$binary" || fail "download cameleer from $url"
+		got=$(sha256sum <"$binary" | cut -d' ' -f1)
+		[ "$got" = "$want" ] || fail "the downloaded cameleer has SHA-256 $got, $url published $want: not installed"
+		chmod 0755 "$binary"
+	fi
+fi
+if [ -z "$binary" ]; then
+	binary=$(cd "$(dirname "$0")" && pwd)/cameleer
+fi
+
+[ -f "$binary" ] || fail "no cameleer binary at $binary (pass --binary PATH, or --token OTT to download one)"
+"$binary" version >/dev/null 2>&1 || fail "$binary does not run on this host"
+"$binary" version | grep -q '^engine payload' || fail "$binary carries no engine (build it with make)"
+# Put in place by a rename: a running cameleer keeps its inode.
+if [ "$binary" = "$bindir/.cameleer.download" ]; then
+	mv -f "$binary" "$bindir/cameleer"
+elif [ "$binary" != "$bindir/cameleer" ]; then
+	mkdir -p "$bindir"
+	cp "$binary" "$bindir/.cameleer.new"
+	chmod 0755 "$bindir/.cameleer.new"
+	mv -f "$bindir/.cameleer.new" "$bindir/cameleer"
+fi
+
+if [ -n "$token" ]; then
+	echo "==> Registering with $url"
+	"$bindir/cameleer" token redeem "$token" --control-plane "$url" ${name:+--name "$name"} ${datadir:+--data-dir "$datadir"}
+fi
+exec "$bindir/cameleer" install "$@"

@@ -40,6 +40,12 @@ type Identity struct {
 	Tenant   string `json:"tenant"`
 	Name     string `json:"name"`
 	URL      string `json:"url"`
+	// Token is the SHA-256 of the redeemed token's secret (what the
+	// control plane keeps of it too): the same token redeemed again on
+	// this host is the registration it made, not a second one.
+	Token string `json:"token,omitempty"`
+	// Again says that Redeem found this token redeemed here already.
+	Again bool `json:"-"`
 }
 
 // ErrNotRegistered means no token was redeemed on this host.
@@ -134,7 +140,10 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return id, fmt.Errorf("control plane %q is not https://HOST[:PORT]", cp)
 	}
-	if old, err := LoadIdentity(id.Dir); err == nil {
+	if old, err := LoadIdentity(id.Dir); err == nil && old.Token == tok.SecretHash() {
+		old.Again = true
+		return old, nil
+	} else if err == nil {
 		return id, fmt.Errorf("this host is already registered as runner %s of tenant %s (remove %s to register again)", old.RunnerID, old.Tenant, id.Dir)
 	} else if !errors.Is(err, ErrNotRegistered) {
 		// Perhaps a registration worth repairing: not overwritten unasked.
@@ -179,7 +188,7 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 	if sha256.Sum256(pemDER(er.CA)) != tok.CAHash {
 		return id, errors.New("the control plane sent a CA that does not match the token")
 	}
-	id.RunnerID, id.Tenant, id.Name, id.URL = er.RunnerID, er.Tenant, er.Name, cp
+	id.RunnerID, id.Tenant, id.Name, id.URL, id.Token = er.RunnerID, er.Tenant, er.Name, cp, tok.SecretHash()
 	if err := id.store(key, er); err != nil {
 		return id, err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,8 +70,19 @@ func TestSecondRenewalLost(t *testing.T) {
 	var ott struct{ Token string }
 	post("/api/v1/tenants/acme/runner-tokens", map[string]string{}, &ott)
 	dataDir := filepath.Join(dir, "runner")
-	if _, err := tunnelclient.Redeem(ctx, dataDir, ott.Token, "", "edge"); err != nil {
+	reg, err := tunnelclient.Redeem(ctx, dataDir, ott.Token, "", "edge")
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The same command again (install.sh run twice) is the registration
+	// it made; another token is refused, and the registration stays.
+	if again, err := tunnelclient.Redeem(ctx, dataDir, ott.Token, "", "edge"); err != nil || !again.Again || again.RunnerID != reg.RunnerID {
+		t.Fatalf("the same token again: %+v %v, want runner %s again", again, err, reg.RunnerID)
+	}
+	var other struct{ Token string }
+	post("/api/v1/tenants/acme/runner-tokens", map[string]string{}, &other)
+	if _, err := tunnelclient.Redeem(ctx, dataDir, other.Token, "", "edge"); err == nil || !strings.Contains(err.Error(), "already registered as runner "+reg.RunnerID) {
+		t.Fatalf("another token on a registered host: %v", err)
 	}
 	ident := tunnelclient.IdentityDir(dataDir)
 	serial := func() string {

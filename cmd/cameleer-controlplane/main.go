@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"syscall"
 	"time"
@@ -56,6 +57,9 @@ func newServeCommand() *cobra.Command {
 				return fmt.Errorf("--tls-cert and --tls-key go together")
 			}
 			opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if !cmd.Flags().Changed("runner-binary") {
+				opts.RunnerBinary = besideSelf("cameleer")
+			}
 			s, admin, err := server.New(opts)
 			if err != nil {
 				return err
@@ -88,6 +92,21 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&opts.IdleTimeout, "idle-timeout", 2*time.Minute, "close an API connection idle for this long")
 	f.DurationVar(&opts.ReadTimeout, "read-timeout", 30*time.Second, "time a request's head and JSON body have to arrive (an upload has as long as it keeps coming)")
 	f.DurationVar(&opts.TelemetryRetention, "telemetry-retention", 7*24*time.Hour, "how long exchanges, route figures and route models are kept, unless a tenant's retentionDays says otherwise")
+	f.StringVar(&opts.RunnerBinary, "runner-binary", "", "the cameleer binary hosts download with install.sh (default: cameleer beside this executable, if there is one)")
 	f.StringVar(&opts.TelemetryClickHouse, "telemetry-clickhouse", os.Getenv("CAMELEER_TELEMETRY_CLICKHOUSE"), "keep telemetry in ClickHouse at http(s)://[USER[:PASSWORD]@]HOST:PORT[/DATABASE] instead of the embedded store (default $CAMELEER_TELEMETRY_CLICKHOUSE, which keeps a password off the command line)")
 	return cmd
+}
+
+// besideSelf is the file name in this executable's directory, or "" when
+// there is none.
+func besideSelf(name string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), name)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
 }

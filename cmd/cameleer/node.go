@@ -171,6 +171,10 @@ func newTokenCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		if id.Again {
+			fmt.Fprintf(cmd.OutOrStdout(), "This token was redeemed here already: runner %s (%s) of tenant %s with %s.\n", id.Name, id.RunnerID, id.Tenant, id.URL)
+			return nil
+		}
 		fmt.Fprintf(cmd.OutOrStdout(), "Registered as runner %s (%s) of tenant %s with %s.\nStart it with: cameleer run --data-dir %s (or --no-engine for the tunnel only)\n",
 			id.Name, id.RunnerID, id.Tenant, id.URL, *dataDir)
 		return nil

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cameleer/cameleer/api"
@@ -61,8 +62,12 @@ func (s *Service) CAHash() [32]byte { return sha256.Sum256(s.opts.Anchor().Raw) 
 type Token struct {
 	Token   string    `json:"token"`
 	Expires time.Time `json:"expires"`
-	// Command registers a host with it.
+	// Command registers a host that has cameleer with it.
 	Command string `json:"command"`
+	// Install makes a bare host a runner with it: install.sh, fetched
+	// from the control plane, downloads cameleer, installs the node and
+	// redeems the token (docs/install.md).
+	Install string `json:"install"`
 }
 
 // CreateToken makes a one-time token for tenant, valid for ttl (0: the
@@ -83,10 +88,12 @@ func (s *Service) CreateToken(tenant string, ttl time.Duration, now time.Time) (
 		return Token{}, err
 	}
 	cmd := "cameleer token redeem " + tok.String()
+	install := "curl -sfL " + strings.TrimSuffix(s.opts.URL, "/") + "/install.sh | sh -s - --token " + tok.String()
 	if s.opts.URL == "" {
 		cmd += " --control-plane https://CONTROL-PLANE:PORT"
+		install = "curl -sfL https://CONTROL-PLANE:PORT/install.sh | sh -s - --token " + tok.String() + " --url https://CONTROL-PLANE:PORT"
 	}
-	return Token{Token: tok.String(), Expires: expires, Command: cmd}, nil
+	return Token{Token: tok.String(), Expires: expires, Command: cmd, Install: install}, nil
 }
 
 // Register redeems the one-time token of an enrollment request (body): the

@@ -32,6 +32,7 @@ func (s *Server) routes() http.Handler {
 	// The metrics count across tenants: the admin's to see.
 	mux.Handle("GET /metrics", s.authenticate(needs(controlPlane, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP)))
 	mux.HandleFunc("POST "+api.EnrollPath, s.enroll)
+	s.installRoutes(mux)
 
 	authed := http.NewServeMux()
 	for _, rt := range s.apiRoutes() {

@@ -28,6 +28,7 @@ import (
 	"github.com/cameleer/cameleer/controlplane/artifact"
 	"github.com/cameleer/cameleer/controlplane/ca"
 	"github.com/cameleer/cameleer/controlplane/deployments"
+	"github.com/cameleer/cameleer/controlplane/downloads"
 	"github.com/cameleer/cameleer/controlplane/enrollment"
 	"github.com/cameleer/cameleer/controlplane/environments"
 	"github.com/cameleer/cameleer/controlplane/netguard"
@@ -80,7 +81,10 @@ type Options struct {
 	TelemetryClickHouse string
 	// TelemetryRetention is how long telemetry is kept (0: 7 days).
 	TelemetryRetention time.Duration
-	Log                *slog.Logger
+	// RunnerBinary is the cameleer binary served to hosts that install
+	// with install.sh ("": none; /downloads/ answers 404).
+	RunnerBinary string
+	Log          *slog.Logger
 }
 
 // Timeouts of every connection, beside Options' IdleTimeout and
@@ -100,6 +104,8 @@ type Server struct {
 	store   *store.Store
 	ca      *ca.CA
 	tlsCert *serving
+	// installs serves the runner binary to install.sh.
+	installs *downloads.Service
 	vulns   *artifact.VulnDB
 	secrets *secrets.Box
 	metrics *metrics
@@ -126,6 +132,10 @@ func AdminTokenFile(dataDir string) string { return filepath.Join(dataDir, "admi
 // and bootstrap admin token on first start. The admin token is returned
 // only on that first start.
 func New(opts Options) (*Server, string, error) {
+	dl, err := downloads.New(context.Background(), opts.RunnerBinary)
+	if err != nil {
+		return nil, "", fmt.Errorf("the runner binary to serve: %w", err)
+	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, "", fmt.Errorf("data dir: %w", err)
 	}
@@ -165,7 +175,7 @@ func New(opts Options) (*Server, string, error) {
 		opts.ReadTimeout = 30 * time.Second
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	s := &Server{opts: opts, log: opts.Log, store: st, metrics: newMetrics(),
+	s := &Server{opts: opts, log: opts.Log, store: st, metrics: newMetrics(), installs: dl,
 		downloads: make(slots, opts.Limits.ArtifactDownloads), checks: make(slots, maxChecks), proxyPaths: proxyPaths()}
 	if s.ca, err = s.loadCA(pki); err != nil {
 		st.Close()
