@@ -22,6 +22,12 @@ part_deps = $(shell find embed/$(1) -type f) scripts/build-$(2).sh scripts/gobui
 
 GO_LDFLAGS := -s -w -X github.com/cameleer/cameleer/version.Version=$(VERSION) -X github.com/cameleer/cameleer/version.Commit=$(COMMIT)
 
+# The ed25519 key that signs air-gapped bundles; its public half is baked
+# into cameleer, which checks bundles with it. A release build names the
+# project's key (kept offline); otherwise one is made for this build tree
+# on first use (docs/install.md).
+SIGNING_KEY ?= $(BUILD)/signing/bundle.key
+
 .PHONY: all
 all: bin/cameleer bin/cameleer-controlplane
 
@@ -73,9 +79,12 @@ $(BUILD)/tools/%: FORCE
 	CGO_ENABLED=0 go build -trimpath -o $@.new ./scripts/$*
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
-$(BUILD)/cameleer: FORCE
+$(SIGNING_KEY): | $(BUILD)/tools/mkbundle
+	$(BUILD)/tools/mkbundle -key $@ keygen
+
+$(BUILD)/cameleer: $(SIGNING_KEY) $(BUILD)/tools/mkbundle FORCE
 	@mkdir -p $(@D)
-	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $@.new ./cmd/cameleer
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(GO_LDFLAGS) -X github.com/cameleer/cameleer/version.SigningKey=$$($(BUILD)/tools/mkbundle -key $(SIGNING_KEY) pub)" -o $@.new ./cmd/cameleer
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 bin/cameleer-controlplane: FORCE
@@ -91,6 +100,20 @@ bin/cameleer: $(BUILD)/cameleer $(addprefix $(STAMP)/,$(ENGINE)) $(BUILD)/tools/
 .PHONY: sbom
 sbom: bin/cameleer
 
+# The air-gapped bundle: cameleer, install.sh and the SBOM, their
+# SHA256SUMS and its signature (docs/install.md).
+BUNDLE := $(BUILD)/cameleer-bundle-$(VERSION)-linux-$(shell go env GOARCH).tar
+.PHONY: bundle
+bundle: bin/cameleer $(BUILD)/tools/mkbundle
+	@mkdir -p $(BUILD)/bundle
+	@# One bundle in build/: each is the binary's size again.
+	rm -f $(filter-out $(BUNDLE),$(wildcard $(BUILD)/cameleer-bundle-*.tar))
+	sed 's|^signing_key=$$|signing_key='"$$($(BUILD)/tools/mkbundle -key $(SIGNING_KEY) pub)"'|' installer/install.sh >$(BUILD)/bundle/install.sh
+	chmod 0755 $(BUILD)/bundle/install.sh
+	$(BUILD)/tools/mkbundle -key $(SIGNING_KEY) -o $(BUNDLE) -dir cameleer-$(VERSION) \
+		bin/cameleer $(BUILD)/bundle/install.sh bin/cameleer.spdx.json
+	@echo "bundle: $(BUNDLE)"
+
 # Unit tests: fast, no root, no engine.
 .PHONY: test-unit
 test-unit:
@@ -100,10 +123,11 @@ test-unit:
 # brought up on this host and removed again (root; ports 80, 443, 5000, 6443
 # and 10248-10259 free).
 .PHONY: test
-test: bin/cameleer lint
+test: bin/cameleer bundle lint
 	go test ./...
 	$(MAKE) fuzz
-	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) go test -tags payload -count=1 ./test/payload/...
+	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) CAMELEER_BUNDLE=$(CURDIR)/$(BUNDLE) \
+		go test -tags payload -count=1 ./test/payload/...
 	$(MAKE) test-docker
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer go test -tags node -count=1 -timeout 30m -v ./test/node/...
 

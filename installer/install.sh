@@ -5,9 +5,11 @@
 #
 #   curl -sfL https://CP/install.sh | sh -s - --token OTT
 #
-# With a binary already on the host (the air-gapped way):
+# From the signed air-gapped bundle (make bundle), or a binary already on
+# the host:
 #
-#   sh install.sh [--binary PATH] [--token OTT] [cameleer install flags...]
+#   sh install.sh --bundle FILE [--signing-key KEY] [--token OTT] [install flags...]
+#   sh install.sh [--binary PATH] [--token OTT] [install flags...]
 #
 # Flags of its own:
 #   --token OTT     register with the control plane the token names (its
@@ -15,6 +17,12 @@
 #                   downloaded from that control plane
 #   --url URL       the control plane, for a token that names none
 #   --name NAME     the runner's name (default: the control plane's choice)
+#   --bundle FILE   install the cameleer of this bundle, once its signature
+#                   (by the key below) and every checksum hold
+#   --signing-key KEY
+#                   the key bundles are checked against, as a cameleer you
+#                   trust prints it (`cameleer version`); default: the key
+#                   this script was made with, below
 #   --binary PATH   install this cameleer instead of downloading one
 #                   (default without --token: ./cameleer beside this script)
 #   --bin-dir DIR   where cameleer goes (default /usr/local/bin)
@@ -31,19 +39,23 @@
 # HTTPS_PROXY and NO_PROXY are honoured by curl.
 set -eu
 
+# The key bundles are checked against: written in by `make bundle` and by
+# the control plane that serves this script; --signing-key overrides it.
+signing_key=
+
 fail() {
 	echo "install.sh: $*" >&2
 	exit 1
 }
 
-token= url= name= binary= bindir=/usr/local/bin datadir=
+token= url= name= binary= bundle= bindir=/usr/local/bin datadir= unpacked=/nonexistent
 n=$#
 while [ "$n" -gt 0 ]; do
 	arg=$1
 	shift
 	n=$((n - 1))
 	case $arg in
-	--token | --url | --name | --binary | --bin-dir)
+	--token | --url | --name | --binary | --bundle | --signing-key | --bin-dir)
 		[ "$n" -gt 0 ] || fail "$arg needs a value"
 		val=$1
 		shift
@@ -53,6 +65,8 @@ while [ "$n" -gt 0 ]; do
 		--url) url=$val ;;
 		--name) name=$val ;;
 		--binary) binary=$val ;;
+		--bundle) bundle=$val ;;
+		--signing-key) signing_key=$val ;;
 		--bin-dir) bindir=$val ;;
 		esac
 		;;
@@ -94,9 +108,37 @@ EOF
 	case $url in https://*) ;; *) fail "the control plane $url is not https://HOST[:PORT]" ;; esac
 fi
 
-# cameleer.json and the binary are fetched pinned to the token's CA.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [ -n "$bundle" ]; then
+	[ -z "$binary" ] || fail "--bundle and --binary go apart"
+	for tool in tar openssl; do
+		command -v "$tool" >/dev/null || fail "needs $tool to check the bundle"
+	done
+	[ -n "$signing_key" ] || fail "no key to check the bundle with: pass --signing-key KEY, as a cameleer you trust prints it"
+	[ -f "$bundle" ] || fail "no bundle at $bundle"
+	mkdir -p "$bindir"
+	# Beside the binary's target: room for it, and the same file system.
+	unpacked=$(mktemp -d "$bindir/.cameleer-bundle.XXXXXX")
+	trap 'rm -rf "$tmp" "$unpacked"' EXIT
+	tar -xf "$bundle" -C "$unpacked" 2>/dev/null || fail "bundle $bundle is not a whole tar: nothing installed"
+	dir=
+	for d in "$unpacked"/*/; do
+		[ -z "$dir" ] || fail "bundle $bundle holds more than one directory: nothing installed"
+		dir=${d%/}
+	done
+	[ -n "$dir" ] && [ -f "$dir/SHA256SUMS" ] && [ -f "$dir/SHA256SUMS.sig" ] || fail "bundle $bundle has no SHA256SUMS and signature: nothing installed"
+	printf -- '-----BEGIN PUBLIC KEY-----\n%s\n-----END PUBLIC KEY-----\n' "$signing_key" >"$tmp/signing.pem"
+	openssl pkeyutl -verify -pubin -inkey "$tmp/signing.pem" -rawin -in "$dir/SHA256SUMS" -sigfile "$dir/SHA256SUMS.sig" >/dev/null 2>&1 ||
+		fail "bundle $bundle: SHA256SUMS does not match its signature (signed by another key, or changed): nothing installed"
+	grep -q '  cameleer$' "$dir/SHA256SUMS" || fail "bundle $bundle signs no cameleer: nothing installed"
+	(cd "$dir" && sha256sum --quiet -c SHA256SUMS) >/dev/null 2>&1 ||
+		fail "bundle $bundle: a file does not match its signed SHA-256: nothing installed"
+	echo "==> The bundle's signature and checksums hold"
+	binary=$dir/cameleer
+fi
+
+# cameleer.json and the binary are fetched pinned to the token's CA.
 if [ -n "$token" ] && [ -z "$binary" ]; then
 	command -v curl >/dev/null || fail "needs curl to download cameleer (or pass --binary PATH)"
 	command -v base64 >/dev/null || fail "needs base64 to check the control plane's CA"
@@ -134,17 +176,19 @@ fi
 "$binary" version >/dev/null 2>&1 || fail "$binary does not run on this host"
 "$binary" version | grep -q '^engine payload' || fail "$binary carries no engine (build it with make)"
 # Put in place by a rename: a running cameleer keeps its inode.
-if [ "$binary" = "$bindir/.cameleer.download" ]; then
-	mv -f "$binary" "$bindir/cameleer"
-elif [ "$binary" != "$bindir/cameleer" ]; then
+case $binary in
+"$bindir/cameleer") ;;
+"$bindir/.cameleer.download" | "$unpacked"/*) mv -f "$binary" "$bindir/cameleer" ;;
+*)
 	mkdir -p "$bindir"
 	cp "$binary" "$bindir/.cameleer.new"
 	chmod 0755 "$bindir/.cameleer.new"
 	mv -f "$bindir/.cameleer.new" "$bindir/cameleer"
-fi
+	;;
+esac
 
 if [ -n "$token" ]; then
 	echo "==> Registering with $url"
 	"$bindir/cameleer" token redeem "$token" --control-plane "$url" ${name:+--name "$name"} ${datadir:+--data-dir "$datadir"}
 fi
-exec "$bindir/cameleer" install "$@"
+"$bindir/cameleer" install "$@"

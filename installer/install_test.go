@@ -2,6 +2,7 @@ package installer
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -11,12 +12,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/appliance/bundle"
 	"github.com/cameleer/cameleer/internal/certs"
 	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
@@ -126,6 +129,87 @@ func TestRefusesWhatItCannotTrust(t *testing.T) {
 			last := lines[len(lines)-1]
 			if !strings.HasPrefix(last, "install.sh: ") || !strings.Contains(last, c.want) || len(lines) > 2 {
 				t.Errorf("stderr:\n%s\nwant one line with %q", stderr.String(), c.want)
+			}
+			if left, _ := os.ReadDir(bin); len(left) != 0 {
+				t.Errorf("left in the bin dir: %v", left)
+			}
+		})
+	}
+}
+
+// TestBundleIsCheckedFirst runs install.sh --bundle on bundles made as
+// `make bundle` makes them: a genuine one passes its checks (and its
+// stand-in binary, no cameleer, is refused after them); a changed one, one
+// signed by another key, or one that is no tar is refused with one line
+// before anything is installed.
+func TestBundleIsCheckedFirst(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("install.sh runs as root")
+	}
+	for _, tool := range []string{"sh", "tar", "openssl", "sha256sum"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s", tool)
+		}
+	}
+	dir := t.TempDir()
+	var paths []string
+	for _, name := range bundle.Files {
+		src := map[string]string{"cameleer": "/bin/true"}[name]
+		b := []byte("{}\n")
+		if src != "" {
+			b, _ = os.ReadFile(src)
+		}
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o755)
+		paths = append(paths, p)
+	}
+	make := func(priv ed25519.PrivateKey, tamper bool) string {
+		var b bytes.Buffer
+		if err := bundle.Write(&b, "cameleer-v9", priv, paths); err != nil {
+			t.Fatal(err)
+		}
+		raw := b.Bytes()
+		if tamper {
+			elf := bytes.Index(raw, []byte("\x7fELF"))
+			raw[elf+100] ^= 1
+		}
+		f := filepath.Join(t.TempDir(), "bundle.tar")
+		os.WriteFile(f, raw, 0o644)
+		return f
+	}
+	_, priv, _ := ed25519.GenerateKey(nil)
+	_, other, _ := ed25519.GenerateKey(nil)
+	key := bundle.FormatPublicKey(priv.Public().(ed25519.PublicKey))
+	notTar := filepath.Join(dir, "notatar")
+	os.WriteFile(notTar, []byte("hello"), 0o644)
+	for _, c := range []struct {
+		name   string
+		script []byte
+		args   []string
+		want   string
+	}{
+		{"genuine, the key given", Script(), []string{"--bundle", make(priv, false), "--signing-key", key}, "carries no engine"},
+		{"genuine, the key written in", WithSigningKey(key), []string{"--bundle", make(priv, false)}, "carries no engine"},
+		{"a byte of the binary changed", WithSigningKey(key), []string{"--bundle", make(priv, true)}, "a file does not match its signed SHA-256: nothing installed"},
+		{"signed by another key", WithSigningKey(key), []string{"--bundle", make(other, false)}, "SHA256SUMS does not match its signature (signed by another key, or changed): nothing installed"},
+		{"no key to check it with", Script(), []string{"--bundle", make(priv, false)}, "no key to check the bundle with"},
+		{"not a tar", WithSigningKey(key), []string{"--bundle", notTar}, "is not a whole tar: nothing installed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bin := t.TempDir()
+			cmd := exec.Command("sh", append([]string{"-s", "-", "--bin-dir", bin}, c.args...)...)
+			cmd.Stdin = bytes.NewReader(c.script)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err == nil {
+				t.Fatalf("install.sh succeeded")
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "install.sh: ") || !strings.Contains(lines[0], c.want) {
+				t.Errorf("stderr:\n%s\nwant one line with %q", stderr.String(), c.want)
+			}
+			if c.want == "carries no engine" && !strings.Contains(stdout.String(), "signature and checksums hold") {
+				t.Errorf("a genuine bundle's checks not said: %s", stdout.String())
 			}
 			if left, _ := os.ReadDir(bin); len(left) != 0 {
 				t.Errorf("left in the bin dir: %v", left)

@@ -2,10 +2,27 @@
 // /install.sh and `make bundle` puts in the air-gapped bundle.
 package installer
 
-import _ "embed"
+import (
+	"bytes"
+	_ "embed"
+	"regexp"
+)
 
 //go:embed install.sh
 var script []byte
 
-// Script is install.sh.
+// Script is install.sh as it is in the tree: it knows no key to check a
+// bundle with.
 func Script() []byte { return script }
+
+var base64Key = regexp.MustCompile(`^[A-Za-z0-9+/]+=*$`)
+
+// WithSigningKey is install.sh with key (base64, as `cameleer version`
+// prints it) written in as the key bundles are checked against. A key
+// that is not base64 is not written in.
+func WithSigningKey(key string) []byte {
+	if !base64Key.MatchString(key) {
+		return script
+	}
+	return bytes.Replace(script, []byte("\nsigning_key=\n"), []byte("\nsigning_key="+key+"\n"), 1)
+}

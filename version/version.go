@@ -9,6 +9,10 @@ import "runtime"
 var (
 	Version = "v0.0.0-dev"
 	Commit  = "unknown"
+	// SigningKey is the public key air-gapped bundles are checked
+	// against (base64 of its DER SubjectPublicKeyInfo; "": a binary built
+	// without make, which trusts no bundle).
+	SigningKey = ""
 )
 
 // GoVersion is the Go release the binary was built with.

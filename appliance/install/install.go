@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,27 @@ type Options struct {
 	NoStart    bool
 	// Timeout bounds the wait for the node to be Ready.
 	Timeout time.Duration
+}
+
+// Args are the flags of `cameleer install` that give o: what a bundle's
+// cameleer is run with to install as o asks.
+func (o Options) Args() []string {
+	var a []string
+	add := func(flag, v string) {
+		if v != "" && v != "0" && v != "false" {
+			a = append(a, flag+"="+v)
+		}
+	}
+	add("--data-dir", o.DataDir)
+	add("--node-ip", o.NodeIP)
+	add("--http-port", strconv.Itoa(o.HTTPPort))
+	add("--https-port", strconv.Itoa(o.HTTPSPort))
+	add("--apps-domain", o.AppsDomain)
+	add("--no-start", strconv.FormatBool(o.NoStart))
+	if o.Timeout != 0 {
+		add("--timeout", o.Timeout.String())
+	}
+	return a
 }
 
 // Install runs the steps, printing progress to out.

@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 

@@ -13,11 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cameleer/cameleer/appliance/bundle"
 	"github.com/cameleer/cameleer/appliance/config"
 	"github.com/cameleer/cameleer/appliance/install"
 	"github.com/cameleer/cameleer/appliance/node"
 	"github.com/cameleer/cameleer/appliance/reset"
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
+	"github.com/cameleer/cameleer/version"
 )
 
 // dataDirEnv names the data dir of a command given no --data-dir.
@@ -117,15 +119,27 @@ func newStatusCommand() *cobra.Command {
 
 func newInstallCommand() *cobra.Command {
 	var opts install.Options
+	var bundleFile, binDir string
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Install the node on this host and start it: preflight, engine, PKI, configs, wait until Ready",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return install.Install(cmd.Context(), cmd.OutOrStdout(), opts)
+			if bundleFile == "" {
+				return install.Install(cmd.Context(), cmd.OutOrStdout(), opts)
+			}
+			exe, err := bundle.Install(bundleFile, version.SigningKey, binDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "==> The bundle's signature and checksums hold; installed %s\n", exe)
+			// The bundle's cameleer installs itself: it may be another version.
+			return syscall.Exec(exe, append([]string{exe, "install"}, opts.Args()...), os.Environ())
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&bundleFile, "bundle", "", "install from this air-gapped bundle, checked against the signing key baked into this binary (docs/install.md)")
+	f.StringVar(&binDir, "bin-dir", "/usr/local/bin", "where --bundle puts cameleer")
 	f.StringVar(&opts.DataDir, "data-dir", defaultDataDir(), dataDirUsage)
 	f.StringVar(&opts.NodeIP, "node-ip", "", "the node's IPv4 address (default: that of the default route)")
 	f.IntVar(&opts.HTTPPort, "http-port", 0, fmt.Sprintf("host port of HTTP ingress (default %d)", config.DefaultHTTPPort))

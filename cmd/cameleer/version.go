@@ -17,6 +17,8 @@ type versionInfo struct {
 	Version string `json:"version"`
 	Commit  string `json:"commit"`
 	Go      string `json:"go"`
+	// SigningKey is the public key air-gapped bundles are checked against.
+	SigningKey string `json:"signingKey"`
 	// Payload is the engine carried by this binary; absent for a binary built
 	// without make.
 	Payload *payloadInfo `json:"payload"`
@@ -36,7 +38,7 @@ func newVersionCommand() *cobra.Command {
 	}
 	output := outputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		info := versionInfo{Version: version.Version, Commit: version.Commit, Go: version.GoVersion()}
+		info := versionInfo{Version: version.Version, Commit: version.Commit, Go: version.GoVersion(), SigningKey: version.SigningKey}
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("find own executable: %w", err)
@@ -52,6 +54,11 @@ func newVersionCommand() *cobra.Command {
 		}
 		return printOutput(cmd.OutOrStdout(), *output, info, func(w io.Writer) error {
 			fmt.Fprintf(w, "cameleer %s (commit %s, %s)\n", info.Version, info.Commit, info.Go)
+			if info.SigningKey == "" {
+				fmt.Fprintln(w, "bundle signing key: none (this binary was built without make: it trusts no bundle)")
+			} else {
+				fmt.Fprintf(w, "bundle signing key: %s\n", info.SigningKey)
+			}
 			if info.Payload == nil {
 				fmt.Fprintln(w, "engine: none (this binary was built without make)")
 				return nil

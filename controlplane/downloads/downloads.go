@@ -28,6 +28,8 @@ type Binary struct {
 	Arch   string `json:"arch"`
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
+	// SigningKey is the key the binary checks air-gapped bundles with.
+	SigningKey string `json:"signingKey,omitempty"`
 }
 
 // ErrNone means the control plane was started without a binary to serve.
@@ -128,11 +130,11 @@ func describe(ctx context.Context, f *os.File) (Binary, error) {
 	if err != nil {
 		return b, fmt.Errorf("run `version`: %w", err)
 	}
-	var v struct{ Version, Commit string }
+	var v struct{ Version, Commit, SigningKey string }
 	if err := json.Unmarshal(out, &v); err != nil {
 		return b, fmt.Errorf("read `version -o json`: %w", err)
 	}
-	b.Version, b.Commit = v.Version, v.Commit
+	b.Version, b.Commit, b.SigningKey = v.Version, v.Commit, v.SigningKey
 	return b, nil
 }
 

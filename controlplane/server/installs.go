@@ -17,9 +17,16 @@ import (
 // /ca.crt against the token's hash, and the binary against the SHA-256
 // published beside it, fetched over TLS pinned to that CA.
 func (s *Server) installRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /install.sh", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /install.sh", func(w http.ResponseWriter, r *http.Request) {
+		// With the key the binary served checks bundles with: the script
+		// can then check a bundle the same way.
+		script := installer.Script()
+		if f, bin, err := s.installs.Open(r.Context()); err == nil {
+			f.Close()
+			script = installer.WithSigningKey(bin.SigningKey)
+		}
 		w.Header().Set("Content-Type", "text/x-shellscript")
-		w.Write(installer.Script())
+		w.Write(script)
 	})
 	mux.HandleFunc("GET /ca.crt", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")

@@ -46,8 +46,10 @@ func TestInstallRoutes(t *testing.T) {
 	sum := hex.EncodeToString(h[:])
 
 	c := startWith(t, Options{RunnerBinary: bin, URL: "https://cp.example:8443"})
-	if code, b, _ := c.get("/install.sh"); code != http.StatusOK || string(b) != string(installer.Script()) {
-		t.Errorf("install.sh: %d", code)
+	// The script knows the key the binary served checks bundles with.
+	const key = "MCowBQYDK2VwAyEAhz92d9DLkVG2+S7IYKnAiL2hh7CJlU8b9HAzAXqbCto="
+	if code, b, _ := c.get("/install.sh"); code != http.StatusOK || string(b) != string(installer.WithSigningKey(key)) || !strings.Contains(string(b), "\nsigning_key="+key+"\n") {
+		t.Errorf("install.sh: %d, without the binary's signing key", code)
 	}
 	code, b, _ := c.get("/ca.crt")
 	blk, _ := pem.Decode(b)
@@ -78,6 +80,9 @@ func TestInstallRoutes(t *testing.T) {
 	}
 
 	none := start(t)
+	if code, b, _ := none.get("/install.sh"); code != http.StatusOK || string(b) != string(installer.Script()) {
+		t.Errorf("install.sh without a binary: %d", code)
+	}
 	for _, p := range []string{"/downloads/cameleer", "/downloads/cameleer.json", "/downloads/cameleer.sha256"} {
 		if code, b, _ := none.get(p); code != http.StatusNotFound || !strings.Contains(string(b), "start it with --runner-binary") {
 			t.Errorf("%s without a binary: %d %s", p, code, b)

@@ -106,10 +106,10 @@ type Server struct {
 	tlsCert *serving
 	// installs serves the runner binary to install.sh.
 	installs *downloads.Service
-	vulns   *artifact.VulnDB
-	secrets *secrets.Box
-	metrics *metrics
-	http    *http.Server
+	vulns    *artifact.VulnDB
+	secrets  *secrets.Box
+	metrics  *metrics
+	http     *http.Server
 
 	// The services the API maps to.
 	runners      *runners.Hub

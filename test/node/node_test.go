@@ -96,7 +96,9 @@ func TestNode(t *testing.T) {
 		t.Run("deploy through the control plane", n.testDeploy)
 	}
 	t.Run("recovers from kill -9", n.testKill)
-	t.Run("reset leaves nothing", n.testReset)
+	if t.Run("reset leaves nothing", n.testReset) && t.Run("curl | sh from the control plane", n.testCurlInstall) {
+		t.Run("reset after curl | sh leaves nothing", n.testReset)
+	}
 }
 
 // logTail logs the last n lines of the file at path: what cameleer run said

@@ -19,7 +19,7 @@ import (
 // engine's status through the tunnel. The control plane stays up for the
 // tests that follow (n.cp).
 func (n *node) testTunnelWithEngine(t *testing.T) {
-	n.cp = cptest.Start(t, n.t)
+	n.cp = cptest.Start(t, n.t, "--runner-binary", n.bin)
 	call := n.cp.Call
 	if code, err := call("POST", "/api/v1/tenants", map[string]string{"name": "acme", "tier": "high"}, nil); code != http.StatusCreated {
 		t.Fatalf("tenant: %d %v", code, err)

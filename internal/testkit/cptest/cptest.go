@@ -34,9 +34,13 @@ type ControlPlane struct {
 	LogFile string
 
 	bin, dir string
+	args     []string
 	log      *os.File
 	cmd      *exec.Cmd
 }
+
+// CAFile is the CA it made, which runners pin.
+func (cp *ControlPlane) CAFile() string { return filepath.Join(cp.DataDir(), "pki", "ca.crt") }
 
 // DataDir is where it keeps its state.
 func (cp *ControlPlane) DataDir() string { return filepath.Join(cp.dir, "cp") }
@@ -45,7 +49,7 @@ func (cp *ControlPlane) DataDir() string { return filepath.Join(cp.dir, "cp") }
 // until it answers.
 func (cp *ControlPlane) start(t testing.TB) {
 	t.Helper()
-	cp.cmd = exec.Command(cp.bin, "serve", "--data-dir", cp.DataDir(), "--listen", cp.Addr, "--url", "https://"+cp.Addr)
+	cp.cmd = exec.Command(cp.bin, append([]string{"serve", "--data-dir", cp.DataDir(), "--listen", cp.Addr, "--url", "https://" + cp.Addr}, cp.args...)...)
 	cp.cmd.Stdout, cp.cmd.Stderr = cp.log, cp.log
 	if err := cp.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -80,9 +84,9 @@ func (cp *ControlPlane) Restart(t testing.TB) {
 
 // Start builds and starts a control plane that lives as long as owner
 // (t itself, or a parent of t) does; t is what fails if it does not come
-// up. When owner ends, the control plane is stopped, and its log shown if
-// owner failed.
-func Start(t, owner testing.TB) *ControlPlane {
+// up. args go to `serve` after the data dir, address and URL. When owner
+// ends, the control plane is stopped, and its log shown if owner failed.
+func Start(t, owner testing.TB, args ...string) *ControlPlane {
 	t.Helper()
 	dir := owner.TempDir()
 	bin := filepath.Join(dir, "cameleer-controlplane")
@@ -102,7 +106,7 @@ func Start(t, owner testing.TB) *ControlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp.bin, cp.dir, cp.log = bin, dir, logf
+	cp.bin, cp.dir, cp.args, cp.log = bin, dir, args, logf
 	cp.start(t)
 	owner.Cleanup(func() {
 		cp.Stop()

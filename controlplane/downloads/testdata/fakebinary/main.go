@@ -14,5 +14,5 @@ func main() {
 	if len(os.Args) != 4 || os.Args[1] != "version" {
 		os.Exit(2)
 	}
-	fmt.Printf(`{"version":%q,"commit":"abc","go":"go1","payload":{"sha256":"not-this"}}`+"\n", version)
+	fmt.Printf(`{"version":%q,"commit":"abc","go":"go1","signingKey":"MCowBQYDK2VwAyEAhz92d9DLkVG2+S7IYKnAiL2hh7CJlU8b9HAzAXqbCto=","payload":{"sha256":"not-this"}}`+"\n", version)
 }
