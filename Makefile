@@ -123,7 +123,7 @@ test-unit:
 # brought up on this host and removed again (root; ports 80, 443, 5000, 6443
 # and 10248-10259 free).
 .PHONY: test
-test: bin/cameleer bundle lint
+test: bin/cameleer bin/cameleer-controlplane bundle lint
 	go test ./...
 	$(MAKE) fuzz
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) CAMELEER_BUNDLE=$(CURDIR)/$(BUNDLE) \

@@ -19,6 +19,10 @@ type Heartbeat struct {
 // StatusPath is the runner's local API status endpoint.
 const StatusPath = "/status"
 
+// SupportBundlePath is where a runner answers its node's support bundle
+// (a tar.gz, docs/install.md) through the tunnel.
+const SupportBundlePath = "/support-bundle"
+
 // RunnerStatus is what the runner's local API answers on /status.
 type RunnerStatus struct {
 	RunnerID string `json:"runnerId"`

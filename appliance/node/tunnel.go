@@ -25,6 +25,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/images"
 	"github.com/cameleer/cameleer/appliance/orchestrator"
 	"github.com/cameleer/cameleer/appliance/originals"
+	"github.com/cameleer/cameleer/appliance/supportbundle"
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
 	"github.com/cameleer/cameleer/internal/httpjson"
 	"github.com/cameleer/cameleer/version"
@@ -33,7 +34,7 @@ import (
 // localAPI is what the control plane may call on the runner, through the
 // tunnel. nodeStatus is nil without the engine, apps nil without an
 // orchestrator.
-func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status, orch Orchestrator, apps http.Handler) http.Handler {
+func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status, orch Orchestrator, apps http.Handler, supportBundle http.HandlerFunc) http.Handler {
 	host, _ := os.Hostname()
 	// The control plane knows a runner without one as "".
 	name := string(orch)
@@ -49,6 +50,7 @@ func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context
 		}
 		httpjson.Write(w, http.StatusOK, st)
 	})
+	mux.HandleFunc("GET "+api.SupportBundlePath, supportBundle)
 	if apps != nil {
 		mux.Handle("/v1/", apps)
 	} else {
@@ -112,7 +114,7 @@ func runTunnel(ctx context.Context, log *slog.Logger, o tunnelOptions) error {
 			if o.Apps != nil {
 				apps = o.Apps(ctx, id.Tenant, cp)
 			}
-			return localAPI(id, time.Now(), o.NodeStatus, o.Orchestrator, apps)
+			return localAPI(id, time.Now(), o.NodeStatus, o.Orchestrator, apps, supportBundle(o.DataDir, o.NodeStatus))
 		}})
 	if o.View != nil {
 		o.View.set(id, c)
@@ -311,4 +313,23 @@ func AppURL(c config.Config, a orchestrator.App) string {
 		host += ":" + strconv.Itoa(c.HTTPPort)
 	}
 	return fmt.Sprintf("http://%s/", host)
+}
+
+// supportBundle answers the node's support bundle, made as it is sent.
+// nodeStatus is nil without the engine.
+func supportBundle(dataDir string, nodeStatus func(context.Context) Status) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status := func(ctx context.Context) (any, error) {
+			if nodeStatus == nil {
+				return nil, errors.New("this runner runs without an engine (--no-engine)")
+			}
+			return nodeStatus(ctx), nil
+		}
+		w.Header().Set("Content-Type", "application/gzip")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+supportbundle.FileName(time.Now())+`"`)
+		if err := supportbundle.Write(r.Context(), w, dataDir, status); err != nil {
+			// The answer has begun: a cut body is how the caller learns.
+			panic(http.ErrAbortHandler)
+		}
+	}
 }

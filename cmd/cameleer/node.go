@@ -18,6 +18,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/install"
 	"github.com/cameleer/cameleer/appliance/node"
 	"github.com/cameleer/cameleer/appliance/reset"
+	"github.com/cameleer/cameleer/appliance/supportbundle"
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
 	"github.com/cameleer/cameleer/version"
 )
@@ -194,5 +195,46 @@ func newTokenCommand() *cobra.Command {
 		return nil
 	}
 	cmd.AddCommand(redeem)
+	return cmd
+}
+
+func newSupportBundleCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "support-bundle",
+		Short: "Collect versions, status, logs, config, the cluster's state and the host's facts into a tar.gz, secrets taken out",
+		Args:  cobra.NoArgs,
+	}
+	dataDir := dataDirFlag(cmd)
+	out := cmd.Flags().StringP("output", "o", "", "where to write it (default cameleer-support-HOST-TIME.tar.gz here; - for stdout)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		status := func(ctx context.Context) (any, error) {
+			c, err := config.Load(*dataDir)
+			if err != nil {
+				return nil, err
+			}
+			return node.QueryStatus(ctx, c)
+		}
+		if *out == "-" {
+			return supportbundle.Write(cmd.Context(), cmd.OutOrStdout(), *dataDir, status)
+		}
+		name := *out
+		if name == "" {
+			name = supportbundle.FileName(time.Now())
+		}
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		if err := supportbundle.Write(cmd.Context(), f, *dataDir, status); err != nil {
+			f.Close()
+			os.Remove(name)
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Wrote %s: secrets are taken out, but read it before you send it.\n", name)
+		return nil
+	}
 	return cmd
 }

@@ -75,6 +75,8 @@ func (s *Server) apiRoutes() []apiRoute {
 		{"GET " + t + "/runners", viewer, s.tenantScoped(s.listRunners)},
 		{"GET " + t + "/runners/{id}", viewer, s.runnerScoped(s.getRunner)},
 		{"DELETE " + t + "/runners/{id}", admin, s.runnerScoped(s.revokeRunner)},
+		// Logs and the host's facts: the tenant's admin's, not a viewer's.
+		{"GET " + t + "/runners/{id}/support-bundle", admin, s.runnerScoped(s.supportBundle)},
 		// The proxy reaches only the runner's read-only paths (proxyReads).
 		{t + "/runners/{id}/proxy/{path...}", viewer, s.runnerScoped(s.proxy)},
 		{"POST " + t + "/environments", admin, s.tenantScoped(s.createEnvironment)},

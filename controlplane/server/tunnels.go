@@ -172,3 +172,14 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rn store.Runner) 
 	}
 	rc.Proxy(w, r, p)
 }
+
+// supportBundle streams the runner's support bundle (a tar.gz it makes as
+// it sends it) through the tunnel.
+func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request, rn store.Runner) {
+	rc := s.runners.Live(rn.ID)
+	if rc == nil {
+		httpjson.Error(w, http.StatusServiceUnavailable, "runner "+rn.ID+" is not connected")
+		return
+	}
+	rc.Proxy(w, r, api.SupportBundlePath)
+}

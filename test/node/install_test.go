@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,40 @@ func (n *node) testCurlInstall(t *testing.T) {
 	}
 	if err := connected(); err != nil || runners[0].Name != "bare-host" {
 		t.Errorf("after the same command again: %v %+v, want one runner, bare-host", err, runners)
+	}
+}
+
+// testQuickstart runs README's step 1 after the build, scripts/quickstart.sh,
+// on the bare host: a control plane of its own, the host made its runner by
+// curl | sh, the sample app built with Maven and deployed; its answer is
+// what the script prints. The control plane is stopped by its PID file.
+func (n *node) testQuickstart(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "bin", "cameleer-controlplane")); err != nil {
+		t.Skip("no bin/cameleer-controlplane: make builds it")
+	}
+	cpDir := filepath.Join(t.TempDir(), "cp")
+	t.Cleanup(func() {
+		if pid, err := os.ReadFile(cpDir + ".pid"); err == nil {
+			exec.Command("kill", strings.TrimSpace(string(pid))).Run()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "quickstart.sh"))
+	cmd.Env = append(os.Environ(), "CP_ADDR=127.0.0.1:"+strconv.Itoa(testutil.FreePort(t)), "CP_DIR="+cpDir, "DATA_DIR="+dataDir, "TENANT=quick")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("quickstart: %v\n%s", err, out)
+	}
+	t.Logf("quickstart after the build: %v", time.Since(start).Round(100*time.Millisecond))
+	for _, want := range []string{"curl -sfL https://127.0.0.1:", "curl http://hello.dev.quick.localhost/", "Hello from Apache Camel on Cameleer, exchange "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("quickstart says no %q:\n%s", want, out)
+		}
 	}
 }

@@ -94,10 +94,13 @@ func TestNode(t *testing.T) {
 	t.Run("app runtime", n.testAppRuntime)
 	if t.Run("tunnel with the engine", n.testTunnelWithEngine) {
 		t.Run("deploy through the control plane", n.testDeploy)
+		t.Run("support bundle", n.testSupportBundle)
 	}
 	t.Run("recovers from kill -9", n.testKill)
-	if t.Run("reset leaves nothing", n.testReset) && t.Run("curl | sh from the control plane", n.testCurlInstall) {
-		t.Run("reset after curl | sh leaves nothing", n.testReset)
+	if t.Run("reset leaves nothing", n.testReset) && t.Run("curl | sh from the control plane", n.testCurlInstall) &&
+		t.Run("reset after curl | sh leaves nothing", n.testReset) {
+		t.Run("README's quickstart", n.testQuickstart)
+		t.Run("reset after the quickstart leaves nothing", n.testReset)
 	}
 }
 
