@@ -58,6 +58,8 @@ type Config struct {
 	// defaults, 256 MiB and 168h.
 	OriginalsMaxBytes int64  `json:"originalsMaxBytes,omitempty"`
 	OriginalsMaxAge   string `json:"originalsMaxAge,omitempty"`
+	// Proxy is the proxy the node's traffic goes through (proxy.go).
+	Proxy Proxy `json:"proxy,omitzero"`
 }
 
 // Defaults of the telemetry spool's bound, and of the originals' bounds

@@ -6,7 +6,9 @@
 package install
 
 import (
+	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/config"
 	"github.com/cameleer/cameleer/appliance/node"
 	"github.com/cameleer/cameleer/appliance/preflight"
+	"github.com/cameleer/cameleer/internal/atomicfile"
 )
 
 // Options are install's flags. Zero values keep what an earlier install
@@ -34,6 +37,12 @@ type Options struct {
 	NoStart    bool
 	// Timeout bounds the wait for the node to be Ready.
 	Timeout time.Duration
+	// Proxy is the proxy install was run with (its environment's
+	// HTTPS_PROXY, HTTP_PROXY, NO_PROXY); empty keeps the one recorded.
+	Proxy config.Proxy
+	// CABundle is a PEM file of CAs to trust beside the system's (an
+	// intercepting proxy's).
+	CABundle string
 }
 
 // Args are the flags of `cameleer install` that give o: what a bundle's
@@ -51,6 +60,7 @@ func (o Options) Args() []string {
 	add("--https-port", strconv.Itoa(o.HTTPSPort))
 	add("--apps-domain", o.AppsDomain)
 	add("--no-start", strconv.FormatBool(o.NoStart))
+	add("--ca-bundle", o.CABundle)
 	if o.Timeout != 0 {
 		add("--timeout", o.Timeout.String())
 	}
@@ -80,8 +90,16 @@ func Install(ctx context.Context, out io.Writer, opts Options) error {
 	}
 	fmt.Fprintf(out, "    %d checks passed\n", len(results))
 
+	if opts.CABundle != "" {
+		if err := caBundle(c, opts.CABundle); err != nil {
+			return err
+		}
+	}
 	if err := c.Save(); err != nil {
 		return err
+	}
+	if p := c.Proxy; p.HTTPS != "" || p.HTTP != "" {
+		step("The node's traffic goes through the proxy %s (NO_PROXY gains the node's own networks)", cmp.Or(p.HTTPS, p.HTTP))
 	}
 	step("Extracting the engine and writing its configuration into %s", c.DataDir)
 	if _, _, err := node.Prepare(ctx, c); err != nil {
@@ -147,7 +165,41 @@ func configure(opts Options) (config.Config, error) {
 	if opts.AppsDomain != "" {
 		c.AppsDomain = opts.AppsDomain
 	}
+	if opts.Proxy.HTTPS != "" || opts.Proxy.HTTP != "" {
+		opts.Proxy.CABundle = c.Proxy.CABundle
+		c.Proxy = opts.Proxy
+	}
+	if opts.CABundle != "" {
+		c.Proxy.CABundle = true
+	}
 	return c, c.Validate()
+}
+
+// caBundle keeps the CAs of file in the data dir, and beside the system's
+// in the bundle run's SSL_CERT_FILE names.
+func caBundle(c config.Config, file string) error {
+	extra, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--ca-bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(extra) {
+		return fmt.Errorf("--ca-bundle %s holds no PEM certificate", file)
+	}
+	var system []byte
+	for _, f := range []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem"} {
+		if system, err = os.ReadFile(f); err == nil {
+			break
+		}
+	}
+	if err := os.MkdirAll(c.EtcDir(), 0o755); err != nil {
+		return err
+	}
+	if _, err := atomicfile.WriteFile(c.ProxyCAFile(), extra, 0o644); err != nil {
+		return err
+	}
+	_, err = atomicfile.WriteFile(c.CABundleFile(), append(append(system, '\n'), extra...), 0o644)
+	return err
 }
 
 func systemdRunning() bool {
@@ -178,6 +230,12 @@ func installUnit(ctx context.Context, c config.Config) error {
 // container shims in the unit's cgroup live on with their containers;
 // Delegate: the engine makes cgroups below the unit's.
 func unit(exe string, c config.Config) string {
+	// The proxy is in the environment from the start (run puts it there
+	// too, from the config): systemctl show names it.
+	var env strings.Builder
+	for _, kv := range c.ProxyEnv() {
+		fmt.Fprintf(&env, "Environment=%s\n", unitArg(kv))
+	}
 	return fmt.Sprintf(`[Unit]
 Description=Cameleer node
 Wants=network-online.target
@@ -185,7 +243,7 @@ After=network-online.target
 
 [Service]
 Type=simple
-ExecStart=%s run --data-dir %s
+%sExecStart=%s run --data-dir %s
 KillMode=process
 Delegate=yes
 LimitNOFILE=1048576
@@ -196,7 +254,7 @@ TimeoutStopSec=60s
 
 [Install]
 WantedBy=multi-user.target
-`, unitArg(exe), unitArg(c.DataDir))
+`, env.String(), unitArg(exe), unitArg(c.DataDir))
 }
 
 // unitArg writes an argument of a unit's command line as systemd reads it:

@@ -19,6 +19,8 @@ import (
 	"github.com/cameleer/cameleer/appliance/engine"
 	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/appliance/node"
+	"github.com/cameleer/cameleer/internal/certs"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
 )
 
 // The flags given are taken, the rest are the defaults; a second install
@@ -116,6 +118,56 @@ func TestUnit(t *testing.T) {
 		if !slices.Contains(lines, want) {
 			t.Errorf("the unit has no line %q:\n%s", want, u)
 		}
+	}
+}
+
+// The proxy install was run with is in the unit's environment, and what
+// run reads from the config.
+func TestUnitCarriesTheProxy(t *testing.T) {
+	c := config.Config{DataDir: "/srv/cameleer", NodeIP: "192.0.2.7", Proxy: config.Proxy{HTTPS: "http://proxy.corp:3128"}}
+	lines := strings.Split(unit("/usr/local/bin/cameleer", c), "\n")
+	for _, want := range []string{"Environment=HTTPS_PROXY=http://proxy.corp:3128", "Environment=https_proxy=http://proxy.corp:3128",
+		"Environment=NO_PROXY=127.0.0.1,localhost,192.0.2.7,.svc,.cluster.local,cameleer.local"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("the unit has no line %q", want)
+		}
+	}
+}
+
+// install records the proxy of its environment and keeps a CA bundle: the
+// system's CAs and the one given, which run's SSL_CERT_FILE names; a file
+// with no certificate is refused.
+func TestConfigureRecordsTheProxy(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.NewIssuer(t, "proxy-ca", nil)
+	pemFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(pemFile, certs.CertPEM(ca.Cert), 0o644)
+	opts := Options{DataDir: dir, NodeIP: "192.0.2.7", Proxy: config.Proxy{HTTPS: "http://proxy.corp:3128", No: "corp.example"}, CABundle: pemFile}
+	c, err := configure(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Proxy != (config.Proxy{HTTPS: "http://proxy.corp:3128", No: "corp.example", CABundle: true}) {
+		t.Errorf("recorded %+v", c.Proxy)
+	}
+	if err := caBundle(c, pemFile); err != nil {
+		t.Fatal(err)
+	}
+	bundle, _ := os.ReadFile(c.CABundleFile())
+	if !bytes.HasSuffix(bundle, certs.CertPEM(ca.Cert)) || len(bundle) <= len(certs.CertPEM(ca.Cert))+1 {
+		t.Errorf("the CA bundle is not the system's and the given: %d bytes", len(bundle))
+	}
+	os.WriteFile(pemFile, []byte("not a certificate"), 0o644)
+	if err := caBundle(c, pemFile); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("a file with no certificate: %v", err)
+	}
+	// Installed again without a proxy in the environment: it is kept.
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := configure(Options{DataDir: dir})
+	if err != nil || again.Proxy != c.Proxy {
+		t.Errorf("again: %+v %v", again.Proxy, err)
 	}
 }
 

@@ -138,6 +138,13 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 		if err != nil {
 			return err
 		}
+		// The proxy install recorded, for this process (the tunnel) and
+		// every component it starts; before anything reads the
+		// environment's proxy, which Go reads once.
+		for _, kv := range c.ProxyEnv() {
+			k, v, _ := strings.Cut(kv, "=")
+			os.Setenv(k, v)
+		}
 		return runKubernetes(ctx, log, c)
 	case Docker:
 		c, err := config.Default(opts.DataDir)

@@ -126,6 +126,7 @@ func newInstallCommand() *cobra.Command {
 		Short: "Install the node on this host and start it: preflight, engine, PKI, configs, wait until Ready",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Proxy = config.ProxyFromEnv(os.Getenv)
 			if bundleFile == "" {
 				return install.Install(cmd.Context(), cmd.OutOrStdout(), opts)
 			}
@@ -148,6 +149,7 @@ func newInstallCommand() *cobra.Command {
 	f.StringVar(&opts.AppsDomain, "apps-domain", "", "DNS suffix apps are routed under: APP.ENV.TENANT.DOMAIN (default localhost)")
 	f.BoolVar(&opts.NoStart, "no-start", false, "install only; start later with `cameleer run`")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the node to be Ready")
+	f.StringVar(&opts.CABundle, "ca-bundle", "", "PEM file of CAs to trust beside the system's (an intercepting proxy's); HTTPS_PROXY, HTTP_PROXY and NO_PROXY are taken from the environment")
 	return cmd
 }
 

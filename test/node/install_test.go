@@ -3,6 +3,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -44,7 +45,9 @@ func (n *node) testCurlInstall(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "sh", "-c", command)
-		cmd.Env = append(os.Environ(), "CURL_CA_BUNDLE="+n.cp.CAFile())
+		// A proxy that answers nothing, as one that must not be used for
+		// the node's own traffic: the control plane is around it.
+		cmd.Env = append(os.Environ(), "CURL_CA_BUNDLE="+n.cp.CAFile(), "HTTPS_PROXY=http://127.0.0.1:9", "NO_PROXY=127.0.0.1")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", command, err, out)
@@ -79,6 +82,18 @@ func (n *node) testCurlInstall(t *testing.T) {
 		t.Errorf("the installed cameleer is not the control plane's (%v)", err)
 	}
 	before := n.status(t)
+	// The proxy install was run with reaches the components (containerd
+	// here), with the node's own networks around it.
+	for _, c := range before.Components {
+		if c.Name != "containerd" {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.PID))
+		if err != nil || !bytes.Contains(env, []byte("\x00HTTPS_PROXY=http://127.0.0.1:9\x00")) ||
+			!bytes.Contains(env, []byte("\x00NO_PROXY=127.0.0.1,localhost,")) || !bytes.Contains(env, []byte(",10.43.0.0/16,.svc,.cluster.local,cameleer.local\x00")) {
+			t.Errorf("containerd's environment has not the proxy (%v):\n%s", err, bytes.ReplaceAll(env, []byte{0}, []byte{'\n'}))
+		}
+	}
 
 	out = install()
 	for _, want := range []string{"is in " + binDir + " already", "redeemed here already", "already running"} {
