@@ -172,6 +172,16 @@ func (r *running) pull() {
 
 // until pulls until check finds what it wants in everything pulled so far;
 // t is the (sub)test that waits.
+// printed checks that the app's output has s.
+func printed(r *running, s string) func() error {
+	return func() error {
+		if !strings.Contains(r.stdout.String(), s) {
+			return fmt.Errorf("no %q in the app's output", s)
+		}
+		return nil
+	}
+}
+
 func (r *running) until(t *testing.T, what string, check func() error) {
 	t.Helper()
 	testutil.Eventually(t, poll, 60*time.Second, what, func() error {
@@ -862,9 +872,8 @@ func TestReplay(t *testing.T) {
 		res.Status != api.StatusCompleted || res.Exchange == "" || res.Exchange == orig.Exchange {
 		t.Fatalf("replay: %d %+v", code, res)
 	}
-	if want := "flaky took " + string(orig.Body) + " attempt first"; !strings.Contains(r.stdout.String(), want) {
-		t.Errorf("the route's processor never took the original: no %q in the app's output", want)
-	}
+	// The app's output is read as it comes: it may trail the answer.
+	r.until(t, "the route's processor took the original", printed(r, "flaky took "+string(orig.Body)+" attempt first"))
 	r.until(t, "the replay's trace", func() error {
 		for _, x := range r.exchanges("flaky") {
 			if x.ID == res.Exchange {
@@ -884,9 +893,7 @@ func TestReplay(t *testing.T) {
 	if code := replay(t, r, at, &res); code != http.StatusOK || res.Status != api.StatusCompleted || res.Exchange == "" {
 		t.Fatalf("resend: %d %+v", code, res)
 	}
-	if want := "flaky took resent " + string(orig.Body) + " attempt first mapped " + orig.At.Headers["mapped"]; !strings.Contains(r.stdout.String(), want) {
-		t.Errorf("the node's endpoint never took the message: no %q in the app's output", want)
-	}
+	r.until(t, "the node's endpoint took the message", printed(r, "flaky took resent "+string(orig.Body)+" attempt first mapped "+orig.At.Headers["mapped"]))
 	r.until(t, "the resend's trace", func() error {
 		for _, x := range r.exchanges("flaky") {
 			if x.ID == res.Exchange {

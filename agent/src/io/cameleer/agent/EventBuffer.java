@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.ArrayDeque;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.HexFormat;
 
@@ -30,6 +31,11 @@ final class EventBuffer {
     private int count;
     private long seq;
     private long dropped;
+    /** The highest seq handed to the runner in an answer, since its last acknowledgement. */
+    private long answered;
+    /** Events pushed out after they were handed out, not acknowledged yet. */
+    private long[] handedOut = new long[16];
+    private int handed;
     /**
      * Stats windows and route models, held apart from the ring so that a
      * flood of traces does not push them out: they are every exchange's
@@ -69,8 +75,9 @@ final class EventBuffer {
                 return;
             }
             while (aggregateBytes + b.length > aggregateBound) {
-                aggregateBytes -= aggregates.removeFirst().json.length;
-                dropped++;
+                Held gone = aggregates.removeFirst();
+                aggregateBytes -= gone.json.length;
+                evicted(gone.seq);
             }
             aggregates.addLast(new Held(seq, b));
             aggregateBytes += b.length;
@@ -91,8 +98,8 @@ final class EventBuffer {
                 return;
             }
             while (used + b.length > capacity) {
+                evicted(seqs[first]);
                 free();
-                dropped++;
             }
             if (used + b.length > ring.length) {
                 grow(used + b.length);
@@ -112,6 +119,37 @@ final class EventBuffer {
             lens[at] = b.length;
             count++;
         }
+    }
+
+    /**
+     * Counts an event pushed out. One the runner was not handed yet is
+     * dropped; one it was handed but has not acknowledged may be kept by it
+     * (its cursor says, at its next pull), so it is noted, not counted.
+     */
+    private void evicted(long s) {
+        if (s > answered) {
+            dropped++;
+            return;
+        }
+        if (handed == handedOut.length) {
+            handedOut = Arrays.copyOf(handedOut, handedOut.length * 2);
+        }
+        handedOut[handed++] = s;
+    }
+
+    /**
+     * Settles the events handed out and pushed out since the last pull:
+     * those past what the runner now acknowledges (after; -1: a runner
+     * that holds nothing of this boot) were lost with it, and are dropped.
+     */
+    private void settle(long after) {
+        for (int i = 0; i < handed; i++) {
+            if (handedOut[i] > after) {
+                dropped++;
+            }
+        }
+        handed = 0;
+        answered = Math.max(after, 0);
     }
 
     /** Lets the oldest event go. */
@@ -181,6 +219,7 @@ final class EventBuffer {
 
     private int copyBatch(String askedBoot, long after, long max) {
         boolean ours = boot.equals(askedBoot);
+        settle(ours ? after : -1);
         if (ours) {
             while (count > 0 && seqs[first] <= after) {
                 free();
@@ -213,6 +252,7 @@ final class EventBuffer {
                 agg = it.hasNext() ? it.next() : null;
             }
         }
+        answered = Math.max(answered, last);
         StringBuilder h = new StringBuilder("{");
         Json.field(h, "boot", boot);
         Json.field(h, "last", last);

@@ -90,6 +90,29 @@ class EventBufferTest {
         return Long.parseLong(answer.substring(at, answer.indexOf(',', at)));
     }
 
+    /**
+     * An event pushed out after the runner was handed it is dropped only if
+     * the runner's next pull says it did not keep it: a runner killed
+     * between a pull and its acknowledgement is not told of drops that
+     * never were.
+     */
+    @Test
+    void handedOutEventsAreDroppedOnlyIfTheRunnerLostThem() {
+        for (long ack : new long[] {2, 0}) {
+            EventBuffer b = new EventBuffer(16 + 1); // the ring holds 16 bytes: two events
+            b.add("{\"n\":1}");
+            b.add("{\"n\":2}");
+            answer(b, "", 0, 1 << 20); // handed 1 and 2
+            b.add("{\"n\":3}"); // pushes 1 out
+            b.add("{\"n\":4}"); // pushes 2 out
+            b.add("{\"n\":5}"); // pushes 3 out, never handed: dropped
+            String next = answer(b, b.boot(), ack, 1 << 20);
+            long want = ack == 2 ? 1 : 3; // 3; and 1 and 2 when the runner kept nothing
+            assertEquals(want, dropped(next), "acknowledged up to " + ack + ": " + next);
+            assertTrue(next.endsWith("\"events\":[{\"n\":4},{\"n\":5}]}"), next);
+        }
+    }
+
     @Test
     void eachStartHasItsOwnBoot() {
         assertNotEquals(new EventBuffer(1).boot(), new EventBuffer(1).boot());
