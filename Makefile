@@ -129,7 +129,7 @@ test: bin/cameleer bin/cameleer-controlplane bundle lint
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) CAMELEER_BUNDLE=$(CURDIR)/$(BUNDLE) \
 		go test -tags payload -count=1 ./test/payload/...
 	$(MAKE) test-docker
-	CAMELEER_BIN=$(CURDIR)/bin/cameleer go test -tags node -count=1 -timeout 30m -v ./test/node/...
+	$(MAKE) test-node
 
 # go vet and staticcheck over every build tag the tree uses; the layering
 # rules are a test (test/layout) in go test ./...
@@ -170,10 +170,13 @@ test-docker: bin/cameleer
 	CAMELEER_BUILD=$(CURDIR)/$(BUILD) CAMELEER_BIN=$(CURDIR)/bin/cameleer \
 		go test -tags docker -count=1 -p 1 -timeout 15m -v ./appliance/orchestrator/... ./test/docker/...
 
-# Only the node test, with the payload built.
+# Only the node test, with the payload built, and the builds it upgrades
+# to (scripts/upgrade-binaries.sh).
 .PHONY: test-node
-test-node: bin/cameleer
-	CAMELEER_BIN=$(CURDIR)/bin/cameleer go test -tags node -count=1 -timeout 30m -v ./test/node/...
+test-node: bin/cameleer bin/cameleer-controlplane
+	scripts/upgrade-binaries.sh
+	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_UPGRADE_DIR=$(CURDIR)/$(BUILD)/upgrade \
+		go test -tags node -count=1 -timeout 40m -v ./test/node/...
 
 .PHONY: clean
 clean:

@@ -23,6 +23,30 @@ const StatusPath = "/status"
 // (a tar.gz, docs/install.md) through the tunnel.
 const SupportBundlePath = "/support-bundle"
 
+// RunnerUpgradePath is where a runner takes an upgrade from its control
+// plane (POST UpgradeRequest, through the tunnel): it fetches the binary
+// at RunnerBinaryPath, checks it, and runs `cameleer upgrade` with it,
+// which rolls back by itself (docs/install.md).
+const RunnerUpgradePath = "/upgrade"
+
+// RunnerBinaryPath is where a runner fetches, through its tunnel, the
+// cameleer binary its control plane serves.
+const RunnerBinaryPath = "/api/v1/runner/binary"
+
+// UpgradeRequest names the binary an upgrade moves to: the one the control
+// plane serves, by its version and SHA-256.
+type UpgradeRequest struct {
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+}
+
+// UpgradeAnswer is a runner's answer to an UpgradeRequest: the upgrade
+// has begun; its outcome is in the runner's status (node.lastUpgrade).
+type UpgradeAnswer struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
 // RunnerStatus is what the runner's local API answers on /status.
 type RunnerStatus struct {
 	RunnerID string `json:"runnerId"`

@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cameleer/cameleer/appliance/config"
@@ -118,7 +117,11 @@ func Install(ctx context.Context, out io.Writer, opts Options) error {
 			return err
 		}
 	default:
-		pid, err := startDetached(c)
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		pid, err := node.StartDetached(c, exe)
 		if err != nil {
 			return err
 		}
@@ -266,32 +269,6 @@ func unitArg(s string) string {
 		return s
 	}
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
-
-// startDetached starts `cameleer run` in its own session, so it outlives
-// install and the terminal.
-func startDetached(c config.Config) (int, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return 0, err
-	}
-	if err := os.MkdirAll(c.LogDir(), 0o700); err != nil {
-		return 0, err
-	}
-	logf, err := os.OpenFile(c.Path("logs", "cameleer.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(exe, "run", "--data-dir", c.DataDir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start cameleer run: %w", err)
-	}
-	pid := cmd.Process.Pid
-	return pid, cmd.Process.Release()
 }
 
 // wait prints each component as it gets ready, until the whole node is.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,6 +37,34 @@ type Status struct {
 	Components []engine.ComponentStatus `json:"components"`
 	// ControlPlane is the tunnel to the control plane.
 	ControlPlane *TunnelStatus `json:"controlPlane,omitempty"`
+	// LastUpgrade is what the last `cameleer upgrade` did.
+	LastUpgrade *Upgrade `json:"lastUpgrade,omitempty"`
+}
+
+// Upgrade is the record of an upgrade (appliance/upgrade).
+type Upgrade struct {
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Result is "upgraded", "rolled back" or "running" (one under way, or
+	// one that was killed: its record says how far it got).
+	Result string `json:"result"`
+	// Reason says why it rolled back.
+	Reason string `json:"reason,omitempty"`
+}
+
+// UpgradeFile is where the last upgrade's record is.
+func UpgradeFile(c config.Config) string { return c.Path("upgrade", "last.json") }
+
+// LastUpgrade reads the last upgrade's record (nil without one).
+func LastUpgrade(c config.Config) *Upgrade {
+	var u Upgrade
+	b, err := os.ReadFile(UpgradeFile(c))
+	if err != nil || json.Unmarshal(b, &u) != nil {
+		return nil
+	}
+	return &u
 }
 
 // PIDFile holds the pid of the running `cameleer run` of a data dir.
@@ -188,7 +217,7 @@ func runKubernetes(ctx context.Context, log *slog.Logger, c config.Config) error
 	started := time.Now()
 	view := &tunnelView{}
 	status := func(ctx context.Context) Status {
-		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status(ctx), ControlPlane: view.status()}
+		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status(ctx), ControlPlane: view.status(), LastUpgrade: LastUpgrade(c)}
 		if n, err := admin.Node(ctx, c.NodeName); err == nil {
 			cond := n.Ready()
 			st.Node = &cond
@@ -211,7 +240,7 @@ func runKubernetes(ctx context.Context, log *slog.Logger, c config.Config) error
 		}
 		rt := &orchestrator.Kubernetes{Kubectl: p.Kubectl(), API: admin, NodeIP: c.NodeIP, AppsDomain: c.AppsDomain, ClusterCIDR: c.ClusterCIDR}
 		o := tunnelOptions{DataDir: c.DataDir, Wait: true, NodeStatus: status, Orchestrator: Kubernetes,
-			Apps: apps(log, c, p, rt, config.RegistryHost), View: view}
+			Apps: apps(log, c, p, rt, config.RegistryHost), View: view, Upgradable: &c}
 		if err := runTunnel(ctx, log, o); err != nil {
 			log.Warn("no tunnel to a control plane", "reason", err)
 		}
@@ -222,6 +251,29 @@ func runKubernetes(ctx context.Context, log *slog.Logger, c config.Config) error
 		}
 	}()
 	return eng.Run(ctx)
+}
+
+// StartDetached starts `exe run` for c in its own session, so it outlives
+// the caller and its terminal, its output in logs/cameleer.log. It is
+// waited for here, so one that stops while the caller lives is no zombie.
+func StartDetached(c config.Config, exe string) (int, error) {
+	if err := os.MkdirAll(c.LogDir(), 0o700); err != nil {
+		return 0, err
+	}
+	logf, err := os.OpenFile(c.Path("logs", "cameleer.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "run", "--data-dir", c.DataDir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start cameleer run: %w", err)
+	}
+	go cmd.Wait()
+	return cmd.Process.Pid, nil
 }
 
 // lockRun makes sure one `cameleer run` serves a data dir, and records its

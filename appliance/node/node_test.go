@@ -31,7 +31,7 @@ func TestParseOrchestrator(t *testing.T) {
 func TestLocalAPINamesTheOrchestrator(t *testing.T) {
 	for o, want := range map[Orchestrator]string{Kubernetes: "kubernetes", Docker: "docker", None: ""} {
 		rec := httptest.NewRecorder()
-		localAPI(tunnelclient.Identity{}, time.Now(), nil, o, nil, supportBundle(t.TempDir(), nil)).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, api.StatusPath, nil))
+		localAPI(tunnelclient.Identity{}, time.Now(), nil, o, nil, supportBundle(t.TempDir(), nil), nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, api.StatusPath, nil))
 		var st api.RunnerStatus
 		if err := json.NewDecoder(rec.Body).Decode(&st); err != nil || st.Orchestrator != want {
 			t.Errorf("%s: orchestrator %q (%v), want %q", o, st.Orchestrator, err, want)

@@ -34,7 +34,7 @@ import (
 // localAPI is what the control plane may call on the runner, through the
 // tunnel. nodeStatus is nil without the engine, apps nil without an
 // orchestrator.
-func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status, orch Orchestrator, apps http.Handler, supportBundle http.HandlerFunc) http.Handler {
+func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context.Context) Status, orch Orchestrator, apps http.Handler, supportBundle, upgrade http.HandlerFunc) http.Handler {
 	host, _ := os.Hostname()
 	// The control plane knows a runner without one as "".
 	name := string(orch)
@@ -51,6 +51,13 @@ func localAPI(id tunnelclient.Identity, since time.Time, nodeStatus func(context
 		httpjson.Write(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("GET "+api.SupportBundlePath, supportBundle)
+	if upgrade != nil {
+		mux.HandleFunc("POST "+api.RunnerUpgradePath, upgrade)
+	} else {
+		mux.HandleFunc("POST "+api.RunnerUpgradePath, func(w http.ResponseWriter, _ *http.Request) {
+			httpjson.Error(w, http.StatusNotImplemented, "this runner runs no node of its own to upgrade (--no-engine, or Docker)")
+		})
+	}
 	if apps != nil {
 		mux.Handle("/v1/", apps)
 	} else {
@@ -80,6 +87,9 @@ type tunnelOptions struct {
 	Apps func(ctx context.Context, tenant string, controlPlane *http.Client) http.Handler
 	// View, when not nil, shows the tunnel's status.
 	View *tunnelView
+	// Upgradable is the node an upgrade from the control plane moves
+	// (nil: none, on Docker or without an engine).
+	Upgradable *config.Config
 }
 
 // runTunnel keeps the tunnel to the control plane open once this host is
@@ -114,7 +124,11 @@ func runTunnel(ctx context.Context, log *slog.Logger, o tunnelOptions) error {
 			if o.Apps != nil {
 				apps = o.Apps(ctx, id.Tenant, cp)
 			}
-			return localAPI(id, time.Now(), o.NodeStatus, o.Orchestrator, apps, supportBundle(o.DataDir, o.NodeStatus))
+			var upgrade http.HandlerFunc
+			if o.Upgradable != nil {
+				upgrade = runnerUpgrade(*o.Upgradable, cp)
+			}
+			return localAPI(id, time.Now(), o.NodeStatus, o.Orchestrator, apps, supportBundle(o.DataDir, o.NodeStatus), upgrade)
 		}})
 	if o.View != nil {
 		o.View.set(id, c)

@@ -20,6 +20,7 @@ import (
 	"github.com/cameleer/cameleer/appliance/reset"
 	"github.com/cameleer/cameleer/appliance/supportbundle"
 	"github.com/cameleer/cameleer/appliance/tunnelclient"
+	"github.com/cameleer/cameleer/appliance/upgrade"
 	"github.com/cameleer/cameleer/version"
 )
 
@@ -94,7 +95,11 @@ func newStatusCommand() *cobra.Command {
 				}
 			}
 			fmt.Fprintf(w, "node %s: Ready=%s, cameleer run pid %d since %s\n", c.NodeName, ready, st.PID, st.Since.Format(time.RFC3339))
-			fmt.Fprintf(w, "control plane: %s\n\n", node.ControlPlaneLine(st.ControlPlane))
+			fmt.Fprintf(w, "control plane: %s\n", node.ControlPlaneLine(st.ControlPlane))
+			if u := st.LastUpgrade; u != nil {
+				fmt.Fprintf(w, "last upgrade: %s\n", upgrade.Line(*u))
+			}
+			fmt.Fprintln(w)
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "COMPONENT\tSTATE\tREADY\tPID\tRESTARTS\tMESSAGE")
 			for _, cs := range st.Components {
@@ -197,6 +202,25 @@ func newTokenCommand() *cobra.Command {
 		return nil
 	}
 	cmd.AddCommand(redeem)
+	return cmd
+}
+
+func newUpgradeCommand() *cobra.Command {
+	opts := upgrade.Options{}
+	cmd := &cobra.Command{
+		Use:   "upgrade --binary FILE",
+		Short: "Move the running node to another cameleer binary, and back by itself if it is not healthy on it in time",
+		Args:  cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.DataDir, "data-dir", defaultDataDir(), dataDirUsage)
+	f.StringVar(&opts.Binary, "binary", "", "the cameleer binary to move to")
+	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long the node has to be healthy on it before it is rolled back")
+	cmd.MarkFlagRequired("binary")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		_, err := upgrade.Upgrade(cmd.Context(), cmd.OutOrStdout(), opts)
+		return err
+	}
 	return cmd
 }
 

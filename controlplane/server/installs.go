@@ -43,24 +43,28 @@ func (s *Server) installRoutes(mux *http.ServeMux) {
 			fmt.Fprintf(w, "%s  cameleer\n", bin.SHA256)
 		}
 	})
-	mux.HandleFunc("GET /downloads/cameleer", func(w http.ResponseWriter, r *http.Request) {
-		// Each download holds a file, as an artifact's does.
-		if !s.downloads.take(r.Context()) {
-			return
-		}
-		defer s.downloads.give()
-		f, bin, err := s.installs.Open(r.Context())
-		if err != nil {
-			s.binaryError(w, r, err)
-			return
-		}
-		defer f.Close()
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("ETag", `"`+bin.SHA256+`"`)
-		w.Header().Set("X-Cameleer-Version", bin.Version)
-		// The ETag, not a time, tells a resumed download the file changed.
-		http.ServeContent(w, r, "cameleer", time.Time{}, f)
-	})
+	mux.HandleFunc("GET /downloads/cameleer", s.serveRunnerBinary)
+}
+
+// serveRunnerBinary answers the binary, to install.sh and, through their
+// tunnels, to runners upgrading.
+func (s *Server) serveRunnerBinary(w http.ResponseWriter, r *http.Request) {
+	// Each download holds a file, as an artifact's does.
+	if !s.downloads.take(r.Context()) {
+		return
+	}
+	defer s.downloads.give()
+	f, bin, err := s.installs.Open(r.Context())
+	if err != nil {
+		s.binaryError(w, r, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("ETag", `"`+bin.SHA256+`"`)
+	w.Header().Set("X-Cameleer-Version", bin.Version)
+	// The ETag, not a time, tells a resumed download the file changed.
+	http.ServeContent(w, r, "cameleer", time.Time{}, f)
 }
 
 // runnerBinary describes the binary served, or answers why there is none.

@@ -136,7 +136,7 @@ func policy(method, path string) role {
 	case !strings.HasPrefix(path, t), path == t+"/retention":
 		return controlPlane
 	case strings.HasPrefix(path, t+"/api-tokens"), path == t+"/runner-tokens", path == t+"/audit",
-		method == "DELETE" && strings.HasPrefix(path, t+"/runners/"), strings.HasSuffix(path, "/support-bundle"),
+		method == "DELETE" && strings.HasPrefix(path, t+"/runners/"), strings.HasSuffix(path, "/support-bundle"), strings.HasSuffix(path, "/upgrade"),
 		method == "POST" && path == t+"/environments",
 		method == "PUT" && (strings.HasSuffix(path, "/config") || strings.HasSuffix(path, "/egress")):
 		return admin

@@ -77,6 +77,7 @@ func (s *Server) apiRoutes() []apiRoute {
 		{"DELETE " + t + "/runners/{id}", admin, s.runnerScoped(s.revokeRunner)},
 		// Logs and the host's facts: the tenant's admin's, not a viewer's.
 		{"GET " + t + "/runners/{id}/support-bundle", admin, s.runnerScoped(s.supportBundle)},
+		{"POST " + t + "/runners/{id}/upgrade", admin, s.runnerScoped(s.upgradeRunner)},
 		// The proxy reaches only the runner's read-only paths (proxyReads).
 		{t + "/runners/{id}/proxy/{path...}", viewer, s.runnerScoped(s.proxy)},
 		{"POST " + t + "/environments", admin, s.tenantScoped(s.createEnvironment)},

@@ -75,6 +75,7 @@ func (s *Server) runnerRoutes(rc *runners.Conn) http.Handler {
 	})
 	mux.HandleFunc("GET "+api.ArtifactPath+"{sha}", func(w http.ResponseWriter, r *http.Request) { s.runnerArtifact(rc, w, r) })
 	mux.HandleFunc("POST "+api.RunnerTelemetryPath, func(w http.ResponseWriter, r *http.Request) { s.ingestTelemetry(rc, w, r) })
+	mux.HandleFunc("GET "+api.RunnerBinaryPath, s.serveRunnerBinary)
 	return withRequestID(newRunnerLimiter(s.opts.Limits).wrap(s, rc.ID, mux))
 }
 
@@ -182,4 +183,40 @@ func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request, rn store.
 		return
 	}
 	rc.Proxy(w, r, api.SupportBundlePath)
+}
+
+// upgradeRunner has a runner upgrade itself to the binary this control
+// plane serves (the request may name its version, to be sure of it): the
+// runner fetches it through the tunnel, checks it, and runs `cameleer
+// upgrade`, which rolls back by itself; the answer comes once it has
+// begun, and the runner's status says how it ended.
+func (s *Server) upgradeRunner(w http.ResponseWriter, r *http.Request, rn store.Runner) {
+	var req struct {
+		Version string `json:"version"`
+	}
+	if !s.decode(w, r, &req, true) {
+		return
+	}
+	f, bin, err := s.installs.Open(r.Context())
+	if err != nil {
+		s.binaryError(w, r, err)
+		return
+	}
+	f.Close()
+	if req.Version != "" && req.Version != bin.Version {
+		httpjson.Error(w, http.StatusConflict, "this control plane serves cameleer "+bin.Version+", not "+req.Version)
+		return
+	}
+	rc := s.runners.Live(rn.ID)
+	if rc == nil {
+		httpjson.Error(w, http.StatusServiceUnavailable, "runner "+rn.ID+" is not connected")
+		return
+	}
+	var ans api.UpgradeAnswer
+	if err := rc.Call(r.Context(), http.MethodPost, api.RunnerUpgradePath, api.UpgradeRequest{Version: bin.Version, SHA256: bin.SHA256}, &ans); err != nil {
+		s.runnerFailed(w, r, err)
+		return
+	}
+	s.log.Info("runner upgrade begun", "tenant", rn.Tenant, "runner", rn.ID, "from", ans.From, "to", ans.To)
+	httpjson.Write(w, http.StatusAccepted, ans)
 }

@@ -95,6 +95,7 @@ func TestNode(t *testing.T) {
 	if t.Run("tunnel with the engine", n.testTunnelWithEngine) {
 		t.Run("deploy through the control plane", n.testDeploy)
 		t.Run("support bundle", n.testSupportBundle)
+		t.Run("upgrade, and a rollback by itself", n.testUpgrade)
 	}
 	t.Run("recovers from kill -9", n.testKill)
 	if t.Run("reset leaves nothing", n.testReset) && t.Run("curl | sh from the control plane", n.testCurlInstall) &&
@@ -644,31 +645,14 @@ func (n *node) testKill(t *testing.T) {
 		_, err := getHello("hello.e2e.test")
 		return err
 	})
-	var failures, requests atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			requests.Add(1)
-			if _, err := getHello("hello.e2e.test"); err != nil {
-				failures.Add(1)
-				t.Logf("app did not answer: %v", err)
-			}
-		}
-	}()
+	stop := askAlong(t, "hello.e2e.test")
+	var failures, requests int64
 	watching := true
 	for _, comp := range []string{"containerd", "kubelet", "kube-apiserver"} {
 		if comp == "kube-apiserver" {
 			// Traefik may drop routes while the apiserver is gone; the
 			// app is only required to keep answering for the other two.
-			close(stop)
-			<-done
+			failures, requests = stop()
 			watching = false
 		}
 		before := n.component(t, comp)
@@ -689,18 +673,45 @@ func (n *node) testKill(t *testing.T) {
 		})
 	}
 	if watching {
-		close(stop)
-		<-done
+		failures, requests = stop()
 	}
-	if failures.Load() > 0 {
-		t.Errorf("the app failed %d of %d requests while containerd and kubelet restarted", failures.Load(), requests.Load())
+	if failures > 0 {
+		t.Errorf("the app failed %d of %d requests while containerd and kubelet restarted", failures, requests)
 	}
-	t.Logf("the app answered %d requests while containerd and kubelet restarted", requests.Load())
+	t.Logf("the app answered %d requests while containerd and kubelet restarted", requests)
 	if _, err := getHello("hello.e2e.test"); err != nil {
 		testutil.Eventually(t, poll, time.Minute, "app answers after the apiserver restart", func() error {
 			_, err := getHello("hello.e2e.test")
 			return err
 		})
+	}
+}
+
+// askAlong asks the app at host through Traefik every 200 ms until the
+// function it returns is called, which says how many requests failed, of
+// how many; each failure is logged.
+func askAlong(t *testing.T, host string) func() (failed, asked int64) {
+	var failures, requests atomic.Int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			requests.Add(1)
+			if _, err := getHello(host); err != nil {
+				failures.Add(1)
+				t.Logf("app did not answer: %v", err)
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(stop)
+		<-done
+		return failures.Load(), requests.Load()
 	}
 }
 

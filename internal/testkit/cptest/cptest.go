@@ -82,6 +82,14 @@ func (cp *ControlPlane) Restart(t testing.TB) {
 	cp.start(t)
 }
 
+// RestartWith starts a stopped control plane again with args in place of
+// those it was started with.
+func (cp *ControlPlane) RestartWith(t testing.TB, args ...string) {
+	t.Helper()
+	cp.args = args
+	cp.start(t)
+}
+
 // Start builds and starts a control plane that lives as long as owner
 // (t itself, or a parent of t) does; t is what fails if it does not come
 // up. args go to `serve` after the data dir, address and URL. When owner
