@@ -128,8 +128,17 @@ func checkTraces(t *testing.T, cp *cptest.ControlPlane, app string) Lag {
 	from := ReadLag(t, cp)
 	var big, small bool
 	for _, o := range orders {
+		// The order's seda:audit exchange ends after it, and may come in
+		// a later pull than the order itself.
 		var d Detail
-		cp.Must(t, http.StatusOK, "GET", app+"/exchanges/"+url.PathEscape(o.ID), nil, &d)
+		testutil.Eventually(t, poll, time.Minute, "order "+o.ID+" with its seda:audit exchange", func() error {
+			d = Detail{}
+			cp.Must(t, http.StatusOK, "GET", app+"/exchanges/"+url.PathEscape(o.ID), nil, &d)
+			if !slices.ContainsFunc(d.Correlated, func(s Summary) bool { return s.Route == "audit" }) {
+				return fmt.Errorf("correlated %+v", d.Correlated)
+			}
+			return nil
+		})
 		checkOrder(t, d)
 		big = big || slices.ContainsFunc(d.Nodes, func(n Node) bool { return n.ID == "log-big" })
 		small = small || slices.ContainsFunc(d.Nodes, func(n Node) bool { return n.ID == "log-small" })
