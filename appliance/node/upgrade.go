@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -101,10 +102,31 @@ func fetchBinary(r *http.Request, c config.Config, cp *http.Client, want api.Upg
 	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 {
 		return "", fmt.Errorf("the binary fetched has SHA-256 %s, the upgrade names %s", got, want.SHA256)
 	}
-	out, err := exec.CommandContext(r.Context(), path, "version", "-o", "json").Output()
-	var v struct{ Version string }
-	if err != nil || json.Unmarshal(out, &v) != nil || v.Version != want.Version {
+	if v, err := BinaryVersion(r.Context(), path); err != nil || v.Version != want.Version {
 		return "", fmt.Errorf("the binary fetched is not cameleer %s (%v)", want.Version, err)
 	}
 	return path, nil
+}
+
+// Binary is what a cameleer binary says of itself.
+type Binary struct {
+	Version string
+	// Engine says it carries an engine payload.
+	Engine bool
+}
+
+// BinaryVersion runs `exe version -o json`.
+func BinaryVersion(ctx context.Context, exe string) (Binary, error) {
+	out, err := exec.CommandContext(ctx, exe, "version", "-o", "json").Output()
+	if err != nil {
+		return Binary{}, fmt.Errorf("%s does not run here: %w", exe, err)
+	}
+	var v struct {
+		Version string
+		Payload *struct{ SHA256 string }
+	}
+	if err := json.Unmarshal(out, &v); err != nil || v.Version == "" {
+		return Binary{}, fmt.Errorf("%s is not a cameleer binary", exe)
+	}
+	return Binary{Version: v.Version, Engine: v.Payload != nil}, nil
 }

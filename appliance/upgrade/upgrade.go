@@ -93,15 +93,15 @@ func Upgrade(ctx context.Context, out io.Writer, opts Options) (Outcome, error) 
 		return Outcome{}, fmt.Errorf("find the running cameleer: %w", err)
 	}
 	exe = strings.TrimSuffix(exe, " (deleted)")
-	from, err := versionOf(ctx, running)
+	from, err := node.BinaryVersion(ctx, running)
 	if err != nil {
 		return Outcome{}, err
 	}
-	to, err := versionOf(ctx, opts.Binary)
+	to, err := node.BinaryVersion(ctx, opts.Binary)
 	if err != nil {
 		return Outcome{}, err
 	}
-	if !to.payload {
+	if !to.Engine {
 		return Outcome{}, fmt.Errorf("%s carries no engine (build it with make)", opts.Binary)
 	}
 	st, err := node.QueryStatus(ctx, c)
@@ -113,7 +113,7 @@ func Upgrade(ctx context.Context, out io.Writer, opts Options) (Outcome, error) 
 		return Outcome{}, err
 	}
 	previous := c.Path("upgrade", "cameleer.previous")
-	o := Outcome{From: from.version, To: to.version, Started: time.Now().UTC(), Result: Running}
+	o := Outcome{From: from.Version, To: to.Version, Started: time.Now().UTC(), Result: Running}
 	if last := node.LastUpgrade(c); last != nil && last.Result == Running {
 		// One that did not finish: what it kept is what to go back to.
 		if _, err := os.Stat(previous); err == nil {
@@ -121,7 +121,7 @@ func Upgrade(ctx context.Context, out io.Writer, opts Options) (Outcome, error) 
 			step("Finishing the upgrade from %s that did not end", last.From)
 		}
 	}
-	if o.From == from.version {
+	if o.From == from.Version {
 		if err := copyFile(running, previous); err != nil {
 			return o, fmt.Errorf("keep the running binary: %w", err)
 		}
@@ -129,23 +129,23 @@ func Upgrade(ctx context.Context, out io.Writer, opts Options) (Outcome, error) 
 	if err := save(c, o); err != nil {
 		return o, err
 	}
-	step("Upgrading %s from %s to %s; %d app(s) must run again: %s", c.NodeName, o.From, to.version, len(apps), strings.Join(apps, ", "))
+	step("Upgrading %s from %s to %s; %d app(s) must run again: %s", c.NodeName, o.From, to.Version, len(apps), strings.Join(apps, ", "))
 
 	if err := copyFile(opts.Binary, exe); err != nil {
 		return o, fmt.Errorf("put %s in place of %s: %w", opts.Binary, exe, err)
 	}
-	step("Restarting the node on %s (the apps' containers run on)", to.version)
+	step("Restarting the node on %s (the apps' containers run on)", to.Version)
 	reason, err := restartAndWait(ctx, c, pid, exe, apps, opts)
 	if err != nil {
 		return o, err
 	}
 	if reason == "" {
 		o.Result, o.Finished = Upgraded, time.Now().UTC()
-		step("Upgraded to %s in %v", to.version, o.Finished.Sub(o.Started).Round(time.Second))
+		step("Upgraded to %s in %v", to.Version, o.Finished.Sub(o.Started).Round(time.Second))
 		return o, save(c, o)
 	}
 
-	step("Not healthy on %s within %v (%s): rolling back to %s", to.version, opts.Timeout, reason, o.From)
+	step("Not healthy on %s within %v (%s): rolling back to %s", to.Version, opts.Timeout, reason, o.From)
 	if err := copyFile(previous, exe); err != nil {
 		return o, fmt.Errorf("put the previous binary back: %w", err)
 	}
@@ -218,26 +218,6 @@ func unhealthy(st node.Status, err error) string {
 		why = append(why, "node not Ready")
 	}
 	return strings.Join(why, ", ")
-}
-
-type binaryVersion struct {
-	version string
-	payload bool
-}
-
-func versionOf(ctx context.Context, exe string) (binaryVersion, error) {
-	out, err := exec.CommandContext(ctx, exe, "version", "-o", "json").Output()
-	if err != nil {
-		return binaryVersion{}, fmt.Errorf("%s does not run here: %w", exe, err)
-	}
-	var v struct {
-		Version string
-		Payload *struct{ SHA256 string }
-	}
-	if err := json.Unmarshal(out, &v); err != nil || v.Version == "" {
-		return binaryVersion{}, fmt.Errorf("%s is not a cameleer binary", exe)
-	}
-	return binaryVersion{version: v.Version, payload: v.Payload != nil}, nil
 }
 
 // runningApps lists the apps' Deployments with replicas ready, as
