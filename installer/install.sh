@@ -5,6 +5,11 @@
 #
 #   curl -sfL https://CP/install.sh | sh -s - --token OTT
 #
+# Into a cluster, as a worker, with a join token of its controller's
+# (`cameleer token create`): cameleer is downloaded from that controller.
+#
+#   curl -sfL https://CP/install.sh | sh -s - --join TOKEN
+#
 # From the signed air-gapped bundle (make bundle), or a binary already on
 # the host:
 #
@@ -15,6 +20,9 @@
 #   --token OTT     register with the control plane the token names (its
 #                   URL, or --url); without --binary, cameleer is
 #                   downloaded from that control plane
+#   --join TOKEN    join the cluster the token names, as `cameleer join`;
+#                   without --binary, cameleer is downloaded from its
+#                   controller
 #   --url URL       the control plane, for a token that names none
 #   --name NAME     the runner's name (default: the control plane's choice)
 #   --bundle FILE   install the cameleer of this bundle, once its signature
@@ -26,8 +34,8 @@
 #   --binary PATH   install this cameleer instead of downloading one
 #                   (default without --token: ./cameleer beside this script)
 #   --bin-dir DIR   where cameleer goes (default /usr/local/bin)
-# Every other flag goes to `cameleer install` (and --data-dir to the redeem
-# too). Running the same command again is harmless: a binary already in
+# Every other flag goes to `cameleer install` or `cameleer join` (and
+# --data-dir to the redeem too). Running the same command again is harmless: a binary already in
 # place is not fetched again, a token already redeemed here is not redeemed
 # again, and `cameleer install` converges.
 #
@@ -48,20 +56,21 @@ fail() {
 	exit 1
 }
 
-token= url= name= binary= bundle= bindir=/usr/local/bin datadir= unpacked=/nonexistent
+token= join= url= name= binary= bundle= bindir=/usr/local/bin datadir= unpacked=/nonexistent
 n=$#
 while [ "$n" -gt 0 ]; do
 	arg=$1
 	shift
 	n=$((n - 1))
 	case $arg in
-	--token | --url | --name | --binary | --bundle | --signing-key | --bin-dir)
+	--token | --join | --url | --name | --binary | --bundle | --signing-key | --bin-dir)
 		[ "$n" -gt 0 ] || fail "$arg needs a value"
 		val=$1
 		shift
 		n=$((n - 1))
 		case $arg in
 		--token) token=$val ;;
+		--join) join=$val ;;
 		--url) url=$val ;;
 		--name) name=$val ;;
 		--binary) binary=$val ;;
@@ -108,6 +117,18 @@ EOF
 	case $url in https://*) ;; *) fail "the control plane $url is not https://HOST[:PORT]" ;; esac
 fi
 
+if [ -n "$join" ]; then
+	[ -z "$token" ] || fail "--token and --join go apart: a worker's apps are its controller's"
+	IFS=. read -r prefix role cahash id secret server <<EOF
+$join
+EOF
+	[ "$prefix" = cmlj1 ] && [ -n "$secret" ] && [ -n "$server" ] && [ "${#cahash}" = 64 ] || fail "not a Cameleer join token"
+	command -v base64 >/dev/null || fail "needs base64 to read the join token"
+	while [ $((${#server} % 4)) != 0 ]; do server=$server=; done
+	server=$(printf '%s' "$server" | tr '_-' '/+' | base64 -d) || fail "the join token's controller cannot be read"
+	url=https://$server
+fi
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ -n "$bundle" ]; then
@@ -138,14 +159,16 @@ if [ -n "$bundle" ]; then
 	binary=$dir/cameleer
 fi
 
-# cameleer.json and the binary are fetched pinned to the token's CA.
-if [ -n "$token" ] && [ -z "$binary" ]; then
+# cameleer.json and the binary are fetched pinned to the token's CA; from
+# a controller, never through a proxy (nodes reach each other directly).
+[ -z "$join" ] || export NO_PROXY='*' no_proxy='*'
+if [ -n "$token$join" ] && [ -z "$binary" ]; then
 	command -v curl >/dev/null || fail "needs curl to download cameleer (or pass --binary PATH)"
 	command -v base64 >/dev/null || fail "needs base64 to check the control plane's CA"
 	# Unverified on purpose: the hash below is what trusts it.
-	curl -sSfL --insecure "$url/ca.crt" -o "$tmp/ca.crt" || fail "fetch the control plane's CA from $url/ca.crt"
+	curl -sSfL --insecure "$url/ca.crt" -o "$tmp/ca.crt" || fail "fetch the CA from $url/ca.crt"
 	got=$(sed -e '/-----BEGIN/d' -e '/-----END/d' "$tmp/ca.crt" | base64 -d | sha256sum | cut -d' ' -f1)
-	[ "$got" = "$cahash" ] || fail "the control plane at $url shows CA sha256:$got, the token pins sha256:$cahash: refusing it"
+	[ "$got" = "$cahash" ] || fail "the server at $url shows CA sha256:$got, the token pins sha256:$cahash: refusing it"
 	curl -sSfL --cacert "$tmp/ca.crt" "$url/downloads/cameleer.json" -o "$tmp/cameleer.json" ||
 		fail "ask $url which cameleer it serves"
 	want=$(sed -n 's/.*"sha256":"\([0-9a-f]\{64\}\)".*/\1/p' "$tmp/cameleer.json")
@@ -172,7 +195,7 @@ if [ -z "$binary" ]; then
 	binary=$(cd "$(dirname "$0")" && pwd)/cameleer
 fi
 
-[ -f "$binary" ] || fail "no cameleer binary at $binary (pass --binary PATH, or --token OTT to download one)"
+[ -f "$binary" ] || fail "no cameleer binary at $binary (pass --binary PATH, or --token OTT or --join TOKEN to download one)"
 "$binary" version >/dev/null 2>&1 || fail "$binary does not run on this host"
 "$binary" version | grep -q '^engine payload' || fail "$binary carries no engine (build it with make)"
 # Put in place by a rename: a running cameleer keeps its inode.
@@ -191,4 +214,7 @@ if [ -n "$token" ]; then
 	echo "==> Registering with $url"
 	"$bindir/cameleer" token redeem "$token" --control-plane "$url" ${name:+--name "$name"} ${datadir:+--data-dir "$datadir"}
 fi
-"$bindir/cameleer" install "$@"
+if [ -n "$join" ]; then
+	exec "$bindir/cameleer" join "$join" "$@"
+fi
+exec "$bindir/cameleer" install "$@"

@@ -1,11 +1,15 @@
-// Package installer holds install.sh, which the control plane serves at
-// /install.sh and `make bundle` puts in the air-gapped bundle.
+// Package installer holds install.sh, which the control plane and every
+// cluster's controller serve at /install.sh and `make bundle` puts in the
+// air-gapped bundle.
 package installer
 
 import (
 	"bytes"
 	_ "embed"
+	"net/http"
 	"regexp"
+
+	"github.com/cameleer/cameleer/internal/downloads"
 )
 
 //go:embed install.sh
@@ -25,4 +29,16 @@ func WithSigningKey(key string) []byte {
 		return script
 	}
 	return bytes.Replace(script, []byte("\nsigning_key=\n"), []byte("\nsigning_key="+key+"\n"), 1)
+}
+
+// ServeScript answers install.sh with the key of the cameleer bins serves
+// written in: the script then checks a bundle as that binary would.
+func ServeScript(w http.ResponseWriter, r *http.Request, bins *downloads.Service) {
+	s := script
+	if f, bin, err := bins.Open(r.Context()); err == nil {
+		f.Close()
+		s = WithSigningKey(bin.SigningKey)
+	}
+	w.Header().Set("Content-Type", "text/x-shellscript")
+	w.Write(s)
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,9 @@ const (
 	DefaultHTTPSPort    = 443
 	DefaultAPIPort      = 6443
 	DefaultRegistryPort = 5000
+	// DefaultClusterPort is where a controller lets workers join and
+	// serves them its registry (appliance/join).
+	DefaultClusterPort = 6444
 	// DefaultAppsDomain routes APP.ENV.TENANT.localhost, which browsers and
 	// curl resolve to the loopback address: apps answer on the node itself
 	// before any DNS is set up.
@@ -35,9 +39,22 @@ const (
 	RegistryHost = "cameleer.local"
 )
 
+// A node's role in its cluster.
+const (
+	// Controller holds the cluster: its datastore, apiserver, controllers,
+	// registry and add-ons; it runs apps too. Every node installed by
+	// `cameleer install` is one.
+	Controller = "controller"
+	// Worker runs apps for the controller it joined (`cameleer join`).
+	Worker = "worker"
+)
+
 // Config is one node's settings.
 type Config struct {
-	DataDir  string `json:"dataDir"`
+	DataDir string `json:"dataDir"`
+	// Role is Controller or Worker; empty (written before roles) is
+	// Controller.
+	Role     string `json:"role,omitempty"`
 	NodeName string `json:"nodeName"`
 	NodeIP   string `json:"nodeIP"`
 	// AppsDomain is the DNS suffix apps are routed under
@@ -47,9 +64,18 @@ type Config struct {
 	HTTPSPort    int    `json:"httpsPort"`
 	APIPort      int    `json:"apiPort"`
 	RegistryPort int    `json:"registryPort"`
-	ClusterCIDR  string `json:"clusterCIDR"`
-	ServiceCIDR  string `json:"serviceCIDR"`
-	ClusterDNS   string `json:"clusterDNS"`
+	// ClusterPort is where a controller serves workers (joins, its
+	// registry); on a worker, the port it reaches its controller's on.
+	ClusterPort int `json:"clusterPort,omitempty"`
+	// Server is a worker's controller: its address, serving the apiserver
+	// on APIPort and workers on ClusterPort.
+	Server string `json:"server,omitempty"`
+	// JoinToken is the ID of the token a worker joined with: the same
+	// join again changes nothing.
+	JoinToken   string `json:"joinToken,omitempty"`
+	ClusterCIDR string `json:"clusterCIDR"`
+	ServiceCIDR string `json:"serviceCIDR"`
+	ClusterDNS  string `json:"clusterDNS"`
 	// SpoolMaxBytes bounds the telemetry spool (docs/node.md); zero: the
 	// default, 256 MiB.
 	SpoolMaxBytes int64 `json:"spoolMaxBytes,omitempty"`
@@ -108,6 +134,7 @@ func Default(dataDir string) (Config, error) {
 		HTTPSPort:    DefaultHTTPSPort,
 		APIPort:      DefaultAPIPort,
 		RegistryPort: DefaultRegistryPort,
+		ClusterPort:  DefaultClusterPort,
 		ClusterCIDR:  DefaultClusterCIDR,
 		ServiceCIDR:  DefaultServiceCIDR,
 		ClusterDNS:   DefaultClusterDNS,
@@ -129,10 +156,16 @@ func (c Config) Validate() error {
 	if ip == nil || ip.To4() == nil {
 		return fmt.Errorf("node IP %q is not an IPv4 address", c.NodeIP)
 	}
-	for name, p := range map[string]int{"http port": c.HTTPPort, "https port": c.HTTPSPort, "API port": c.APIPort, "registry port": c.RegistryPort} {
+	for name, p := range map[string]int{"http port": c.HTTPPort, "https port": c.HTTPSPort, "API port": c.APIPort, "registry port": c.RegistryPort, "cluster port": c.ClusterPort} {
 		if p < 1 || p > 65535 {
 			return fmt.Errorf("%s %d is out of range", name, p)
 		}
+	}
+	if c.Role != "" && c.Role != Controller && c.Role != Worker {
+		return fmt.Errorf("role %q is neither %s nor %s", c.Role, Controller, Worker)
+	}
+	if c.IsWorker() && net.ParseIP(c.Server) == nil {
+		return fmt.Errorf("a worker's controller %q is not an IP address", c.Server)
 	}
 	if c.HTTPPort == c.HTTPSPort {
 		return fmt.Errorf("http and https ports are both %d", c.HTTPPort)
@@ -169,8 +202,22 @@ func (c Config) ContainerdSocket() string {
 // StatusSocket is where a running `cameleer run` answers status queries.
 func (c Config) StatusSocket() string { return c.Path("run", "cameleer.sock") }
 
-// APIServerURL is the address components use to reach kube-apiserver.
-func (c Config) APIServerURL() string { return fmt.Sprintf("https://127.0.0.1:%d", c.APIPort) }
+// IsWorker tells whether the node is a worker.
+func (c Config) IsWorker() bool { return c.Role == Worker }
+
+// APIServerURL is the address components use to reach kube-apiserver: the
+// controller's own on loopback, a worker's controller's.
+func (c Config) APIServerURL() string {
+	if c.IsWorker() {
+		return fmt.Sprintf("https://%s", net.JoinHostPort(c.Server, strconv.Itoa(c.APIPort)))
+	}
+	return fmt.Sprintf("https://127.0.0.1:%d", c.APIPort)
+}
+
+// ClusterURL is where a worker reaches its controller's cluster port.
+func (c Config) ClusterURL() string {
+	return fmt.Sprintf("https://%s", net.JoinHostPort(c.Server, strconv.Itoa(c.ClusterPort)))
+}
 
 // RegistryAddr is where the node's registry listens.
 func (c Config) RegistryAddr() string { return fmt.Sprintf("127.0.0.1:%d", c.RegistryPort) }
@@ -201,8 +248,12 @@ func Load(dataDir string) (Config, error) {
 		return c, fmt.Errorf("load config %s: %w", filepath.Join(dataDir, "config.json"), err)
 	}
 	c.DataDir = dataDir
-	if c.AppsDomain == "" { // written before the setting existed
+	// Written before the settings existed.
+	if c.AppsDomain == "" {
 		c.AppsDomain = DefaultAppsDomain
+	}
+	if c.ClusterPort == 0 {
+		c.ClusterPort = DefaultClusterPort
 	}
 	return c, c.Validate()
 }

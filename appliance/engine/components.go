@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,10 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/cameleer/cameleer/appliance/config"
 	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/appliance/supervisor"
 	"github.com/cameleer/cameleer/manifests"
@@ -37,10 +41,14 @@ func (p Paths) process(log *slog.Logger, name, bin string, args ...string) *supe
 	}
 }
 
-// Components is the whole engine in start order: the supervised processes,
-// the registry inside cameleer, the system images pushed into it, and the
-// manifests applied to the cluster.
+// Components is the whole engine in start order: on a controller, the
+// supervised processes, the registry inside cameleer, the system images
+// pushed into it, the manifests applied to the cluster and the cluster port
+// workers join on; on a worker, what runs pods (WorkerComponents).
 func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []string) []*Component {
+	if p.IsWorker() {
+		return p.WorkerComponents(log)
+	}
 	kine := &Component{Name: "kine", Lifecycle: &Process{
 		Child: p.process(log, "kine", "kine",
 			"--endpoint", "sqlite://"+p.Path("db", "state.db")+"?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate",
@@ -48,15 +56,7 @@ func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []
 			"--metrics-bind-address", "0"),
 		Check: dialReady("unix", p.kineSocket()),
 	}}
-	containerd := &Component{Name: "containerd", Lifecycle: &Process{
-		Prepare: func(context.Context) error {
-			// A socket left by a killed containerd makes the dial check
-			// pass before the new one listens.
-			return removeIfExists(p.ContainerdSocket())
-		},
-		Child: p.process(log, "containerd", "containerd", "--config", p.containerdConfig()),
-		Check: dialReady("unix", p.ContainerdSocket()),
-	}}
+	containerd := p.containerd(log)
 	registry := &Component{Name: "registry", Lifecycle: &InProcess{
 		Run:   func(ctx context.Context) error { return p.RunRegistry(ctx, log.With("component", "registry")) },
 		Check: httpReady("http://" + p.RegistryAddr() + "/v2/"),
@@ -99,6 +99,11 @@ func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []
 			"--proxy-client-cert-file="+p.pki("front-proxy-client.crt"),
 			"--proxy-client-key-file="+p.pki("front-proxy-client.key"),
 			"--enable-aggregator-routing=true",
+			// Pods on a node that stopped answering are moved after 30 s
+			// (Kubernetes' default: 5 min), on top of the 40 s before the
+			// node is marked so.
+			"--default-not-ready-toleration-seconds=30",
+			"--default-unreachable-toleration-seconds=30",
 			"--profiling=false",
 		)),
 		Check: func(ctx context.Context) error { return admin.Get(ctx, "/readyz", nil) },
@@ -133,53 +138,17 @@ func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []
 		Child: p.process(log, "kube-scheduler", "kube-scheduler", p.controlPlaneFlags("scheduler", 10259)...),
 		Check: httpReady("https://127.0.0.1:10259/healthz"),
 	}}
-	kubelet := &Component{Name: "kubelet", Needs: []*Component{apiserver, containerd}, Lifecycle: &Process{
-		Child: p.process(log, "kubelet", "kubelet",
-			"--config="+p.kubeletConfig(),
-			"--kubeconfig="+p.kubeconfig("kubelet"),
-			"--root-dir="+p.KubeletDir(),
-			"--cert-dir="+p.Path("kubelet", "pki"),
-			"--node-ip="+p.NodeIP,
-			"--hostname-override="+p.NodeName,
-			"--node-labels=cameleer.io/node=true",
-		),
-		Check: httpReady("http://127.0.0.1:10248/healthz"),
-	}}
-	kubeProxy := &Component{Name: "kube-proxy", Needs: []*Component{apiserver}, Lifecycle: &Process{
-		Child: p.process(log, "kube-proxy", "kube-proxy",
-			"--kubeconfig="+p.kubeconfig("kube-proxy"),
-			"--hostname-override="+p.NodeName,
-			"--cluster-cidr="+p.ClusterCIDR,
-			"--proxy-mode=iptables",
-			"--healthz-bind-address=127.0.0.1:10256",
-			"--metrics-bind-address=127.0.0.1:10249",
-			"--conntrack-max-per-core=0",
-		),
-		Check: httpReady("http://127.0.0.1:10256/livez"),
-	}}
-	flannel := &Component{Name: "flannel", Needs: []*Component{apiserver, rbac}, Lifecycle: &Process{
-		Prepare: func(context.Context) error {
-			return removeIfExists(p.subnetFile())
+	containerd, kubelet, kubeProxy, flannel, networkPolicy := p.nodeComponents(log, containerd, apiserver, rbac)
+	joinServer := &Component{Name: "cluster-port", Needs: []*Component{apiserver, registry}, Lifecycle: &InProcess{
+		Run: func(ctx context.Context) error {
+			srv, err := p.joinServer(ctx, log, admin)
+			if err != nil {
+				return err
+			}
+			return srv.Serve(ctx, fmt.Sprintf(":%d", p.ClusterPort))
 		},
-		Child: p.process(log, "flannel", "cameleer-net", "flannel",
-			"--kubeconfig="+p.kubeconfig("network"),
-			"--node-name="+p.NodeName,
-			"--cluster-cidr="+p.ClusterCIDR,
-			"--iface="+p.NodeIP,
-			"--subnet-file="+p.subnetFile(),
-		),
-		Check: func(context.Context) error {
-			_, err := os.Stat(p.subnetFile())
-			return err
-		},
-	}}
-	networkPolicy := &Component{Name: "network-policy", Needs: []*Component{apiserver, rbac}, Lifecycle: &Process{
-		Child: p.process(log, "network-policy", "cameleer-net", "netpol",
-			"--kubeconfig="+p.kubeconfig("network"),
-			"--node-name="+p.NodeName,
-			"--cluster-cidr="+p.ClusterCIDR,
-			"--service-cidr="+p.ServiceCIDR,
-		),
+		Check: dialReady("tcp", fmt.Sprintf("127.0.0.1:%d", p.ClusterPort)),
+		Log:   log.With("component", "cluster-port"),
 	}}
 	addOns := &Component{
 		Name:  "add-ons",
@@ -196,16 +165,121 @@ func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []
 						return fmt.Errorf("deployment %s is not available yet", d)
 					}
 				}
-				return nil
+				return traefikServes(ctx, admin, p.NodeName)
 			},
 		},
 	}
 	return []*Component{kine, containerd, registry, systemImages, apiserver, rbac,
-		controllerManager, scheduler, kubelet, kubeProxy, flannel, networkPolicy, addOns}
+		controllerManager, scheduler, kubelet, kubeProxy, flannel, networkPolicy, addOns, joinServer}
 }
 
-// SystemDeployments are the add-ons' deployments in kube-system.
-var SystemDeployments = []string{"coredns", "local-path-provisioner", "traefik"}
+// WorkerComponents are a worker's: containerd and the node agents, which
+// reach the controller's apiserver, retrying until it answers.
+func (p Paths) WorkerComponents(log *slog.Logger) []*Component {
+	containerd := p.containerd(log)
+	_, kubelet, kubeProxy, flannel, networkPolicy := p.nodeComponents(log, containerd)
+	return []*Component{containerd, kubelet, kubeProxy, flannel, networkPolicy}
+}
+
+func (p Paths) containerd(log *slog.Logger) *Component {
+	return &Component{Name: "containerd", Lifecycle: &Process{
+		Prepare: func(context.Context) error {
+			// A socket left by a killed containerd makes the dial check
+			// pass before the new one listens.
+			return removeIfExists(p.ContainerdSocket())
+		},
+		Child: p.process(log, "containerd", "containerd", "--config", p.containerdConfig()),
+		Check: dialReady("unix", p.ContainerdSocket()),
+	}}
+}
+
+// nodeComponents are what every node runs: the kubelet on containerd,
+// kube-proxy and the network agents. On a controller they wait for its
+// apiserver and RBAC (the network agents' permissions), given as
+// controlPlane.
+func (p Paths) nodeComponents(log *slog.Logger, containerd *Component, controlPlane ...*Component) (_, _, _, _, _ *Component) {
+	var apiserver []*Component
+	if len(controlPlane) > 0 {
+		apiserver = controlPlane[:1]
+	}
+	kubelet := &Component{Name: "kubelet", Needs: append(slices.Clone(apiserver), containerd), Lifecycle: &Process{
+		Child: p.process(log, "kubelet", "kubelet",
+			"--config="+p.kubeletConfig(),
+			"--kubeconfig="+p.kubeconfig("kubelet"),
+			"--root-dir="+p.KubeletDir(),
+			"--cert-dir="+p.Path("kubelet", "pki"),
+			"--node-ip="+p.NodeIP,
+			"--hostname-override="+p.NodeName,
+			"--node-labels=cameleer.io/node=true,cameleer.io/role="+cmp.Or(p.Role, config.Controller),
+		),
+		Check: httpReady("http://127.0.0.1:10248/healthz"),
+	}}
+	kubeProxy := &Component{Name: "kube-proxy", Needs: apiserver, Lifecycle: &Process{
+		Child: p.process(log, "kube-proxy", "kube-proxy",
+			"--kubeconfig="+p.kubeconfig("kube-proxy"),
+			"--hostname-override="+p.NodeName,
+			"--cluster-cidr="+p.ClusterCIDR,
+			"--proxy-mode=iptables",
+			"--healthz-bind-address=127.0.0.1:10256",
+			"--metrics-bind-address=127.0.0.1:10249",
+			"--conntrack-max-per-core=0",
+		),
+		Check: httpReady("http://127.0.0.1:10256/livez"),
+	}}
+	flannel := &Component{Name: "flannel", Needs: controlPlane, Lifecycle: &Process{
+		Prepare: func(context.Context) error {
+			return removeIfExists(p.subnetFile())
+		},
+		Child: p.process(log, "flannel", "cameleer-net", "flannel",
+			"--kubeconfig="+p.kubeconfig("network"),
+			"--node-name="+p.NodeName,
+			"--cluster-cidr="+p.ClusterCIDR,
+			"--iface="+p.NodeIP,
+			"--subnet-file="+p.subnetFile(),
+		),
+		Check: func(context.Context) error {
+			_, err := os.Stat(p.subnetFile())
+			return err
+		},
+	}}
+	networkPolicy := &Component{Name: "network-policy", Needs: controlPlane, Lifecycle: &Process{
+		Child: p.process(log, "network-policy", "cameleer-net", "netpol",
+			"--kubeconfig="+p.kubeconfig("network"),
+			"--node-name="+p.NodeName,
+			"--cluster-cidr="+p.ClusterCIDR,
+			"--service-cidr="+p.ServiceCIDR,
+		),
+	}}
+	return containerd, kubelet, kubeProxy, flannel, networkPolicy
+}
+
+// SystemDeployments are the add-ons' deployments in kube-system; Traefik
+// is a DaemonSet.
+var SystemDeployments = []string{"coredns", "local-path-provisioner"}
+
+// traefikServes tells whether Traefik's pod on node is ready: apps answer
+// on its address.
+func traefikServes(ctx context.Context, admin *kube.Client, node string) error {
+	var pods struct {
+		Items []struct {
+			Status struct {
+				Conditions []kube.Condition `json:"conditions"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	err := admin.Get(ctx, "/api/v1/namespaces/kube-system/pods?labelSelector=app.kubernetes.io%2Fname%3Dtraefik&fieldSelector=spec.nodeName%3D"+url.QueryEscape(node), &pods)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods.Items {
+		for _, c := range p.Status.Conditions {
+			if c.Type == "Ready" && c.Status == "True" {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("traefik is not ready on %s yet", node)
+}
 
 // apiserverGOGC: the apiserver holds the most heap by far (caches of every
 // object); collecting at 50% growth instead of 100% keeps its idle memory

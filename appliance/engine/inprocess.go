@@ -105,6 +105,11 @@ func (p Paths) applyAddOns(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", filepath.Base(f), err)
 		}
 	}
+	// Traefik was a Deployment before nodes could join: it goes before
+	// its DaemonSet takes its host ports.
+	if _, err := p.Kubectl().Run(ctx, nil, "delete", "deployment", "traefik", "-n", "kube-system", "--ignore-not-found", "--wait=true"); err != nil {
+		return err
+	}
 	return p.apply(ctx, manifests.AddOns...)
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/join"
 	"github.com/cameleer/cameleer/appliance/kube"
 	"github.com/cameleer/cameleer/appliance/pki"
 	"github.com/cameleer/cameleer/internal/atomicfile"
@@ -46,6 +47,13 @@ func (p Paths) AdminCredentials() kube.Credentials {
 	return kube.Credentials{Server: p.APIServerURL(), CAFile: p.pki("ca.crt"), CertFile: p.pki("admin.crt"), KeyFile: p.pki("admin.key")}
 }
 
+// NetworkCredentials authenticate as the node's network agents: what a
+// worker, which has no admin, reads the cluster's nodes as (a kubelet may
+// read only its own Node).
+func (p Paths) NetworkCredentials() kube.Credentials {
+	return kube.Credentials{Server: p.APIServerURL(), CAFile: p.pki("ca.crt"), CertFile: p.pki("network.crt"), KeyFile: p.pki("network.key")}
+}
+
 // serviceIP is the first address of the service network: the apiserver's
 // ClusterIP.
 func serviceIP(cidr string) (net.IP, error) {
@@ -66,69 +74,104 @@ func pkiSet(c config.Config) (pki.Set, error) {
 	client := func(name, cn string, org ...string) pki.Cert {
 		return pki.Cert{Name: name, CA: "ca", CommonName: cn, Organization: org, Client: true}
 	}
+	certs := []pki.Cert{
+		{
+			Name: "apiserver", CA: "ca", CommonName: "kube-apiserver", Server: true,
+			DNSNames: []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc",
+				"kubernetes.default.svc." + config.DefaultDomain, "localhost", c.NodeName},
+			IPs: []net.IP{net.IPv4(127, 0, 0, 1).To4(), nodeIP.To4(), svcIP},
+		},
+		{
+			Name: "cluster-server", CA: "ca", CommonName: "cameleer-cluster", Server: true,
+			DNSNames: []string{c.NodeName, "localhost"},
+			IPs:      []net.IP{net.IPv4(127, 0, 0, 1).To4(), nodeIP.To4()},
+		},
+		client("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"),
+		client("admin", "cameleer-admin", "system:masters"),
+		client("controller-manager", "system:kube-controller-manager"),
+		client("scheduler", "system:kube-scheduler"),
+		{Name: "front-proxy-client", CA: "front-proxy-ca", CommonName: "front-proxy-client", Client: true},
+	}
 	return pki.Set{
 		Authorities: []pki.Authority{
 			{Name: "ca", CommonName: "cameleer-ca"},
 			{Name: "front-proxy-ca", CommonName: "cameleer-front-proxy-ca"},
 		},
-		Certs: []pki.Cert{
-			{
-				Name: "apiserver", CA: "ca", CommonName: "kube-apiserver", Server: true,
-				DNSNames: []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc",
-					"kubernetes.default.svc." + config.DefaultDomain, "localhost", c.NodeName},
-				IPs: []net.IP{net.IPv4(127, 0, 0, 1).To4(), nodeIP.To4(), svcIP},
-			},
-			{
-				Name: "kubelet", CA: "ca", CommonName: c.NodeName, Server: true,
-				DNSNames: []string{c.NodeName, "localhost"},
-				IPs:      []net.IP{net.IPv4(127, 0, 0, 1).To4(), nodeIP.To4()},
-			},
-			client("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"),
-			client("admin", "cameleer-admin", "system:masters"),
-			client("controller-manager", "system:kube-controller-manager"),
-			client("scheduler", "system:kube-scheduler"),
-			client("kube-proxy", "system:kube-proxy"),
-			client("kubelet-client", "system:node:"+c.NodeName, "system:nodes"),
-			client("network", "cameleer:network"),
-			{Name: "front-proxy-client", CA: "front-proxy-ca", CommonName: "front-proxy-client", Client: true},
-		},
+		Certs:             append(certs, NodeCerts(c.NodeName, c.NodeIP)...),
 		ServiceAccountKey: "sa",
 	}, nil
+}
+
+// NodeCerts are the certificates every node has, the controller and each
+// worker (named as join.CertNames): its kubelet's, serving and client, and
+// kube-proxy's and the network agents' clients.
+func NodeCerts(name, ip string) []pki.Cert {
+	client := func(file, cn string, org ...string) pki.Cert {
+		return pki.Cert{Name: file, CA: "ca", CommonName: cn, Organization: org, Client: true}
+	}
+	return []pki.Cert{
+		{
+			Name: "kubelet", CA: "ca", CommonName: name, Server: true,
+			DNSNames: []string{name, "localhost"},
+			IPs:      []net.IP{net.IPv4(127, 0, 0, 1).To4(), net.ParseIP(ip).To4()},
+		},
+		client("kubelet-client", "system:node:"+name, "system:nodes"),
+		client("kube-proxy", "system:kube-proxy"),
+		client("network", "cameleer:network"),
+	}
 }
 
 // Prepare writes the PKI, kubeconfigs and component configs for the node.
 // It is idempotent: files already right are not touched, certificates are
 // renewed when due.
 func Prepare(p Paths) error {
-	set, err := pkiSet(p.Config)
-	if err != nil {
-		return err
-	}
-	if _, err := pki.Ensure(p.PKIDir(), set, time.Now()); err != nil {
-		return fmt.Errorf("cluster PKI: %w", err)
-	}
-	for _, k := range []struct{ file, user, cert string }{
-		{"controller-manager", "system:kube-controller-manager", "controller-manager"},
-		{"scheduler", "system:kube-scheduler", "scheduler"},
+	kubeconfigs := []struct{ file, user, cert string }{
 		{"kube-proxy", "system:kube-proxy", "kube-proxy"},
 		{"kubelet", "system:node:" + p.NodeName, "kubelet-client"},
 		{"network", "cameleer:network", "network"},
-	} {
+	}
+	registryHosts := map[string]*template.Template{
+		config.RegistryHost: registryHostsTOML,
+		p.RegistryAddr():    registryHostsTOML,
+	}
+	if p.IsWorker() {
+		// Its CA and certificates came from its controller when it joined.
+		for _, name := range append([]string{"ca"}, join.CertNames...) {
+			if _, err := os.Stat(p.pki(name + ".crt")); err != nil {
+				return fmt.Errorf("this worker's certificates: %w (reset it and join again)", err)
+			}
+		}
+		registryHosts = map[string]*template.Template{config.RegistryHost: workerRegistryTOML}
+	} else {
+		set, err := pkiSet(p.Config)
+		if err != nil {
+			return err
+		}
+		if _, err := pki.Ensure(p.PKIDir(), set, time.Now()); err != nil {
+			return fmt.Errorf("cluster PKI: %w", err)
+		}
+		kubeconfigs = append(kubeconfigs,
+			struct{ file, user, cert string }{"controller-manager", "system:kube-controller-manager", "controller-manager"},
+			struct{ file, user, cert string }{"scheduler", "system:kube-scheduler", "scheduler"})
+		if err := kube.WriteKubeconfig(p.AdminKubeconfig(), "cameleer-admin", p.AdminCredentials(), true, 0o600); err != nil {
+			return err
+		}
+	}
+	for _, k := range kubeconfigs {
 		creds := kube.Credentials{Server: p.APIServerURL(), CAFile: p.pki("ca.crt"), CertFile: p.pki(k.cert + ".crt"), KeyFile: p.pki(k.cert + ".key")}
 		if err := kube.WriteKubeconfig(p.kubeconfig(k.file), k.user, creds, false, 0o600); err != nil {
 			return err
 		}
 	}
-	if err := kube.WriteKubeconfig(p.AdminKubeconfig(), "cameleer-admin", p.AdminCredentials(), true, 0o600); err != nil {
-		return err
-	}
-	for path, tmpl := range map[string]*template.Template{
+	files := map[string]*template.Template{
 		p.containerdConfig(): containerdTOML,
-		filepath.Join(p.registryHosts(), config.RegistryHost, "hosts.toml"): registryHostsTOML,
-		filepath.Join(p.registryHosts(), p.RegistryAddr(), "hosts.toml"):    registryHostsTOML,
-		p.kubeletConfig(): kubeletYAML,
+		p.kubeletConfig():    kubeletYAML,
 		filepath.Join(p.cniConfDir(), "10-flannel.conflist"): cniConflist,
-	} {
+	}
+	for host, t := range registryHosts {
+		files[filepath.Join(p.registryHosts(), host, "hosts.toml")] = t
+	}
+	for path, tmpl := range files {
 		if err := render(path, tmpl, p); err != nil {
 			return err
 		}
@@ -206,6 +249,18 @@ server = 'http://{{.RegistryAddr}}'
 
 [host.'http://{{.RegistryAddr}}']
   capabilities = ['pull', 'resolve']
+`))
+
+// workerRegistryTOML sends a worker's pulls for the cluster's registry
+// name to its controller's cluster port, which serves its registry to the
+// cluster's nodes: over TLS, the kubelet's certificate presented.
+var workerRegistryTOML = template.Must(template.New("hosts").Funcs(funcs).Parse(`# Written by cameleer; changes are overwritten.
+server = '{{.ClusterURL}}'
+
+[host.'{{.ClusterURL}}']
+  capabilities = ['pull', 'resolve']
+  ca = '{{pki . "ca.crt"}}'
+  client = [['{{pki . "kubelet-client.crt"}}', '{{pki . "kubelet-client.key"}}']]
 `))
 
 var kubeletYAML = template.Must(template.New("kubelet").Funcs(funcs).Parse(`# Written by cameleer; changes are overwritten.

@@ -12,14 +12,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/join"
 	"github.com/cameleer/cameleer/appliance/node"
 	"github.com/cameleer/cameleer/appliance/preflight"
 	"github.com/cameleer/cameleer/internal/atomicfile"
@@ -42,6 +45,11 @@ type Options struct {
 	// CABundle is a PEM file of CAs to trust beside the system's (an
 	// intercepting proxy's).
 	CABundle string
+	// Join is a join token: the node joins that cluster as a worker
+	// (`cameleer join`) instead of being a cluster of its own.
+	Join string
+	// NodeName names the node; empty: the host's name.
+	NodeName string
 }
 
 // Args are the flags of `cameleer install` that give o: what a bundle's
@@ -60,6 +68,7 @@ func (o Options) Args() []string {
 	add("--apps-domain", o.AppsDomain)
 	add("--no-start", strconv.FormatBool(o.NoStart))
 	add("--ca-bundle", o.CABundle)
+	add("--node-name", o.NodeName)
 	if o.Timeout != 0 {
 		add("--timeout", o.Timeout.String())
 	}
@@ -68,6 +77,8 @@ func (o Options) Args() []string {
 
 // Install runs the steps, printing progress to out.
 func Install(ctx context.Context, out io.Writer, opts Options) error {
+	_, err := os.Stat(filepath.Join(opts.DataDir, "config.json"))
+	installed := err == nil
 	c, err := configure(opts)
 	if err != nil {
 		return err
@@ -92,6 +103,22 @@ func Install(ctx context.Context, out io.Writer, opts Options) error {
 	if opts.CABundle != "" {
 		if err := caBundle(c, opts.CABundle); err != nil {
 			return err
+		}
+	}
+	if opts.Join != "" && c.JoinToken == "" {
+		step("Joining the cluster of %s as a worker", c.Server)
+		joined, resp, err := join.Join(ctx, c, opts.Join)
+		if err != nil {
+			var re *join.RefusedError
+			if errors.As(err, &re) && !installed {
+				// Nothing of this host is in the cluster: nothing kept.
+				os.RemoveAll(c.DataDir)
+			}
+			return err
+		}
+		c = joined
+		if resp.Again {
+			fmt.Fprintf(out, "    the controller had added this node with this token already\n")
 		}
 	}
 	if err := c.Save(); err != nil {
@@ -133,6 +160,13 @@ func Install(ctx context.Context, out io.Writer, opts Options) error {
 		return err
 	}
 	step("The node %s is Ready.", c.NodeName)
+	if c.IsWorker() {
+		fmt.Fprintf(out, `
+It runs apps for its controller, %s: see every node with `+"`cameleer status`"+` here
+or there, and the cluster with `+"`cameleer kubectl get nodes`"+` on the controller.
+`, c.Server)
+		return nil
+	}
 	fmt.Fprintf(out, `
 Next:
   cameleer status                     components, their state and restarts
@@ -150,6 +184,14 @@ func configure(opts Options) (config.Config, error) {
 	}
 	if err != nil {
 		return c, err
+	}
+	if opts.Join != "" {
+		if err := joining(&c, opts.Join); err != nil {
+			return c, err
+		}
+	}
+	if opts.NodeName != "" {
+		c.NodeName = opts.NodeName
 	}
 	if opts.NodeIP != "" {
 		c.NodeIP = opts.NodeIP
@@ -176,6 +218,28 @@ func configure(opts Options) (config.Config, error) {
 		c.Proxy.CABundle = true
 	}
 	return c, c.Validate()
+}
+
+// joining makes c a worker of token's cluster, unless it is a node
+// already: of that token (the same join again changes nothing) or of
+// another cluster (refused).
+func joining(c *config.Config, token string) error {
+	tok, err := join.ParseToken(token)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.IsWorker() && c.JoinToken == tok.ID:
+		return nil
+	case c.IsWorker():
+		return fmt.Errorf("this host joined the cluster of %s already (token %s): `cameleer reset` it before it joins another", c.Server, c.JoinToken)
+	case c.NodeIP != "":
+		return fmt.Errorf("this host is a cluster's controller already (%s): `cameleer reset` it before it joins another cluster", c.DataDir)
+	}
+	host, port, _ := net.SplitHostPort(tok.Server)
+	c.Role, c.Server = config.Worker, host
+	c.ClusterPort, _ = strconv.Atoi(port)
+	return nil
 }
 
 // caBundle keeps the CAs of file in the data dir, and beside the system's

@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -47,17 +49,34 @@ func NewClient(creds Credentials) (*Client, error) {
 // Get fetches path and decodes the JSON answer into v (nil: discard it). An
 // answer other than 2xx is a *httpjson.StatusError.
 func (c *Client) Get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.server+path, nil)
+	return c.Do(ctx, http.MethodGet, path, "", nil, v)
+}
+
+// Do sends body (JSON of it; nil: none) with method to path, as
+// contentType (empty: application/json), and decodes the answer into v.
+func (c *Client) Do(ctx context.Context, method, path, contentType string, body, v any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.server+path, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", cmp.Or(contentType, "application/json"))
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
@@ -65,8 +84,8 @@ func (c *Client) Get(ctx context.Context, path string, v any) error {
 		var st struct {
 			Message string `json:"message"`
 		}
-		msg := strings.TrimSpace(string(body))
-		if json.Unmarshal(body, &st) == nil && st.Message != "" {
+		msg := strings.TrimSpace(string(answer))
+		if json.Unmarshal(answer, &st) == nil && st.Message != "" {
 			msg = st.Message
 		}
 		return fmt.Errorf("apiserver: %d %w", resp.StatusCode, &httpjson.StatusError{Status: resp.StatusCode, Msg: msg})
@@ -74,7 +93,7 @@ func (c *Client) Get(ctx context.Context, path string, v any) error {
 	if v == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := json.Unmarshal(answer, v); err != nil {
 		return fmt.Errorf("decode %s: %w", path, err)
 	}
 	return nil
@@ -91,14 +110,42 @@ type Condition struct {
 // Node is the part of a Node the appliance reads.
 type Node struct {
 	Metadata struct {
-		Name string `json:"name"`
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels,omitempty"`
 	} `json:"metadata"`
 	Spec struct {
-		PodCIDR string `json:"podCIDR"`
+		PodCIDR       string `json:"podCIDR"`
+		Unschedulable bool   `json:"unschedulable,omitempty"`
 	} `json:"spec"`
 	Status struct {
 		Conditions []Condition `json:"conditions"`
+		Addresses  []struct {
+			Type    string `json:"type"`
+			Address string `json:"address"`
+		} `json:"addresses,omitempty"`
+		NodeInfo struct {
+			KubeletVersion string `json:"kubeletVersion"`
+		} `json:"nodeInfo"`
 	} `json:"status"`
+}
+
+// InternalIP is the node's InternalIP address, empty if it reported none.
+func (n Node) InternalIP() string {
+	for _, a := range n.Status.Addresses {
+		if a.Type == "InternalIP" {
+			return a.Address
+		}
+	}
+	return ""
+}
+
+// Nodes lists the cluster's nodes.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var l struct {
+		Items []Node `json:"items"`
+	}
+	err := c.Get(ctx, "/api/v1/nodes", &l)
+	return l.Items, err
 }
 
 // Ready is the node's Ready condition, zero if it has none yet.

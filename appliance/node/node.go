@@ -4,6 +4,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,30 @@ type Status struct {
 	ControlPlane *TunnelStatus `json:"controlPlane,omitempty"`
 	// LastUpgrade is what the last `cameleer upgrade` did.
 	LastUpgrade *Upgrade `json:"lastUpgrade,omitempty"`
+	// Role is the node's: controller or worker.
+	Role string `json:"role"`
+	// Nodes are every node of the cluster, as the apiserver knows them.
+	Nodes []ClusterNode `json:"nodes,omitempty"`
+}
+
+// ClusterNode is one node of the cluster.
+type ClusterNode struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	IP      string `json:"ip"`
+	Ready   string `json:"ready"`
+	Version string `json:"version"`
+	// Unschedulable: no new pod goes there (drained).
+	Unschedulable bool `json:"unschedulable,omitempty"`
+}
+
+func clusterNodes(ns []kube.Node) []ClusterNode {
+	out := make([]ClusterNode, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, ClusterNode{Name: n.Metadata.Name, Role: n.Metadata.Labels["cameleer.io/role"], IP: n.InternalIP(),
+			Ready: n.Ready().Status, Version: n.Status.NodeInfo.KubeletVersion, Unschedulable: n.Spec.Unschedulable})
+	}
+	return out
 }
 
 // Upgrade is the record of an upgrade (appliance/upgrade).
@@ -206,7 +231,12 @@ func runKubernetes(ctx context.Context, log *slog.Logger, c config.Config) error
 	if err != nil {
 		return err
 	}
-	admin, err := kube.NewClient(p.AdminCredentials())
+	// A worker reads the cluster as its network agents.
+	creds := p.AdminCredentials()
+	if c.IsWorker() {
+		creds = p.NetworkCredentials()
+	}
+	admin, err := kube.NewClient(creds)
 	if err != nil {
 		return err
 	}
@@ -217,10 +247,18 @@ func runKubernetes(ctx context.Context, log *slog.Logger, c config.Config) error
 	started := time.Now()
 	view := &tunnelView{}
 	status := func(ctx context.Context) Status {
-		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status(ctx), ControlPlane: view.status(), LastUpgrade: LastUpgrade(c)}
-		if n, err := admin.Node(ctx, c.NodeName); err == nil {
-			cond := n.Ready()
-			st.Node = &cond
+		st := Status{PID: os.Getpid(), Since: started, Components: eng.Status(ctx), LastUpgrade: LastUpgrade(c), Role: cmp.Or(c.Role, config.Controller)}
+		if !c.IsWorker() {
+			st.ControlPlane = view.status()
+		}
+		if ns, err := admin.Nodes(ctx); err == nil {
+			st.Nodes = clusterNodes(ns)
+			for _, n := range ns {
+				if n.Metadata.Name == c.NodeName {
+					cond := n.Ready()
+					st.Node = &cond
+				}
+			}
 		}
 		st.Ready = st.Node != nil && st.Node.Status == "True"
 		for _, cs := range st.Components {
@@ -233,18 +271,21 @@ func runKubernetes(ctx context.Context, log *slog.Logger, c config.Config) error
 		return err
 	}
 	defer srv.Close()
-	log.Info("starting engine", "dataDir", c.DataDir, "payload", p.Payload)
-	go func() {
-		if _, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(c.DataDir)); errors.Is(err, tunnelclient.ErrNotRegistered) {
-			log.Info("not registered with a control plane yet; waiting for `cameleer token redeem`")
-		}
-		rt := &orchestrator.Kubernetes{Kubectl: p.Kubectl(), API: admin, NodeIP: c.NodeIP, AppsDomain: c.AppsDomain, ClusterCIDR: c.ClusterCIDR}
-		o := tunnelOptions{DataDir: c.DataDir, Wait: true, NodeStatus: status, Orchestrator: Kubernetes,
-			Apps: apps(log, c, p, rt, config.RegistryHost), View: view, Upgradable: &c}
-		if err := runTunnel(ctx, log, o); err != nil {
-			log.Warn("no tunnel to a control plane", "reason", err)
-		}
-	}()
+	log.Info("starting engine", "dataDir", c.DataDir, "payload", p.Payload, "role", cmp.Or(c.Role, config.Controller))
+	// A worker's apps are its controller's runner's: it has no tunnel.
+	if !c.IsWorker() {
+		go func() {
+			if _, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(c.DataDir)); errors.Is(err, tunnelclient.ErrNotRegistered) {
+				log.Info("not registered with a control plane yet; waiting for `cameleer token redeem`")
+			}
+			rt := &orchestrator.Kubernetes{Kubectl: p.Kubectl(), API: admin, NodeIP: c.NodeIP, AppsDomain: c.AppsDomain, ClusterCIDR: c.ClusterCIDR}
+			o := tunnelOptions{DataDir: c.DataDir, Wait: true, NodeStatus: status, Orchestrator: Kubernetes,
+				Apps: apps(log, c, p, rt, config.RegistryHost), View: view, Upgradable: &c}
+			if err := runTunnel(ctx, log, o); err != nil {
+				log.Warn("no tunnel to a control plane", "reason", err)
+			}
+		}()
+	}
 	go func() {
 		if eng.AllReady(ctx) == nil {
 			log.Info("engine ready", "after", time.Since(started).Round(time.Millisecond))

@@ -153,6 +153,14 @@ func ensureLeaf(dir string, c Cert, ca *issuer, now time.Time) (bool, error) {
 	default:
 		return false, err
 	}
+	cert, err = sign(leafTemplate(c, now), key.Public(), ca.cert, ca.key)
+	if err != nil {
+		return false, err
+	}
+	return true, store(dir, c.Name, cert, key)
+}
+
+func leafTemplate(c Cert, now time.Time) *x509.Certificate {
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: c.CommonName, Organization: c.Organization},
 		NotBefore:             now.Add(-time.Hour),
@@ -168,11 +176,18 @@ func ensureLeaf(dir string, c Cert, ca *issuer, now time.Time) (bool, error) {
 	if c.Server {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 	}
-	cert, err = sign(tmpl, key.Public(), ca.cert, ca.key)
+	return tmpl
+}
+
+// Sign makes c for a key held elsewhere (another node's, sent in a
+// request), signed by c.CA from dir: what c says, nothing the key's holder
+// asked for.
+func Sign(dir string, c Cert, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+	ca, key, err := load(dir, c.CA)
 	if err != nil {
-		return false, err
+		return nil, fmt.Errorf("authority %s: %w", c.CA, err)
 	}
-	return true, store(dir, c.Name, cert, key)
+	return sign(leafTemplate(c, now), pub, ca, key)
 }
 
 // current tells whether cert is still what c asks for, signed by ca, and

@@ -110,8 +110,16 @@ func Run(opts Options) []Result {
 			what string
 		}{
 			{c.HTTPPort, "HTTP ingress (--http-port)"}, {c.HTTPSPort, "HTTPS ingress (--https-port)"},
-			{c.APIPort, "kube-apiserver"}, {c.RegistryPort, "registry"}, {10248, "kubelet health"},
-			{10250, "kubelet"}, {10256, "kube-proxy health"}, {10257, "kube-controller-manager"}, {10259, "kube-scheduler"},
+			{10248, "kubelet health"}, {10250, "kubelet"}, {10256, "kube-proxy health"},
+		}
+		if !c.IsWorker() {
+			ports = append(ports, []struct {
+				port int
+				what string
+			}{
+				{c.APIPort, "kube-apiserver"}, {c.RegistryPort, "registry"}, {c.ClusterPort, "the cluster port workers join on"},
+				{10257, "kube-controller-manager"}, {10259, "kube-scheduler"},
+			}...)
 		}
 		for _, p := range ports {
 			add(fmt.Sprintf("port %d free", p.port), portFree(p.port, p.what))

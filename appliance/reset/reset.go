@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/join"
 	"github.com/cameleer/cameleer/appliance/node"
 )
 
@@ -48,9 +49,25 @@ func Reset(ctx context.Context, log *slog.Logger, dataDir string) error {
 			log.Warn(what, "err", err)
 		}
 	}
+	// A worker leaves its cluster: drained while its kubelet still stops
+	// its pods, removed once that kubelet is gone (a running one would
+	// register the node again). A controller that cannot be reached does
+	// not keep the host from being cleaned: said, not failed.
+	joined, err := config.Load(dataDir)
+	worker := err == nil && joined.IsWorker()
+	if worker {
+		if err := join.Drain(ctx, joined); err != nil {
+			log.Warn("the controller did not drain this node", "controller", joined.Server, "err", err)
+		}
+	}
 	step("stop systemd unit", removeUnit(ctx))
 	step("stop cameleer run", stopRun(c))
 	step("kill engine processes", killAll(dataDir))
+	if worker {
+		if err := join.Leave(ctx, joined); err != nil {
+			log.Warn("the controller did not remove this node: run `cameleer kubectl delete node "+joined.NodeName+"` there", "controller", joined.Server, "err", err)
+		}
+	}
 	step("unmount", unmountUnder(dataDir))
 	step("delete iptables chains", flushChains(ctx))
 	step("destroy ipsets", destroySets(ctx))

@@ -401,7 +401,7 @@ func (c *Client) renew(ctx context.Context, cp *http.Client, held *x509.Certific
 	if err != nil {
 		return err
 	}
-	csr, err := newCSR(key)
+	csr, err := certs.CSR(key, "cameleer-runner")
 	if err != nil {
 		return err
 	}

@@ -8,11 +8,9 @@ import (
 	"cmp"
 	"context"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -157,11 +155,11 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 	// again sends the same key, and the control plane gives this host the
 	// runner it registered; any other key is refused the used token.
 	pending := id.path("redeem-" + tok.SecretHash()[:16] + ".key")
-	key, err := pendingKey(pending)
+	key, err := certs.LoadOrCreateKey(pending)
 	if err != nil {
 		return id, err
 	}
-	csrPEM, err := newCSR(key)
+	csrPEM, err := certs.CSR(key, "cameleer-runner")
 	if err != nil {
 		return id, err
 	}
@@ -197,37 +195,6 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 		os.Remove(f)
 	}
 	return id, nil
-}
-
-// pendingKey reads the key an earlier redeem of the same token made, or
-// makes one and writes it to path first.
-func pendingKey(path string) (*ecdsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		key, err := certs.NewKey()
-		if err != nil {
-			return nil, err
-		}
-		if b, err = certs.KeyPEM(key); err != nil {
-			return nil, err
-		}
-		if _, err := atomicfile.WriteFile(path, b, 0o600); err != nil {
-			return nil, fmt.Errorf("keep the new key: %w", err)
-		}
-		return key, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s holds no key (remove it to start over)", path)
-	}
-	key, err := x509.ParseECPrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w (remove it to start over)", path, err)
-	}
-	return key, nil
 }
 
 // store writes the identity. The new key and certificate are written beside
@@ -274,14 +241,6 @@ func (id Identity) settle() error {
 		return fmt.Errorf("settle the new certificate: %w", err)
 	}
 	return atomicfile.SyncDir(id.Dir)
-}
-
-func newCSR(key *ecdsa.PrivateKey) ([]byte, error) {
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cameleer-runner"}}, key)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
 
 func pemDER(s string) []byte {

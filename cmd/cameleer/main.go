@@ -24,6 +24,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newRunCommand(), newStatusCommand(), newKubectlCommand(), newCtrCommand(), newInstallCommand(), newResetCommand(), newTokenCommand(), newSupportBundleCommand(), newUpgradeCommand())
+	root.AddCommand(newVersionCommand(), newRunCommand(), newStatusCommand(), newKubectlCommand(), newCtrCommand(), newInstallCommand(), newResetCommand(), newTokenCommand(), newSupportBundleCommand(), newUpgradeCommand(), newJoinCommand())
 	return root
 }

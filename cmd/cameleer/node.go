@@ -15,7 +15,9 @@ import (
 
 	"github.com/cameleer/cameleer/appliance/bundle"
 	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/engine"
 	"github.com/cameleer/cameleer/appliance/install"
+	"github.com/cameleer/cameleer/appliance/join"
 	"github.com/cameleer/cameleer/appliance/node"
 	"github.com/cameleer/cameleer/appliance/reset"
 	"github.com/cameleer/cameleer/appliance/supportbundle"
@@ -95,12 +97,27 @@ func newStatusCommand() *cobra.Command {
 				}
 			}
 			fmt.Fprintf(w, "node %s: Ready=%s, cameleer run pid %d since %s\n", c.NodeName, ready, st.PID, st.Since.Format(time.RFC3339))
-			fmt.Fprintf(w, "control plane: %s\n", node.ControlPlaneLine(st.ControlPlane))
+			if c.IsWorker() {
+				fmt.Fprintf(w, "worker of the controller %s\n", c.Server)
+			} else {
+				fmt.Fprintf(w, "control plane: %s\n", node.ControlPlaneLine(st.ControlPlane))
+			}
 			if u := st.LastUpgrade; u != nil {
 				fmt.Fprintf(w, "last upgrade: %s\n", upgrade.Line(*u))
 			}
 			fmt.Fprintln(w)
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			if len(st.Nodes) > 0 {
+				fmt.Fprintln(tw, "NODE\tROLE\tIP\tREADY\tVERSION\tSCHEDULING")
+				for _, n := range st.Nodes {
+					sched := "on"
+					if n.Unschedulable {
+						sched = "off (drained)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Role, n.IP, n.Ready, n.Version, sched)
+				}
+				fmt.Fprintln(tw)
+			}
 			fmt.Fprintln(tw, "COMPONENT\tSTATE\tREADY\tPID\tRESTARTS\tMESSAGE")
 			for _, cs := range st.Components {
 				pid := "-"
@@ -149,6 +166,7 @@ func newInstallCommand() *cobra.Command {
 	f.StringVar(&binDir, "bin-dir", "/usr/local/bin", "where --bundle puts cameleer")
 	f.StringVar(&opts.DataDir, "data-dir", defaultDataDir(), dataDirUsage)
 	f.StringVar(&opts.NodeIP, "node-ip", "", "the node's IPv4 address (default: that of the default route)")
+	f.StringVar(&opts.NodeName, "node-name", "", "the node's name in the cluster (default: the host's name)")
 	f.IntVar(&opts.HTTPPort, "http-port", 0, fmt.Sprintf("host port of HTTP ingress (default %d)", config.DefaultHTTPPort))
 	f.IntVar(&opts.HTTPSPort, "https-port", 0, fmt.Sprintf("host port of HTTPS ingress (default %d)", config.DefaultHTTPSPort))
 	f.StringVar(&opts.AppsDomain, "apps-domain", "", "DNS suffix apps are routed under: APP.ENV.TENANT.DOMAIN (default localhost)")
@@ -201,7 +219,118 @@ func newTokenCommand() *cobra.Command {
 			id.Name, id.RunnerID, id.Tenant, id.URL, *dataDir)
 		return nil
 	}
-	cmd.AddCommand(redeem)
+	cmd.AddCommand(redeem, newTokenCreateCommand(), newTokenListCommand(), newTokenRevokeCommand())
+	return cmd
+}
+
+// clusterTokens are the join tokens of the controller of the data dir
+// the command's flag names.
+func clusterTokens(dataDir string) (join.Tokens, error) {
+	c, err := config.Load(dataDir)
+	if err != nil {
+		return join.Tokens{}, err
+	}
+	return engine.Tokens(c)
+}
+
+func newTokenCreateCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create --role worker",
+		Short: "Make a join token on this controller: `cameleer join TOKEN` adds one node to its cluster",
+		Args:  cobra.NoArgs,
+	}
+	dataDir := dataDirFlag(cmd)
+	role := cmd.Flags().String("role", config.Worker, "the role of the node it adds: worker")
+	ttl := cmd.Flags().Duration("ttl", 24*time.Hour, "how long it can be used")
+	desc := cmd.Flags().String("description", "", "what it is for, shown by `cameleer token list`")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *role != config.Worker {
+			return fmt.Errorf("--role %s: this version adds workers (--role worker)", *role)
+		}
+		ts, err := clusterTokens(*dataDir)
+		if err != nil {
+			return err
+		}
+		tok, err := ts.Create(cmd.Context(), *role, *ttl, *desc, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s\n\nToken %s adds one %s to this cluster until %s. On the new host, as root:\n  cameleer join %s\n",
+			tok, tok.ID, *role, time.Now().Add(*ttl).UTC().Format(time.RFC3339), tok)
+		return nil
+	}
+	return cmd
+}
+
+func newTokenListCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List this cluster's join tokens: valid, used (by which node) or expired",
+		Args:  cobra.NoArgs,
+	}
+	dataDir := dataDirFlag(cmd)
+	output := outputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ts, err := clusterTokens(*dataDir)
+		if err != nil {
+			return err
+		}
+		rs, err := ts.List(cmd.Context())
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		return printOutput(cmd.OutOrStdout(), *output, rs, func(w io.Writer) error {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tROLE\tSTATE\tEXPIRES\tDESCRIPTION")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Role, r.State(now), join.DescribeExpiry(r, now), r.Description)
+			}
+			return tw.Flush()
+		})
+	}
+	return cmd
+}
+
+func newTokenRevokeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a join token: it adds no node any more (nodes it added stay)",
+		Args:  cobra.ExactArgs(1),
+	}
+	dataDir := dataDirFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ts, err := clusterTokens(*dataDir)
+		if err != nil {
+			return err
+		}
+		if err := ts.Revoke(cmd.Context(), args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Revoked token %s.\n", args[0])
+		return nil
+	}
+	return cmd
+}
+
+func newJoinCommand() *cobra.Command {
+	var opts install.Options
+	cmd := &cobra.Command{
+		Use:   "join TOKEN",
+		Short: "Add this host to a cluster as a worker: preflight, the controller's CA checked against the token, certificates, engine, wait until Ready",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Join = args[0]
+			opts.Proxy = config.ProxyFromEnv(os.Getenv)
+			return install.Install(cmd.Context(), cmd.OutOrStdout(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.DataDir, "data-dir", defaultDataDir(), dataDirUsage)
+	f.StringVar(&opts.NodeIP, "node-ip", "", "the node's IPv4 address, which the other nodes reach it on (default: that of the default route)")
+	f.StringVar(&opts.NodeName, "node-name", "", "the node's name in the cluster (default: the host's name)")
+	f.BoolVar(&opts.NoStart, "no-start", false, "join only; start later with `cameleer run`")
+	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the node to be Ready")
 	return cmd
 }
 

@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cameleer/cameleer/controlplane/downloads"
 	"github.com/cameleer/cameleer/installer"
 	"github.com/cameleer/cameleer/internal/certs"
+	"github.com/cameleer/cameleer/internal/downloads"
 	"github.com/cameleer/cameleer/internal/httpjson"
 )
 
@@ -18,15 +18,7 @@ import (
 // published beside it, fetched over TLS pinned to that CA.
 func (s *Server) installRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /install.sh", func(w http.ResponseWriter, r *http.Request) {
-		// With the key the binary served checks bundles with: the script
-		// can then check a bundle the same way.
-		script := installer.Script()
-		if f, bin, err := s.installs.Open(r.Context()); err == nil {
-			f.Close()
-			script = installer.WithSigningKey(bin.SigningKey)
-		}
-		w.Header().Set("Content-Type", "text/x-shellscript")
-		w.Write(script)
+		installer.ServeScript(w, r, s.installs)
 	})
 	mux.HandleFunc("GET /ca.crt", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")

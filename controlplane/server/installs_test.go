@@ -36,7 +36,7 @@ func TestInstallRoutes(t *testing.T) {
 		t.Skip("builds a binary")
 	}
 	bin := filepath.Join(t.TempDir(), "cameleer")
-	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version=1.2.3", "../downloads/testdata/fakebinary")
+	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version=1.2.3", "../../internal/downloads/testdata/fakebinary")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

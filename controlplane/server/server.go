@@ -28,7 +28,6 @@ import (
 	"github.com/cameleer/cameleer/controlplane/artifact"
 	"github.com/cameleer/cameleer/controlplane/ca"
 	"github.com/cameleer/cameleer/controlplane/deployments"
-	"github.com/cameleer/cameleer/controlplane/downloads"
 	"github.com/cameleer/cameleer/controlplane/enrollment"
 	"github.com/cameleer/cameleer/controlplane/environments"
 	"github.com/cameleer/cameleer/controlplane/netguard"
@@ -40,6 +39,7 @@ import (
 	"github.com/cameleer/cameleer/controlplane/telemetry/clickhouse"
 	"github.com/cameleer/cameleer/controlplane/telemetry/embedded"
 	"github.com/cameleer/cameleer/internal/atomicfile"
+	"github.com/cameleer/cameleer/internal/downloads"
 	"github.com/cameleer/cameleer/tunnel"
 )
 

@@ -9,10 +9,14 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
+
+	"github.com/cameleer/cameleer/internal/atomicfile"
 )
 
 // NewKey makes an ECDSA P-256 key.
@@ -83,4 +87,45 @@ func Load(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
 		}
 	}
 	return leaf, signer, nil
+}
+
+// LoadOrCreateKey reads the ECDSA key at path, or makes one and writes it
+// there first: a request sent with it again after a lost answer is the
+// same request.
+func LoadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key, err := NewKey()
+		if err != nil {
+			return nil, err
+		}
+		if b, err = KeyPEM(key); err != nil {
+			return nil, err
+		}
+		if _, err := atomicfile.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("keep the new key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%s holds no key (remove it to start over)", path)
+	}
+	key, err := x509.ParseECPrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (remove it to start over)", path, err)
+	}
+	return key, nil
+}
+
+// CSR is a PEM certificate request for key, naming cn.
+func CSR(key *ecdsa.PrivateKey, cn string) ([]byte, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }

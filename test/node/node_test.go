@@ -256,7 +256,7 @@ func (n *node) testStatus(t *testing.T) {
 		t.Errorf("a node never registered shows a control plane: %+v", st.ControlPlane)
 	}
 	want := []string{"kine", "containerd", "registry", "system-images", "kube-apiserver", "rbac",
-		"kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "flannel", "network-policy", "add-ons"}
+		"kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "flannel", "network-policy", "add-ons", "cluster-port"}
 	if len(st.Components) != len(want) {
 		t.Fatalf("components: %+v", st.Components)
 	}

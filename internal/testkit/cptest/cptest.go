@@ -24,7 +24,8 @@ import (
 
 // ControlPlane is a running control plane.
 type ControlPlane struct {
-	// Addr is where it serves API and tunnel: 127.0.0.1:PORT.
+	// Addr is where it serves API and tunnel: 127.0.0.1:PORT, or the
+	// address StartOn was given.
 	Addr string
 	// Admin is the admin's API token.
 	Admin string
@@ -96,6 +97,13 @@ func (cp *ControlPlane) RestartWith(t testing.TB, args ...string) {
 // ends, the control plane is stopped, and its log shown if owner failed.
 func Start(t, owner testing.TB, args ...string) *ControlPlane {
 	t.Helper()
+	return StartOn(t, owner, "127.0.0.1", args...)
+}
+
+// StartOn is Start with the control plane on ip, where runners in
+// network namespaces or containers of the test reach it.
+func StartOn(t, owner testing.TB, ip string, args ...string) *ControlPlane {
+	t.Helper()
 	dir := owner.TempDir()
 	bin := filepath.Join(dir, "cameleer-controlplane")
 	build := exec.Command("go", "build", "-o", bin, "github.com/cameleer/cameleer/cmd/cameleer-controlplane")
@@ -103,7 +111,7 @@ func Start(t, owner testing.TB, args ...string) *ControlPlane {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build control plane: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 // Package downloads is what the control plane hands a host that is to
-// become a runner: the cameleer binary it ships with, and that binary's
-// version, architecture and SHA-256, published beside it so that
+// become a runner, and a controller a host that is to join its cluster:
+// the cameleer binary it ships with (runs, for a controller), and that
+// binary's version, architecture and SHA-256, published beside it so that
 // install.sh can check what it fetched.
 package downloads
 
