@@ -130,11 +130,12 @@ test: bin/cameleer bin/cameleer-controlplane bundle lint
 		go test -tags payload -count=1 ./test/payload/...
 	$(MAKE) test-docker
 	$(MAKE) test-node
+	$(MAKE) test-multinode
 
 # go vet and staticcheck over every build tag the tree uses; the layering
 # rules are a test (test/layout) in go test ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-TAGS := node docker payload
+TAGS := node docker payload multinode
 .PHONY: lint
 lint:
 	go vet -tags '$(TAGS)' ./...
@@ -177,6 +178,16 @@ test-node: bin/cameleer bin/cameleer-controlplane
 	scripts/upgrade-binaries.sh
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_UPGRADE_DIR=$(CURDIR)/$(BUILD)/upgrade \
 		go test -tags node -count=1 -timeout 40m -v ./test/node/...
+
+# A cluster of three hosts, each a container of a Docker Engine the test
+# starts, booted from a Debian root file system built here (debootstrap);
+# after test-node, never beside it (a reset on this host would stop the
+# containers' nodes too).
+.PHONY: test-multinode
+test-multinode: bin/cameleer
+	scripts/node-rootfs.sh $(BUILD)/multinode/rootfs.tar
+	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_NODE_ROOTFS=$(CURDIR)/$(BUILD)/multinode/rootfs.tar \
+		go test -tags multinode -count=1 -timeout 30m -v ./test/multinode/...
 
 .PHONY: clean
 clean:

@@ -8,8 +8,9 @@ set -euo pipefail
 # builds the agent against Camel's API and the real Camel apps the tests
 # run (from Maven Central, cached in ~/.m2). curl and openssl are what
 # install.sh uses (downloads, the bundle's signature); jq reads the API's
-# answers in scripts/quickstart.sh.
-pkgs=(build-essential file git libseccomp-dev busybox-static openjdk-17-jdk-headless maven iptables ipset iproute2 util-linux curl openssl jq)
+# answers in scripts/quickstart.sh. debootstrap builds the root file system
+# of the multi-node test's hosts (scripts/node-rootfs.sh).
+pkgs=(build-essential file git libseccomp-dev busybox-static openjdk-17-jdk-headless maven iptables ipset iproute2 util-linux curl openssl jq debootstrap)
 # Packages that come with a service, installed without starting it.
 # docker.io (with its containerd and runc) is for the Docker orchestrator's
 # tests, which start a private dockerd of their own. Its recommendations
