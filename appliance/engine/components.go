@@ -126,6 +126,12 @@ func (p Paths) Components(log *slog.Logger, admin *kube.Client, imageArchives []
 			"--root-ca-file="+p.pki("ca.crt"),
 			"--service-account-private-key-file="+p.pki("sa.key"),
 			"--controllers=*,tokencleaner",
+			// A restarted kubelet (an upgrade, a restart of cameleer run)
+			// reports every running container not ready until its first
+			// probe, moments later: changes of a pod within 2 s make one
+			// update of its Service's endpoints, so that flicker does not
+			// empty them and Traefik does not drop the app's route.
+			"--endpointslice-updates-batch-period=2s",
 			// At the default 20 requests/s, starting its 40 controllers
 			// takes the controller-manager 5 s, and pod CIDRs (so
 			// flannel, so every pod) wait for the last one.

@@ -231,6 +231,13 @@ func runKubernetes(ctx context.Context, log *slog.Logger, c config.Config) error
 	if err != nil {
 		return err
 	}
+	// Payloads of versions before the previous one, once no container
+	// runs on them any more: a few hundred MB each.
+	if removed, err := payload.Prune(c.DataDir, payload.RunningFrom); err != nil {
+		log.Warn("prune old payloads", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed old payloads", "dirs", removed)
+	}
 	// A worker reads the cluster as its network agents.
 	creds := p.AdminCredentials()
 	if c.IsWorker() {

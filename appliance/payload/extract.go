@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -280,4 +281,53 @@ func (p *Payload) regular(name string) (File, error) {
 		name = path.Join(path.Dir(name), f.Link)
 	}
 	return File{}, fmt.Errorf("the payload's %s is a symlink loop", name)
+}
+
+// Prune removes the payloads under <dataDir>/bin that neither bin/current
+// nor bin/previous names and that inUse says nothing runs from (the shims
+// of containers started under an older version do, until those containers
+// are replaced). It returns what it removed.
+func Prune(dataDir string, inUse func(dir string) bool) ([]string, error) {
+	binDir := filepath.Join(dataDir, "bin")
+	unlock, err := lock(filepath.Join(binDir, ".lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	keep := map[string]bool{}
+	for _, l := range []string{"current", "previous"} {
+		if t, err := os.Readlink(filepath.Join(binDir, l)); err == nil {
+			keep[t] = true
+		}
+	}
+	ents, err := os.ReadDir(binDir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range ents {
+		dir := filepath.Join(binDir, e.Name())
+		if !e.IsDir() || !shaName.MatchString(e.Name()) || keep[e.Name()] || inUse(dir) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return removed, fmt.Errorf("prune %s: %w", dir, err)
+		}
+		removed = append(removed, dir)
+	}
+	return removed, nil
+}
+
+var shaName = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// RunningFrom tells whether a process of this host runs an executable
+// under dir.
+func RunningFrom(dir string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, p := range procs {
+		if exe, err := os.Readlink(p); err == nil && strings.HasPrefix(exe, dir+"/") {
+			return true
+		}
+	}
+	return false
 }

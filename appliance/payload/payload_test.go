@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -255,5 +256,36 @@ func TestExtractFile(t *testing.T) {
 	}
 	if err := p.ExtractFile(context.Background(), "bin/ctr", filepath.Join(t.TempDir(), "ctr")); err == nil || !strings.Contains(err.Error(), "no bin/ctr") {
 		t.Errorf("a file the payload lacks: %v", err)
+	}
+}
+
+// Prune keeps what current and previous name and what runs, and removes
+// the other payloads, nothing else.
+func TestPrune(t *testing.T) {
+	data := t.TempDir()
+	bin := filepath.Join(data, "bin")
+	sha := func(c string) string { return strings.Repeat(c, 64) }
+	for _, d := range []string{sha("a"), sha("b"), sha("c"), sha("d"), "not-a-payload"} {
+		if err := os.MkdirAll(filepath.Join(bin, d, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink(sha("a"), filepath.Join(bin, "current"))
+	os.Symlink(sha("b"), filepath.Join(bin, "previous"))
+	running := filepath.Join(bin, sha("c"))
+	removed, err := Prune(data, func(dir string) bool { return dir == running })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(bin, sha("d"))}; !slices.Equal(removed, want) {
+		t.Fatalf("removed %v, want %v", removed, want)
+	}
+	for _, d := range []string{sha("a"), sha("b"), sha("c"), "not-a-payload"} {
+		if _, err := os.Stat(filepath.Join(bin, d)); err != nil {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	if RunningFrom(filepath.Join(bin, sha("a"))) {
+		t.Error("a process runs from a directory nothing was ever run from")
 	}
 }

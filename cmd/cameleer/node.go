@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -255,8 +256,14 @@ func newTokenCreateCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s\n\nToken %s adds one %s to this cluster until %s. On the new host, as root:\n  cameleer join %s\n",
+		w := cmd.OutOrStdout()
+		fmt.Fprintf(w, "%s\n\nToken %s adds one %s to this cluster until %s. On the new host, as root:\n  cameleer join %s\n",
 			tok, tok.ID, *role, time.Now().Add(*ttl).UTC().Format(time.RFC3339), tok)
+		// Where the host has no cameleer yet: the control plane serves
+		// install.sh, which downloads this controller's.
+		if id, err := tunnelclient.LoadIdentity(tunnelclient.IdentityDir(*dataDir)); err == nil {
+			fmt.Fprintf(w, "or, with no cameleer there yet:\n  curl -sfL %s/install.sh | sh -s - --join %s\n", strings.TrimSuffix(id.URL, "/"), tok)
+		}
 		return nil
 	}
 	return cmd

@@ -282,6 +282,11 @@ func app(t *testing.T, c *cluster, c1, w1, w2 host) {
 	var ott struct{ Token string }
 	cp.Must(t, http.StatusCreated, "POST", apptest.Base+"/runner-tokens", nil, &ott)
 	c1.must("cameleer", "token", "redeem", ott.Token, "--name", "cluster")
+	// A registered controller's tokens come with the control plane's
+	// install.sh command too.
+	if out := c1.must("cameleer", "token", "create", "--role", "worker", "--ttl", "1m"); !strings.Contains(out, "curl -sfL https://"+cp.Addr+"/install.sh | sh -s - --join cmlj1.") {
+		t.Errorf("token create on a registered controller:\n%s", out)
+	}
 	apptest.Environments(t, cp)
 	sha := cp.Upload(t, apptest.Tenant, apptest.App, testutil.JavaJar(t, "Orders", testutil.OrdersSource))
 	var d apptest.Deployment
