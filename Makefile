@@ -185,8 +185,10 @@ test-node: bin/cameleer bin/cameleer-controlplane
 # containers' nodes too).
 .PHONY: test-multinode
 test-multinode: bin/cameleer
+	scripts/upgrade-binaries.sh
 	scripts/node-rootfs.sh $(BUILD)/multinode/rootfs.tar
-	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_NODE_ROOTFS=$(CURDIR)/$(BUILD)/multinode/rootfs.tar \
+	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_UPGRADE_DIR=$(CURDIR)/$(BUILD)/upgrade \
+		CAMELEER_NODE_ROOTFS=$(CURDIR)/$(BUILD)/multinode/rootfs.tar \
 		go test -tags multinode -count=1 -timeout 30m -v ./test/multinode/...
 
 .PHONY: clean

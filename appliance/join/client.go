@@ -194,3 +194,23 @@ func nodeCall(ctx context.Context, c config.Config, path string) error {
 	}
 	return call(ctx, hc, http.MethodPost, c.ClusterURL()+path, "", nil, nil)
 }
+
+// ControllerVersion is the version of the cameleer the controller of
+// worker c runs (and serves).
+func ControllerVersion(ctx context.Context, c config.Config) (string, error) {
+	caPEM, err := os.ReadFile(filepath.Join(c.PKIDir(), "ca.crt"))
+	if err != nil {
+		return "", err
+	}
+	hc, err := clusterClient(caPEM, nil)
+	if err != nil {
+		return "", err
+	}
+	var bin struct {
+		Version string `json:"version"`
+	}
+	if err := call(ctx, hc, http.MethodGet, c.ClusterURL()+"/downloads/cameleer.json", "", nil, &bin); err != nil {
+		return "", fmt.Errorf("ask the controller %s its version: %w", c.Server, err)
+	}
+	return bin.Version, nil
+}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/appliance/config"
+	"github.com/cameleer/cameleer/appliance/join"
 	"github.com/cameleer/cameleer/appliance/node"
 	"github.com/cameleer/cameleer/internal/atomicfile"
 )
@@ -104,6 +105,17 @@ func Upgrade(ctx context.Context, out io.Writer, opts Options) (Outcome, error) 
 	if !to.Engine {
 		return Outcome{}, fmt.Errorf("%s carries no engine (build it with make)", opts.Binary)
 	}
+	// A cluster moves controller first: a worker goes to the version its
+	// controller runs, never ahead of it.
+	if c.IsWorker() {
+		cv, err := join.ControllerVersion(ctx, c)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if cv != to.Version {
+			return Outcome{}, fmt.Errorf("%s is %s, its controller %s runs %s: upgrade the controller first, then its workers to its version", opts.Binary, to.Version, c.Server, cv)
+		}
+	}
 	st, err := node.QueryStatus(ctx, c)
 	if err != nil || !st.Ready {
 		return Outcome{}, fmt.Errorf("the node is not healthy now (%s): an upgrade needs a healthy node to roll back to", unhealthy(st, err))
@@ -120,6 +132,10 @@ func Upgrade(ctx context.Context, out io.Writer, opts Options) (Outcome, error) 
 			o.From = last.From
 			step("Finishing the upgrade from %s that did not end", last.From)
 		}
+	}
+	// A node never upgraded has no upgrade dir yet.
+	if err := os.MkdirAll(filepath.Dir(previous), 0o700); err != nil {
+		return o, err
 	}
 	if o.From == from.Version {
 		if err := copyFile(running, previous); err != nil {
@@ -252,6 +268,11 @@ func missingApps(ctx context.Context, c config.Config, apps []string) ([]string,
 }
 
 func appReplicas(ctx context.Context, c config.Config) (map[string]int, error) {
+	// A worker's apps are its cluster's, which its controller watches: a
+	// worker is healthy with its components and its node Ready.
+	if c.IsWorker() {
+		return nil, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.Path("bin", "current", "bin", "kubectl"), "--request-timeout=15s", "get", "deployments", "-A",

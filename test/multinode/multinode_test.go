@@ -13,7 +13,8 @@
 // left on it.
 //
 // It needs root, debootstrap and docker.io (scripts/deps.sh), and
-// CAMELEER_BIN (bin/cameleer) and CAMELEER_NODE_ROOTFS (the tar of
+// CAMELEER_BIN (bin/cameleer), CAMELEER_UPGRADE_DIR (the builds of
+// scripts/upgrade-binaries.sh) and CAMELEER_NODE_ROOTFS (the tar of
 // scripts/node-rootfs.sh): `make test-multinode`.
 package multinode_test
 
@@ -93,12 +94,13 @@ func (c *cluster) boot(name, ip string, withCameleer bool) host {
 		"--device-cgroup-rule", "a *:* rwm", "--device", "/dev/kmsg",
 		"--cgroupns", "private", "--init", "--tmpfs", "/run", "--tmpfs", "/tmp",
 		"-v", name + "-var:/var", "-v", entry + ":/usr/local/sbin/boot:ro"}
-	if withCameleer {
-		args = append(args, "-v", c.bin+":/usr/local/bin/cameleer:ro")
-	}
 	c.mustDocker(append(args, image, "/usr/local/sbin/boot")...)
 	h := host{c, name, ip}
 	h.waitBooted()
+	if withCameleer {
+		// Copied, not mounted: an upgrade replaces it.
+		c.mustDocker("cp", c.bin, name+":/usr/local/bin/cameleer")
+	}
 	return h
 }
 
@@ -150,9 +152,9 @@ func (h host) get(name, path string) (string, error) {
 }
 
 func TestCluster(t *testing.T) {
-	bin, rootfs := os.Getenv("CAMELEER_BIN"), os.Getenv("CAMELEER_NODE_ROOTFS")
-	if bin == "" || rootfs == "" {
-		t.Fatal("CAMELEER_BIN and CAMELEER_NODE_ROOTFS are not set: run `make test-multinode`")
+	bin, rootfs, upgrades := os.Getenv("CAMELEER_BIN"), os.Getenv("CAMELEER_NODE_ROOTFS"), os.Getenv("CAMELEER_UPGRADE_DIR")
+	if bin == "" || rootfs == "" || upgrades == "" {
+		t.Fatal("CAMELEER_BIN, CAMELEER_NODE_ROOTFS and CAMELEER_UPGRADE_DIR are not set: run `make test-multinode`")
 	}
 	daemon := dockertest.Start(t)
 	c := &cluster{t: t, socket: daemon.Socket, bin: bin}
@@ -228,7 +230,7 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	app(t, c, c1, w1, w2)
+	app(t, c, c1, w1, w2, filepath.Join(upgrades, "cameleer-next"))
 
 	// w2, reset, has cameleer still: w1's token, used, adds it to nothing,
 	// and it keeps nothing of the attempt.
@@ -274,9 +276,9 @@ func refusals(t *testing.T, c1, h host, token func(...string) string) {
 }
 
 // app deploys an app with a replica on each node through a control plane
-// c1 is the runner of, reaches it through each node's Traefik, kills w2's
-// host, and resets w2.
-func app(t *testing.T, c *cluster, c1, w1, w2 host) {
+// c1 is the runner of, reaches it through each node's Traefik, upgrades
+// c1 then w1 to next, kills w2's host, and resets w2.
+func app(t *testing.T, c *cluster, c1, w1, w2 host, next string) {
 	cp := cptest.StartOn(t, t, gateway)
 	cp.Must(t, http.StatusCreated, "POST", "/api/v1/tenants", map[string]string{"name": apptest.Tenant, "tier": "high"}, nil)
 	var ott struct{ Token string }
@@ -321,22 +323,62 @@ func app(t *testing.T, c *cluster, c1, w1, w2 host) {
 		testutil.Eventually(t, poll, time.Minute, "the app answers through Traefik on "+h.name, apptest.Answers(h.get, name, "orders says hello-dev"))
 	}
 
-	t.Run("a worker's host dies", func(t *testing.T) {
-		var asked, failed atomic.Int64
+	// ask asks for the app through the hosts' Traefik every 200 ms until
+	// the returned func is called, which says how many requests failed.
+	ask := func(hosts ...host) func() (failed, asked int64) {
+		var n, failed atomic.Int64
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			for ctx.Err() == nil {
-				for _, h := range []host{c1, w1} {
-					asked.Add(1)
+				for _, h := range hosts {
+					n.Add(1)
 					if _, err := h.get(name, "/"); err != nil {
 						failed.Add(1)
+						t.Logf("through %s: %v", h.name, err)
 					}
 				}
 				time.Sleep(200 * time.Millisecond)
 			}
 		}()
+		end := func() (int64, int64) {
+			stop()
+			<-done
+			return failed.Load(), n.Load()
+		}
+		// A test that stops half-way stops the asking too.
+		t.Cleanup(func() { end() })
+		return end
+	}
+
+	t.Run("upgrade: the controller, then a worker", func(t *testing.T) {
+		for _, h := range []host{c1, w1} {
+			c.mustDocker("cp", next, h.name+":/root/cameleer-next")
+		}
+		want := strings.Fields(c1.must("/root/cameleer-next", "version"))[1]
+		// A worker does not go ahead of its controller.
+		if out, err := w1.exec("cameleer", "upgrade", "--binary", "/root/cameleer-next"); err == nil || !strings.Contains(out, "upgrade the controller first") {
+			t.Errorf("a worker upgraded before its controller: %v\n%s", err, out)
+		}
+		done := ask(c1, w1, w2)
+		for _, h := range []host{c1, w1} {
+			start := time.Now()
+			out := h.must("cameleer", "upgrade", "--binary", "/root/cameleer-next", "--timeout", "3m")
+			t.Logf("%s upgraded to %s in %v", h.name, want, time.Since(start).Round(100*time.Millisecond))
+			if !strings.Contains(out, "Upgraded") && !strings.Contains(out, "upgraded") {
+				t.Errorf("upgrade on %s:\n%s", h.name, out)
+			}
+			if v := strings.Fields(h.must("cameleer", "version"))[1]; v != want {
+				t.Errorf("%s runs %s after its upgrade, want %s", h.name, v, want)
+			}
+		}
+		failed, asked := done()
+		t.Logf("the controller's and a worker's upgrades: %d of %d requests through c1, w1 and w2 failed meanwhile", failed, asked)
+	})
+
+	t.Run("a worker's host dies", func(t *testing.T) {
+		done := ask(c1, w1)
 		died := time.Now()
 		c.mustDocker("kill", w2.name)
 		testutil.Eventually(t, time.Second, 3*time.Minute, "w2's replica runs again elsewhere", func() error {
@@ -349,10 +391,9 @@ func app(t *testing.T, c *cluster, c1, w1, w2 host) {
 		for _, h := range []host{c1, w1} {
 			testutil.Eventually(t, poll, time.Minute, "the app answers on "+h.name, apptest.Answers(h.get, name, "orders says hello-dev"))
 		}
-		stop()
-		<-done
+		failed, asked := done()
 		t.Logf("w2 killed: its replica ran again on another node after %v; %d of %d requests through c1 and w1 failed meanwhile",
-			moved.Round(time.Second), failed.Load(), asked.Load())
+			moved.Round(time.Second), failed, asked)
 		if out := c1.must("cameleer", "status"); !strings.Contains(out, "w2") {
 			t.Errorf("status on c1 no longer shows w2:\n%s", out)
 		}
