@@ -87,7 +87,17 @@ $(BUILD)/cameleer: $(SIGNING_KEY) $(BUILD)/tools/mkbundle FORCE
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(GO_LDFLAGS) -X github.com/cameleer/cameleer/version.SigningKey=$$($(BUILD)/tools/mkbundle -key $(SIGNING_KEY) pub)" -o $@.new ./cmd/cameleer
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
-bin/cameleer-controlplane: FORCE
+# The console (web/), with the npm packages package-lock.json pins, into
+# web/dist, which cameleer-controlplane embeds. dist/.keep stays, so that
+# the Go build works before the console is built.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+web/dist/index.html: web/node_modules/.installed $(shell find web/src -type f) web/index.html web/vite.config.ts web/tsconfig.json
+	cd web && npm run build
+	touch web/dist/.keep
+
+bin/cameleer-controlplane: web/dist/index.html FORCE
 	@mkdir -p $(@D)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $@.new ./cmd/cameleer-controlplane
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
@@ -124,6 +134,7 @@ test-unit:
 # and 10248-10259 free).
 .PHONY: test
 test: bin/cameleer bin/cameleer-controlplane bundle lint
+	cd web && npm test
 	go test ./...
 	$(MAKE) fuzz
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_BUILD=$(CURDIR)/$(BUILD) CAMELEER_BUNDLE=$(CURDIR)/$(BUNDLE) \

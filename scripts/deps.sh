@@ -49,3 +49,5 @@ if [ ${#need_services[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${need_services[@]}" >/dev/null
 fi
 command -v go >/dev/null || { echo "deps: go is not on PATH (expected /usr/local/go/bin)" >&2; exit 1; }
+# The console (web/) builds with Node.js 20 or later and npm.
+command -v npm >/dev/null || { echo "deps: npm is not on PATH (the console needs Node.js 20 or later with npm)" >&2; exit 1; }

@@ -124,7 +124,10 @@ Cameleer runs here. The sample app answers:
     curl $url
     $(curl -sS "$url" || echo "(not yet: try again in a moment)")
 
-Its exchanges, routes and figures, through the API (admin token in $cp_dir/admin.token):
+The console: $cp/ (its certificate is the control plane's own CA's,
+$ca; sign in with the admin token in $cp_dir/admin.token).
+
+Its exchanges, routes and figures, through the API:
 
     curl --cacert $ca -H "Authorization: Bearer \$(cat $cp_dir/admin.token)" \\
         $cp/api/v1/tenants/$tenant/environments/$envname/apps/$app/exchanges

@@ -13,6 +13,7 @@ import (
 	"github.com/cameleer/cameleer/controlplane/enrollment"
 	"github.com/cameleer/cameleer/controlplane/store"
 	"github.com/cameleer/cameleer/internal/httpjson"
+	"github.com/cameleer/cameleer/web"
 )
 
 // Tiers a tenant can be on.
@@ -39,6 +40,17 @@ func (s *Server) routes() http.Handler {
 		authed.HandleFunc(rt.pattern, s.audited(rt.pattern, needs(rt.needs, rt.h)))
 	}
 	mux.Handle("/api/v1/", s.authenticate(jsonErrors(authed)))
+	// Every other page is the console's: it routes in the browser, and
+	// sets its own content policy (it runs its script).
+	console := web.Handler()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			httpjson.Error(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+			return
+		}
+		console.ServeHTTP(w, r)
+	})
 	return withRequestID(secureHeaders(jsonErrors(mux)))
 }
 

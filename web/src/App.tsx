@@ -1,0 +1,113 @@
+import { useEffect, useMemo, useState } from "react";
+import { Api, type Tenant } from "./api";
+import { forgetToken, saveToken, savedToken } from "./session";
+import { SignIn } from "./pages/SignIn";
+import { Runners } from "./pages/Runners";
+import { ErrorLine, useLoad } from "./ui";
+
+// The pages, by the path they are at.
+const pages = [{ path: "/runners", title: "Runners" }] as const;
+
+function usePath(): [string, (p: string) => void] {
+  const [path, setPath] = useState(window.location.pathname);
+  useEffect(() => {
+    const on = () => setPath(window.location.pathname);
+    window.addEventListener("popstate", on);
+    return () => window.removeEventListener("popstate", on);
+  }, []);
+  return [
+    path,
+    (p: string) => {
+      window.history.pushState(null, "", p);
+      setPath(p);
+    },
+  ];
+}
+
+type Theme = "light" | "dark";
+
+export function App() {
+  const [token, setToken] = useState(savedToken());
+  const [theme, setTheme] = useState<Theme>(() =>
+    window.matchMedia?.("(prefers-color-scheme: dark)").matches ? "dark" : "light",
+  );
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+  }, [theme]);
+
+  if (!token) {
+    return (
+      <SignIn
+        onSignIn={(t) => {
+          saveToken(t);
+          setToken(t);
+        }}
+      />
+    );
+  }
+  return (
+    <Console
+      token={token}
+      theme={theme}
+      onTheme={() => setTheme(theme === "dark" ? "light" : "dark")}
+      onSignOut={() => {
+        forgetToken();
+        setToken(null);
+      }}
+    />
+  );
+}
+
+function Console({ token, theme, onTheme, onSignOut }: { token: string; theme: Theme; onTheme: () => void; onSignOut: () => void }) {
+  const api = useMemo(() => new Api(token), [token]);
+  const [path, go] = usePath();
+  const tenants = useLoad(() => api.get<Tenant[]>("/api/v1/tenants"), [api]);
+  const [tenant, setTenant] = useState<string>();
+  const current = tenant ?? tenants.data?.[0]?.name;
+  const page = pages.find((p) => path.startsWith(p.path)) ?? pages[0];
+
+  return (
+    <div className="shell">
+      <header className="top">
+        <strong className="brand">Cameleer</strong>
+        <label>
+          <span className="sr-only">Tenant</span>
+          <select value={current ?? ""} onChange={(e) => setTenant(e.target.value)} aria-label="Tenant">
+            {(tenants.data ?? []).map((t) => (
+              <option key={t.name} value={t.name}>
+                {t.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <nav aria-label="Pages">
+          {pages.map((p) => (
+            <a
+              key={p.path}
+              href={p.path}
+              aria-current={p === page ? "page" : undefined}
+              onClick={(e) => {
+                e.preventDefault();
+                go(p.path);
+              }}
+            >
+              {p.title}
+            </a>
+          ))}
+        </nav>
+        <span className="spacer" />
+        <button className="secondary" onClick={onTheme} aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`}>
+          {theme === "dark" ? "Light" : "Dark"}
+        </button>
+        <button className="secondary" onClick={onSignOut}>
+          Sign out
+        </button>
+      </header>
+      <main>
+        <ErrorLine error={tenants.error} />
+        {tenants.data && tenants.data.length === 0 && <p>No tenant yet: an admin makes one with the API (POST /api/v1/tenants).</p>}
+        {current && page.path === "/runners" && <Runners api={api} tenant={current} />}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,48 @@
+import { render, screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { Api } from "../api";
+import { Runners } from "./Runners";
+
+// A control plane answering as the API does: two runners, a token made on
+// POST.
+function fakeApi(calls: string[]) {
+  return new Api("t", async (url, init) => {
+    const key = `${init?.method ?? "GET"} ${String(url)}`;
+    calls.push(key);
+    if (key === "GET /api/v1/tenants/acme/runners") {
+      return Response.json([
+        { id: "r1", name: "edge-1", connected: true, version: "v1.2.0", certificateExpiry: "2027-12-01T00:00:00Z" },
+        { id: "r2", name: "edge-2", connected: false, lastSeen: "2026-12-01T00:00:00Z", certificateExpiry: "2027-12-01T00:00:00Z" },
+      ]);
+    }
+    if (key === "POST /api/v1/tenants/acme/runner-tokens") {
+      return Response.json(
+        { token: "cmlr1.x", expires: "2026-12-07T00:00:00Z", command: "cameleer token redeem cmlr1.x", install: "curl -sfL https://cp/install.sh | sh -s - --token cmlr1.x" },
+        { status: 201 },
+      );
+    }
+    return Response.json({ error: "no such path: " + String(url) }, { status: 404 });
+  });
+}
+
+describe("Runners", () => {
+  it("lists runners with their state and shows the install command of a new token", async () => {
+    const calls: string[] = [];
+    render(<Runners api={fakeApi(calls)} tenant="acme" />);
+    const row1 = (await screen.findByText("edge-1")).closest("tr")!;
+    expect(within(row1).getByText("connected")).toBeTruthy();
+    expect(within(row1).getByText("v1.2.0")).toBeTruthy();
+    const row2 = screen.getByText("edge-2").closest("tr")!;
+    expect(within(row2).getByText(/not connected · last seen/)).toBeTruthy();
+
+    await userEvent.click(screen.getByRole("button", { name: "Add a runner" }));
+    await waitFor(() => expect(screen.getByTestId("install-command").textContent).toBe("curl -sfL https://cp/install.sh | sh -s - --token cmlr1.x"));
+    expect(calls).toContain("POST /api/v1/tenants/acme/runner-tokens");
+  });
+
+  it("shows the API's error in one line", async () => {
+    const api = new Api("t", async () => Response.json({ error: "tenant acme: not yours" }, { status: 403 }));
+    render(<Runners api={api} tenant="acme" />);
+    expect((await screen.findByRole("alert")).textContent).toBe("tenant acme: not yours");
+  });
+});

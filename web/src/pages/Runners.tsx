@@ -1,0 +1,120 @@
+import { useState } from "react";
+import { Api, tenantPath, type Runner, type RunnerToken } from "../api";
+import { ErrorLine, ago, until, useLoad } from "../ui";
+
+// Runners: each of the tenant's runners, connected or not and since when,
+// its version and certificate; "add a runner" makes a one-time token and
+// shows the one command that installs and registers a host with it.
+export function Runners({ api, tenant }: { api: Api; tenant: string }) {
+  const runners = useLoad(() => api.get<Runner[]>(`${tenantPath(tenant)}/runners`), [api, tenant], 5000);
+  const [token, setToken] = useState<RunnerToken>();
+  const [error, setError] = useState<unknown>();
+
+  async function add() {
+    setError(undefined);
+    try {
+      setToken(await api.call<RunnerToken>("POST", `${tenantPath(tenant)}/runner-tokens`, {}));
+    } catch (e) {
+      setError(e);
+    }
+  }
+  async function revoke(r: Runner) {
+    if (!window.confirm(`Revoke runner ${r.name}? Its tunnel closes and its certificate is refused from now on.`)) return;
+    setError(undefined);
+    try {
+      await api.call("DELETE", `${tenantPath(tenant)}/runners/${encodeURIComponent(r.id)}`);
+      runners.reload();
+    } catch (e) {
+      setError(e);
+    }
+  }
+
+  const list = runners.data ?? [];
+  return (
+    <section aria-labelledby="runners-title">
+      <header className="page-head">
+        <h2 id="runners-title">Runners</h2>
+        <button onClick={add}>Add a runner</button>
+      </header>
+      <ErrorLine error={error ?? runners.error} />
+      {token && <AddRunner token={token} onClose={() => setToken(undefined)} />}
+      {runners.data && list.length === 0 && <p>No runner yet: add one, and run the command it shows on a Linux host.</p>}
+      {list.length > 0 && (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">State</th>
+              <th scope="col">Version</th>
+              <th scope="col">Certificate</th>
+              <th scope="col">
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((r) => (
+              <tr key={r.id} data-runner={r.name}>
+                <td>
+                  {r.name}
+                  <div className="sub">{r.id}</div>
+                </td>
+                <td>
+                  <State runner={r} />
+                </td>
+                <td>{r.version ?? "—"}</td>
+                <td title={r.certificateExpiry}>expires {until(r.certificateExpiry)}</td>
+                <td>
+                  {!r.revoked && (
+                    <button className="danger" onClick={() => revoke(r)} aria-label={`Revoke ${r.name}`}>
+                      Revoke
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function State({ runner }: { runner: Runner }) {
+  if (runner.revoked) return <span className="badge bad">revoked</span>;
+  if (runner.connected) return <span className="badge ok">connected</span>;
+  return (
+    <span className="badge idle" title={runner.lastSeen}>
+      not connected · last seen {ago(runner.lastSeen)}
+    </span>
+  );
+}
+
+function AddRunner({ token, onClose }: { token: RunnerToken; onClose: () => void }) {
+  const command = token.install ?? token.command;
+  const [copied, setCopied] = useState(false);
+  return (
+    <div className="panel" role="region" aria-label="Add a runner">
+      <p>
+        On a Linux host, as root, run this once (the token in it works once, until {new Date(token.expires).toLocaleString()}):
+      </p>
+      <pre>
+        <code data-testid="install-command">{command}</code>
+      </pre>
+      <button
+        onClick={() =>
+          navigator.clipboard?.writeText(command).then(
+            () => setCopied(true),
+            () => setCopied(false),
+          )
+        }
+      >
+        {copied ? "Copied" : "Copy"}
+      </button>{" "}
+      <button className="secondary" onClick={onClose}>
+        Done
+      </button>
+      <p className="hint">The runner shows up here, connected, once the command has finished.</p>
+    </div>
+  );
+}
