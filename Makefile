@@ -142,6 +142,7 @@ test: bin/cameleer bin/cameleer-controlplane bundle lint
 	$(MAKE) test-docker
 	$(MAKE) test-node
 	$(MAKE) test-multinode
+	$(MAKE) test-console
 
 # go vet and staticcheck over every build tag the tree uses; the layering
 # rules are a test (test/layout) in go test ./...
@@ -201,6 +202,12 @@ test-multinode: bin/cameleer
 	CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_UPGRADE_DIR=$(CURDIR)/$(BUILD)/upgrade \
 		CAMELEER_NODE_ROOTFS=$(CURDIR)/$(BUILD)/multinode/rootfs.tar \
 		go test -tags multinode -count=1 -timeout 30m -v ./test/multinode/...
+
+# The console in Debian's Chromium (playwright-core) against a control
+# plane and a runner of this build; its screenshots land in docs/console/.
+.PHONY: test-console
+test-console: bin/cameleer bin/cameleer-controlplane
+	cd web && CAMELEER_BIN=$(CURDIR)/bin/cameleer CAMELEER_CONTROLPLANE=$(CURDIR)/bin/cameleer-controlplane npm run e2e
 
 .PHONY: clean
 clean:

@@ -19,7 +19,9 @@ pkgs=(build-essential file git libseccomp-dev busybox-static openjdk-17-jdk-head
 # look around by hand) is for the ClickHouse telemetry store's tests, which
 # start a private server of their own (internal/testkit/chtest): Debian 12's
 # is 18.16, the SQL is written for it and for current releases.
-service_pkgs=(docker.io clickhouse-server clickhouse-client)
+# chromium is the browser the console's end-to-end tests drive (web/e2e);
+# its recommendations would bring avahi-daemon, which talks on the network.
+service_pkgs=(docker.io clickhouse-server clickhouse-client chromium)
 
 missing() {
 	for p in "$@"; do
@@ -44,7 +46,7 @@ if [ ${#need_services[@]} -gt 0 ]; then
 	policy=/usr/sbin/policy-rc.d
 	[ -e "$policy" ] && mv "$policy" "$policy.deps-saved"
 	trap 'rm -f "$policy"; [ -e "$policy.deps-saved" ] && mv "$policy.deps-saved" "$policy"' EXIT
-	printf '#!/bin/sh\n# deps.sh: no service starts while docker.io and clickhouse-server install.\nexit 101\n' >"$policy"
+	printf '#!/bin/sh\n# deps.sh: no service starts while docker.io, clickhouse-server and chromium install.\nexit 101\n' >"$policy"
 	chmod 0755 "$policy"
 	apt-get install -y -qq --no-install-recommends "${need_services[@]}" >/dev/null
 fi
