@@ -64,8 +64,10 @@ func (s *Service) Create(tenant, name string) (store.Environment, error) {
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // PutConfig replaces an environment's overlay: plain values and secrets.
-// Secrets are sealed before they are stored and never shown again.
-func (s *Service) PutConfig(e store.Environment, env, plain map[string]string) (store.Environment, error) {
+// Secrets are sealed before they are stored and never shown again; keep
+// names secrets set before that stay as they are (who edits the overlay
+// need not know them).
+func (s *Service) PutConfig(e store.Environment, env, plain map[string]string, keep []string) (store.Environment, error) {
 	for name := range env {
 		if !envName.MatchString(name) {
 			return e, httpjson.Errorf(http.StatusBadRequest, "env name %q is not a valid environment variable name", name)
@@ -86,6 +88,19 @@ func (s *Service) PutConfig(e store.Environment, env, plain map[string]string) (
 		sealed[name] = v
 	}
 	e, err := s.opts.Store.UpdateEnvironment(e.Tenant, e.Name, func(stored *store.Environment) error {
+		for _, name := range keep {
+			v, ok := stored.Secrets[name]
+			switch {
+			case !ok:
+				return httpjson.Errorf(http.StatusBadRequest, "secret %q is not set, so it cannot be kept: give its value", name)
+			case sealed[name] != "":
+				return httpjson.Errorf(http.StatusBadRequest, "secret %q is both given and kept", name)
+			}
+			if _, clash := env[name]; clash {
+				return httpjson.Errorf(http.StatusBadRequest, "%q is both a value and a secret", name)
+			}
+			sealed[name] = v
+		}
 		stored.Env, stored.Secrets = env, sealed
 		return nil
 	})

@@ -77,16 +77,18 @@ func (s *Server) getEnvironment(w http.ResponseWriter, _ *http.Request, e store.
 }
 
 // putConfig replaces an environment's overlay: plain values and secrets,
-// which are never shown again.
+// which are never shown again, but for those it keeps as they were.
 func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, e store.Environment) {
 	var req struct {
 		Env     map[string]string `json:"env"`
 		Secrets map[string]string `json:"secrets"`
+		// KeepSecrets are secrets set before that stay as they are.
+		KeepSecrets []string `json:"keepSecrets"`
 	}
 	if !s.decode(w, r, &req, false) {
 		return
 	}
-	e, err := s.environments.PutConfig(e, req.Env, req.Secrets)
+	e, err := s.environments.PutConfig(e, req.Env, req.Secrets, req.KeepSecrets)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/api"
+	"github.com/cameleer/cameleer/controlplane/secrets"
 	"github.com/cameleer/cameleer/controlplane/store"
 )
 
@@ -181,4 +182,50 @@ func (f *fakeRunner) envs() []string {
 		out = append(out, env)
 	}
 	return out
+}
+
+// TestKeepSecrets: the overlay's values change and a secret stays as it
+// was, unseen by who changed them; a secret kept that is not set, or both
+// given and kept, is refused with one line and changes nothing.
+func TestKeepSecrets(t *testing.T) {
+	c := start(t)
+	c.do("POST", "/api/v1/tenants", c.admin, map[string]string{"name": "acme", "tier": "mid"}, nil)
+	c.do("POST", "/api/v1/tenants/acme/environments", c.admin, map[string]string{"name": "prod"}, nil)
+	path := "/api/v1/tenants/acme/environments/prod/config"
+	put := func(body any) (int, envView, string) {
+		var v envView
+		var e struct{ Error string }
+		code := c.do("PUT", path, c.admin, body, &v)
+		if code != http.StatusOK {
+			c.do("PUT", path, c.admin, body, &e)
+		}
+		return code, v, e.Error
+	}
+	if code, _, msg := put(map[string]any{"env": map[string]string{"A": "1"}, "secrets": map[string]string{"TOKEN": "s3cr3t", "OLD": "x"}}); code != http.StatusOK {
+		t.Fatalf("%d %s", code, msg)
+	}
+	code, v, msg := put(map[string]any{"env": map[string]string{"A": "2", "B": "3"}, "keepSecrets": []string{"TOKEN"}})
+	if code != http.StatusOK || !reflect.DeepEqual(v.Secrets, []string{"TOKEN"}) || v.Env["A"] != "2" {
+		t.Fatalf("values changed, TOKEN kept, OLD dropped: %d %+v %s", code, v, msg)
+	}
+	e, err := c.s.store.Environment("acme", "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := c.s.secrets.Unseal(e.Secrets["TOKEN"], secrets.Name{Tenant: "acme", Environment: "prod", Name: "TOKEN"})
+	if err != nil || string(plain) != "s3cr3t" {
+		t.Errorf("the kept secret: %q %v", plain, err)
+	}
+	for body, want := range map[string]map[string]any{
+		"is not set, so it cannot be kept": {"keepSecrets": []string{"NOPE"}},
+		"is both given and kept":           {"secrets": map[string]string{"TOKEN": "y"}, "keepSecrets": []string{"TOKEN"}},
+		"is both a value and a secret":     {"env": map[string]string{"TOKEN": "v"}, "keepSecrets": []string{"TOKEN"}},
+	} {
+		if code, _, msg := put(want); code != http.StatusBadRequest || !strings.Contains(msg, body) {
+			t.Errorf("%v: %d %q, want 400 with %q", want, code, msg, body)
+		}
+	}
+	if _, v, _ := put(map[string]any{"env": map[string]string{"A": "2", "B": "3"}, "keepSecrets": []string{"TOKEN"}}); !reflect.DeepEqual(v.Secrets, []string{"TOKEN"}) {
+		t.Errorf("after refusals: %+v", v)
+	}
 }
