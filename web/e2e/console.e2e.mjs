@@ -127,6 +127,33 @@ async function main() {
     await row.getByText("connected", { exact: true }).waitFor({ timeout: 30000 });
     await page.screenshot({ path: join(shots, "runners.png") });
 
+    // Environments: two made from the page, a value and a secret set;
+    // after a reload the value is there and the secret only by its name.
+    await page.getByRole("link", { name: "Environments" }).click();
+    for (const env of ["dev", "prod"]) {
+      await page.getByLabel("New environment").fill(env);
+      await page.getByRole("button", { name: "Create" }).click();
+      await page.getByRole("region", { name: env }).waitFor();
+    }
+    const dev = page.getByRole("region", { name: "dev" });
+    await dev.getByRole("button", { name: "Add a value" }).click();
+    await dev.getByLabel("Name of value 1 in dev").fill("GREETING");
+    await dev.getByLabel("Value of GREETING in dev").fill("hello-dev");
+    await dev.getByRole("button", { name: "Save dev" }).click();
+    await dev.getByRole("status").waitFor();
+    const prod = page.getByRole("region", { name: "prod" });
+    await prod.getByRole("button", { name: "Set a secret" }).click();
+    await prod.getByLabel("Name of new secret 1 in prod").fill("API_TOKEN");
+    await prod.getByLabel("Value of new secret API_TOKEN in prod").fill("prod-s3cr3t-token");
+    await prod.getByRole("button", { name: "Save prod" }).click();
+    await prod.getByRole("status").waitFor();
+    await page.reload();
+    await page.getByRole("region", { name: "prod" }).locator("tr[data-secret='API_TOKEN']").waitFor();
+    assert.equal(await page.getByLabel("Value of GREETING in dev").inputValue(), "hello-dev");
+    assert.ok(!(await page.content()).includes("prod-s3cr3t-token"), "a secret's value is on the page");
+    await page.screenshot({ path: join(shots, "environments.png"), fullPage: true });
+    await page.getByRole("link", { name: "Runners" }).click();
+
     // Dark, and signed out: the token is gone from the tab.
     await page.getByRole("button", { name: /dark theme/i }).click();
     await page.screenshot({ path: join(shots, "runners-dark.png") });

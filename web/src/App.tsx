@@ -3,10 +3,14 @@ import { Api, type Tenant } from "./api";
 import { forgetToken, saveToken, savedToken } from "./session";
 import { SignIn } from "./pages/SignIn";
 import { Runners } from "./pages/Runners";
+import { Environments } from "./pages/Environments";
 import { ErrorLine, useLoad } from "./ui";
 
 // The pages, by the path they are at.
-const pages = [{ path: "/runners", title: "Runners" }] as const;
+const pages = [
+  { path: "/runners", title: "Runners" },
+  { path: "/environments", title: "Environments" },
+] as const;
 
 function usePath(): [string, (p: string) => void] {
   const [path, setPath] = useState(window.location.pathname);
@@ -63,7 +67,7 @@ function Console({ token, theme, onTheme, onSignOut }: { token: string; theme: T
   const [path, go] = usePath();
   const tenants = useLoad(() => api.get<Tenant[]>("/api/v1/tenants"), [api]);
   const [tenant, setTenant] = useState<string>();
-  const current = tenant ?? tenants.data?.[0]?.name;
+  const current = tenants.data?.find((t) => t.name === tenant) ?? tenants.data?.[0];
   const page = pages.find((p) => path.startsWith(p.path)) ?? pages[0];
 
   return (
@@ -72,7 +76,7 @@ function Console({ token, theme, onTheme, onSignOut }: { token: string; theme: T
         <strong className="brand">Cameleer</strong>
         <label>
           <span className="sr-only">Tenant</span>
-          <select value={current ?? ""} onChange={(e) => setTenant(e.target.value)} aria-label="Tenant">
+          <select value={current?.name ?? ""} onChange={(e) => setTenant(e.target.value)} aria-label="Tenant">
             {(tenants.data ?? []).map((t) => (
               <option key={t.name} value={t.name}>
                 {t.name}
@@ -106,7 +110,8 @@ function Console({ token, theme, onTheme, onSignOut }: { token: string; theme: T
       <main>
         <ErrorLine error={tenants.error} />
         {tenants.data && tenants.data.length === 0 && <p>No tenant yet: an admin makes one with the API (POST /api/v1/tenants).</p>}
-        {current && page.path === "/runners" && <Runners api={api} tenant={current} />}
+        {current && page.path === "/runners" && <Runners api={api} tenant={current.name} />}
+        {current && page.path === "/environments" && <Environments api={api} tenant={current} />}
       </main>
     </div>
   );

@@ -58,6 +58,14 @@ export interface Tenant {
   tier: string;
 }
 
+export interface Environment {
+  name: string;
+  created: string;
+  env: Record<string, string>;
+  // Secret names: the values are never shown.
+  secrets: string[];
+}
+
 export interface Runner {
   id: string;
   name: string;

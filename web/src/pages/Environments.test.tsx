@@ -1,0 +1,54 @@
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { Api } from "../api";
+import { Environments } from "./Environments";
+
+// A control plane's answers for one environment with a value and a
+// secret; what the page PUTs is kept.
+function fakeApi(puts: unknown[]) {
+  return new Api("t", async (url, init) => {
+    const key = `${init?.method ?? "GET"} ${String(url)}`;
+    if (key === "GET /api/v1/tenants/acme/environments") {
+      return Response.json([{ name: "prod", created: "2026-12-01T00:00:00Z", env: { GREETING: "hello" }, secrets: ["API_TOKEN"] }]);
+    }
+    if (key === "PUT /api/v1/tenants/acme/environments/prod/config") {
+      const body = JSON.parse(String(init?.body));
+      puts.push(body);
+      return Response.json({ name: "prod", created: "2026-12-01T00:00:00Z", env: body.env, secrets: [...body.keepSecrets, ...Object.keys(body.secrets)].sort() });
+    }
+    if (key === "POST /api/v1/tenants/acme/environments") {
+      return Response.json({ error: 'tier mid allows only the environments dev, prod; "qa" needs a higher tier' }, { status: 403 });
+    }
+    return Response.json({ error: "no such path" }, { status: 404 });
+  });
+}
+
+describe("Environments", () => {
+  it("shows values, never secrets, and keeps a secret it was not given when the values change", async () => {
+    const puts: unknown[] = [];
+    render(<Environments api={fakeApi(puts)} tenant={{ name: "acme", tier: "mid" }} />);
+    expect(screen.getByText(/two environments: dev and prod/)).toBeTruthy();
+    const prod = await screen.findByRole("region", { name: "prod" });
+    expect((within(prod).getByLabelText("Value of GREETING in prod") as HTMLInputElement).value).toBe("hello");
+    expect(within(prod).getByText("secret, set")).toBeTruthy();
+
+    await userEvent.clear(within(prod).getByLabelText("Value of GREETING in prod"));
+    await userEvent.type(within(prod).getByLabelText("Value of GREETING in prod"), "hi");
+    await userEvent.click(within(prod).getByRole("button", { name: "Set a secret" }));
+    await userEvent.type(within(prod).getByLabelText("Name of new secret 1 in prod"), "DB_PASSWORD");
+    await userEvent.type(within(prod).getByLabelText("Value of new secret DB_PASSWORD in prod"), "pw");
+    await userEvent.click(within(prod).getByRole("button", { name: "Save prod" }));
+    await within(prod).findByRole("status");
+    expect(puts).toEqual([{ env: { GREETING: "hi" }, secrets: { DB_PASSWORD: "pw" }, keepSecrets: ["API_TOKEN"] }]);
+    // The secret just set is a name now, its value gone from the page.
+    expect(within(prod).queryByDisplayValue("pw")).toBeNull();
+    expect(within(prod).getAllByText("secret, set")).toHaveLength(2);
+  });
+
+  it("says the tier's refusal in one line", async () => {
+    render(<Environments api={fakeApi([])} tenant={{ name: "acme", tier: "mid" }} />);
+    await userEvent.type(screen.getByLabelText("New environment"), "qa");
+    await userEvent.click(screen.getByRole("button", { name: "Create" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("needs a higher tier");
+  });
+});
