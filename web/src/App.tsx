@@ -4,12 +4,14 @@ import { forgetToken, saveToken, savedToken } from "./session";
 import { SignIn } from "./pages/SignIn";
 import { Runners } from "./pages/Runners";
 import { Environments } from "./pages/Environments";
+import { Apps } from "./pages/Apps";
 import { ErrorLine, useLoad } from "./ui";
 
 // The pages, by the path they are at.
 const pages = [
   { path: "/runners", title: "Runners" },
   { path: "/environments", title: "Environments" },
+  { path: "/apps", title: "Apps" },
 ] as const;
 
 function usePath(): [string, (p: string) => void] {
@@ -112,6 +114,7 @@ function Console({ token, theme, onTheme, onSignOut }: { token: string; theme: T
         {tenants.data && tenants.data.length === 0 && <p>No tenant yet: an admin makes one with the API (POST /api/v1/tenants).</p>}
         {current && page.path === "/runners" && <Runners api={api} tenant={current.name} />}
         {current && page.path === "/environments" && <Environments api={api} tenant={current} />}
+        {current && page.path === "/apps" && <Apps api={api} tenant={current.name} />}
       </main>
     </div>
   );

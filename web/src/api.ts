@@ -51,6 +51,43 @@ export class Api {
   get<T>(path: string): Promise<T> {
     return this.call<T>("GET", path);
   }
+
+  // upload sends file as the multipart form the artifacts API takes,
+  // telling onProgress how much of it went (0 to 1). XMLHttpRequest, not
+  // fetch: only it reports an upload's progress.
+  upload<T>(path: string, file: Blob, onProgress: (share: number) => void): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", path);
+      xhr.setRequestHeader("Authorization", `Bearer ${this.token}`);
+      xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) resolve(JSON.parse(xhr.responseText) as T);
+        else reject(new ApiError(xhr.status, errorLine(xhr.status, xhr.responseText)));
+      };
+      xhr.onerror = () => reject(new ApiError(0, "the upload was cut: the control plane cannot be reached"));
+      const form = new FormData();
+      form.append("file", file);
+      xhr.send(form);
+    });
+  }
+
+  // follow streams a text answer line by line to onLine until signal
+  // aborts; it resolves when the answer ends.
+  async follow(path: string, signal: AbortSignal, onLine: (line: string) => void): Promise<void> {
+    const resp = await this.fetcher(path, { headers: { Authorization: `Bearer ${this.token}` }, signal });
+    if (!resp.ok) throw new ApiError(resp.status, errorLine(resp.status, await resp.text()));
+    const reader = resp.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let rest = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const lines = (rest + value).split("\n");
+      rest = lines.pop() ?? "";
+      lines.forEach(onLine);
+    }
+    if (rest !== "") onLine(rest);
+  }
 }
 
 export interface Tenant {
@@ -64,6 +101,56 @@ export interface Environment {
   env: Record<string, string>;
   // Secret names: the values are never shown.
   secrets: string[];
+}
+
+export type Phase = "validating" | "building" | "pushing" | "rolling-out" | "running" | "failed";
+
+export interface App {
+  name: string;
+  environment: string;
+  deployment?: string;
+  artifact?: string;
+  image?: string;
+  replicas: number;
+  phase: Phase;
+  reason?: string;
+  url?: string;
+  running?: string;
+  updated?: string;
+}
+
+export interface Deployment {
+  id: string;
+  app: string;
+  environment: string;
+  image?: string;
+  promotedFrom?: string;
+  replicas: number;
+  phase: Phase;
+  reason?: string;
+  url?: string;
+}
+
+export interface AppStatus {
+  name: string;
+  phase: Phase;
+  image?: string;
+  url?: string;
+  running?: string;
+  connected: boolean;
+  live?: {
+    image: string;
+    replicas: number;
+    ready: number;
+    jvm?: { agentVersion?: string; javaVersion?: string; vmName?: string; heapUsedBytes?: number; uptimeMillis?: number };
+  };
+}
+
+export interface Artifact {
+  sha256: string;
+  size: number;
+  mainClass?: string;
+  springBoot?: boolean;
 }
 
 export interface Runner {
