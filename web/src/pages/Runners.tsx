@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { Api, tenantPath, type Runner, type RunnerToken } from "../api";
 import { ErrorLine, ago, until, useLoad } from "../ui";
 
@@ -30,6 +30,11 @@ export function Runners({ api, tenant }: { api: Api; tenant: string }) {
   }
 
   const list = runners.data ?? [];
+  // When the list first shows, for the time to interactive the end-to-end
+  // run measures (docs/benchmarks.md).
+  useEffect(() => {
+    if (runners.data && performance.getEntriesByName("cameleer:runners-ready").length === 0) performance.mark("cameleer:runners-ready");
+  }, [runners.data]);
   return (
     <section aria-labelledby="runners-title">
       <header className="page-head">
