@@ -30,7 +30,7 @@ type pkg struct {
 // not, under every build tag the tree uses.
 func packages(t *testing.T) []pkg {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-deps=false", "-tags", "node docker payload multinode", "-json=ImportPath,Dir,GoFiles,Deps", module+"...")
+	cmd := exec.Command("go", "list", "-deps=false", "-tags", "node docker payload multinode console", "-json=ImportPath,Dir,GoFiles,Deps", module+"...")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)

@@ -1,50 +1,37 @@
 // The console end to end, in a real browser: Debian's Chromium driven by
-// playwright-core, against a real control plane (bin/cameleer-controlplane,
-// with the console embedded) and a real runner (bin/cameleer, registered
-// with the token the page makes). Screenshots of each page go to
-// docs/console/ (docs/console.md shows them), so they stay current.
+// playwright-core, against a real control plane (with the console
+// embedded) and a real runner on a Docker Engine, which test/console
+// starts (`make test-console`). What a user does on a host, the test does
+// when asked on this script's stdout ("REDEEM <token>"; it answers "OK"
+// on stdin). Screenshots of each page go to docs/console/
+// (docs/console.md shows them), so they stay current.
 //
-//   node e2e/console.e2e.mjs        (from web/, after make; `make test-console`)
-//
-// Env: CAMELEER_BIN and CAMELEER_CONTROLPLANE (default ../bin/...),
-// CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default
-// ../docs/console).
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, mkdirSync, rmSync } from "node:fs";
+// Env (from test/console): CONSOLE_URL, ADMIN_TOKEN, CP_CA (the control
+// plane's CA), APP_JAR (an app to deploy), APP_HTTP_PORT (where the
+// runner's Traefik serves apps); CHROMIUM (default /usr/bin/chromium),
+// SCREENSHOTS (default ../docs/console).
+import { mkdirSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createServer } from "node:net";
-import { request } from "node:https";
+import { request as httpRequest } from "node:http";
+import { createInterface } from "node:readline";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
 const root = resolve(import.meta.dirname, "../..");
-const cameleer = process.env.CAMELEER_BIN ?? join(root, "bin/cameleer");
-const controlplane = process.env.CAMELEER_CONTROLPLANE ?? join(root, "bin/cameleer-controlplane");
 const shots = process.env.SCREENSHOTS ?? join(root, "docs/console");
-const dir = mkdtempSync(join(tmpdir(), "cameleer-console-"));
-const children = [];
+const need = (k) => process.env[k] ?? (console.error(`console e2e: ${k} is not set: run make test-console`), process.exit(2));
+const url = need("CONSOLE_URL");
+const admin = need("ADMIN_TOKEN");
+const appJar = need("APP_JAR");
+const appPort = need("APP_HTTP_PORT");
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-    s.on("error", fail);
-  });
-}
-
-function start(cmd, args, log) {
-  const out = join(dir, log);
-  const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-  const chunks = [];
-  p.stdout.on("data", (b) => chunks.push(b));
-  p.stderr.on("data", (b) => chunks.push(b));
-  p.log = () => Buffer.concat(chunks).toString();
-  p.logFile = out;
-  children.push(p);
-  return p;
+// ask has the test do something on a host, and waits for its answer.
+const answers = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function ask(line) {
+  console.log(line);
+  const { value } = await answers.next();
+  assert.equal(value, "OK", `the test answered ${value} to ${line}`);
 }
 
 async function eventually(what, f, timeoutMs = 60000) {
@@ -62,29 +49,20 @@ async function eventually(what, f, timeoutMs = 60000) {
   throw new Error(`${what}: not after ${timeoutMs / 1000} s${last ? ` (${last.message})` : ""}`);
 }
 
-// call sends a JSON request to the control plane, trusting its CA, and
-// resolves to the answer's status.
-function call(url, ca, token, method, path, body) {
+// getApp asks the runner's Traefik for an app by its host name.
+function getApp(host, path) {
   return new Promise((ok, fail) => {
-    const req = request(url + path, { method, ca, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" } }, (res) => {
-      res.resume();
-      res.on("end", () => ok(res.statusCode));
+    const req = httpRequest({ host: "127.0.0.1", port: appPort, path, headers: { Host: host } }, (res) => {
+      let b = "";
+      res.on("data", (c) => (b += c));
+      res.on("end", () => (res.statusCode === 200 ? ok(b) : fail(new Error(`${res.statusCode} ${b}`))));
     });
     req.on("error", fail);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
+    req.end();
   });
 }
 
 async function main() {
-  const port = await freePort();
-  const url = `https://127.0.0.1:${port}`;
-  const cp = start(controlplane, ["serve", "--data-dir", join(dir, "cp"), "--listen", `127.0.0.1:${port}`, "--url", url], "controlplane.log");
-  const admin = await eventually("the control plane's admin token", () => readFileSync(join(dir, "cp", "admin.token"), "utf8").trim());
-  // The API call the console does not make: a tenant is the control
-  // plane operator's to create.
-  const ca = readFileSync(join(dir, "cp", "pki", "ca.crt"));
-  await eventually("the control plane answers", async () => (await call(url, ca, admin, "POST", "/api/v1/tenants", { name: "acme", tier: "high" })) === 201);
-
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -96,7 +74,9 @@ async function main() {
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 }, colorScheme: "light" });
     const page = await context.newPage();
     const failed = [];
-    page.on("requestfailed", (r) => failed.push(r.url()));
+    // A stream the page closes (logs, when it leaves the app) is aborted,
+    // not failed.
+    page.on("requestfailed", (r) => r.failure()?.errorText !== "net::ERR_ABORTED" && failed.push(`${r.url()}: ${r.failure()?.errorText}`));
     page.on("request", (r) => assert.ok(r.url().startsWith(url), `a request to another host: ${r.url()}`));
     mkdirSync(shots, { recursive: true });
 
@@ -119,12 +99,10 @@ async function main() {
     const token = command.match(/(cmlr1\.[A-Za-z0-9._-]+)/)?.[1];
     assert.ok(token, `the install command carries a token: ${command}`);
     assert.ok(command.startsWith(`curl -sfL ${url}/install.sh | sh -s - --token `), command);
-    const runnerDir = join(dir, "runner");
-    execFileSync(cameleer, ["token", "redeem", token, "--data-dir", runnerDir, "--name", "edge-1"]);
-    start(cameleer, ["run", "--no-engine", "--data-dir", runnerDir], "runner.log");
+    await ask(`REDEEM ${token}`);
     await page.getByRole("button", { name: "Done" }).click();
     const row = page.locator("tr[data-runner='edge-1']");
-    await row.getByText("connected", { exact: true }).waitFor({ timeout: 30000 });
+    await row.getByText("connected", { exact: true }).waitFor({ timeout: 120000 });
     await page.screenshot({ path: join(shots, "runners.png") });
     // Time to interactive of the runners page: from the navigation's start
     // to the list shown, the token already in the tab; five loads.
@@ -161,6 +139,38 @@ async function main() {
     assert.equal(await page.getByLabel("Value of GREETING in dev").inputValue(), "hello-dev");
     assert.ok(!(await page.content()).includes("prod-s3cr3t-token"), "a secret's value is on the page");
     await page.screenshot({ path: join(shots, "environments.png"), fullPage: true });
+
+    // Apps: a file that is not a JAR is refused where it was uploaded; the
+    // app's JAR goes to dev phase by phase and answers; its logs follow;
+    // it is promoted to prod, the same image by digest.
+    await page.getByRole("link", { name: "Apps" }).click();
+    const form = page.getByRole("form", { name: "Deploy a JAR" });
+    await form.getByLabel("App").fill("invoices");
+    const bad = join(mkdtempSync(join(tmpdir(), "cameleer-e2e-")), "broken.jar");
+    writeFileSync(bad, "not a jar at all");
+    await form.getByLabel("JAR").setInputFiles(bad);
+    await form.getByRole("button", { name: "Upload and deploy" }).click();
+    const refusal = await form.getByRole("alert").textContent();
+    assert.match(refusal, /ZIP|JAR/, `a file that is not a JAR: ${refusal}`);
+    await page.screenshot({ path: join(shots, "apps-refused.png") });
+    await form.getByLabel("JAR").setInputFiles(appJar);
+    await form.getByRole("button", { name: "Upload and deploy" }).click();
+    await form.locator("ol.phases li.done", { hasText: "running" }).waitFor({ timeout: 240000 });
+    const app = page.getByRole("region", { name: "App invoices" });
+    await app.getByTestId("instances").filter({ hasText: "1 of 1 ready" }).waitFor({ timeout: 30000 });
+    const devHost = "invoices.dev.acme.localhost";
+    assert.match(await eventually("the app answers", () => getApp(devHost, "/")), /orders says hello-dev/);
+    const logs = app.getByLabel("Log lines");
+    await logs.filter({ hasText: "GREETING=hello-dev" }).waitFor({ timeout: 30000 });
+    await getApp(devHost, "/followed");
+    await logs.filter({ hasText: "orders served /followed" }).waitFor({ timeout: 30000 });
+    await page.screenshot({ path: join(shots, "apps.png"), fullPage: true });
+    await app.getByRole("button", { name: "Promote" }).click();
+    const promotion = app.getByRole("status", { name: "Promotion" });
+    await promotion.getByText("(the digest running here)").waitFor({ timeout: 30000 });
+    await promotion.locator("ol.phases li.done", { hasText: "running" }).waitFor({ timeout: 120000 });
+    assert.match(await eventually("prod answers", () => getApp("invoices.prod.acme.localhost", "/")), /token-length=17/);
+    await page.screenshot({ path: join(shots, "apps-promoted.png"), fullPage: true });
     await page.getByRole("link", { name: "Runners" }).click();
 
     // Dark, and signed out: the token is gone from the tab.
@@ -173,20 +183,13 @@ async function main() {
   } finally {
     await browser.close();
   }
-  return cp;
 }
 
-let code = 0;
 try {
   await main();
-  console.log("console e2e: passed; screenshots in", shots);
+  console.error("console e2e: passed; screenshots in", shots);
+  process.exit(0);
 } catch (e) {
-  code = 1;
   console.error("console e2e:", e);
-  for (const c of children) console.error(`--- ${c.logFile}\n${c.log().slice(-4000)}`);
-} finally {
-  for (const c of children) c.kill("SIGTERM");
-  await new Promise((r) => setTimeout(r, 500));
-  rmSync(dir, { recursive: true, force: true });
+  process.exit(1);
 }
-process.exit(code);

@@ -299,12 +299,25 @@ export function Logs({ api, path }: { api: Api; path: string }) {
   useEffect(() => {
     const ctl = new AbortController();
     setLines([]);
-    api
-      .follow(`${path}?follow=true&tail=200`, ctl.signal, (l) => {
-        if (pausedRef.current) setHeld((h) => [...h, l].slice(-2000));
-        else setLines((ls) => [...ls, l].slice(-2000));
-      })
-      .catch((e) => !ctl.signal.aborted && setError(e));
+    // An app not running yet has no logs, and a stream ends when its
+    // instance goes: asked again every 3 s, from where it left off.
+    (async () => {
+      let seen = 0;
+      while (!ctl.signal.aborted) {
+        try {
+          await api.follow(`${path}?follow=true&tail=${seen === 0 ? 200 : 0}`, ctl.signal, (l) => {
+            seen++;
+            setError(undefined);
+            if (pausedRef.current) setHeld((h) => [...h, l].slice(-2000));
+            else setLines((ls) => [...ls, l].slice(-2000));
+          });
+        } catch (e) {
+          if (ctl.signal.aborted) return;
+          setError(e);
+        }
+        await new Promise((r) => setTimeout(r, 3000));
+      }
+    })();
     return () => ctl.abort();
   }, [api, path]);
 

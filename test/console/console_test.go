@@ -1,0 +1,127 @@
+//go:build console
+
+// Package console_test runs the console end to end in a real browser
+// (web/e2e/console.e2e.mjs: Debian's Chromium driven by playwright-core)
+// against a real control plane and a real runner on a Docker Engine the
+// test starts. The browser script asks this test, on its stdout, to do
+// what a user does on a host: "REDEEM <token>" registers a runner with the
+// token the page showed and starts it; the test answers "OK" on the
+// script's stdin. Needs root, docker.io and chromium (scripts/deps.sh),
+// and CAMELEER_BIN: `make test-console`.
+package console_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cameleer/cameleer/internal/testkit/apptest"
+	"github.com/cameleer/cameleer/internal/testkit/cptest"
+	"github.com/cameleer/cameleer/internal/testkit/dockertest"
+	"github.com/cameleer/cameleer/internal/testkit/testutil"
+)
+
+func TestConsole(t *testing.T) {
+	bin := os.Getenv("CAMELEER_BIN")
+	if bin == "" || os.Geteuid() != 0 {
+		t.Fatal("needs root and CAMELEER_BIN: run `make test-console`")
+	}
+	// The runner's registry has a fixed port.
+	if l, err := net.Listen("tcp", "127.0.0.1:5000"); err != nil {
+		t.Fatalf("the runner's registry needs 127.0.0.1:5000, which is taken (a node running?): %v", err)
+	} else {
+		l.Close()
+	}
+	daemon := dockertest.Start(t)
+	t.Cleanup(func() { dockertest.RemoveFences(t) })
+	cp := cptest.Start(t, t)
+	cp.Must(t, http.StatusCreated, "POST", "/api/v1/tenants", map[string]string{"name": apptest.Tenant, "tier": "high"}, nil)
+
+	dir := t.TempDir()
+	jar := filepath.Join(dir, "orders.jar")
+	if err := os.WriteFile(jar, testutil.JavaJar(t, "Orders", testutil.OrdersSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	httpPort := testutil.FreePort(t)
+
+	script := exec.Command("node", "e2e/console.e2e.mjs")
+	script.Dir = "../../web"
+	script.Env = append(os.Environ(), "CONSOLE_URL=https://"+cp.Addr, "ADMIN_TOKEN="+cp.Admin, "CP_CA="+cp.CAFile(),
+		"APP_JAR="+jar, "APP_HTTP_PORT="+strconv.Itoa(httpPort))
+	stdin, err := script.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := script.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script.Stderr = os.Stderr
+	if err := script.Start(); err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		line := lines.Text()
+		token, ok := strings.CutPrefix(line, "REDEEM ")
+		if !ok {
+			t.Log(line)
+			continue
+		}
+		runnerDir := filepath.Join(dir, "runner")
+		if out, err := exec.Command(bin, "token", "redeem", token, "--data-dir", runnerDir, "--name", "edge-1").CombinedOutput(); err != nil {
+			t.Errorf("token redeem: %v\n%s", err, out)
+			fmt.Fprintln(stdin, "FAILED")
+			continue
+		}
+		startRunner(t, filepath.Join(dir, "runner.log"), bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
+			"--http-port", strconv.Itoa(httpPort), "--data-dir", runnerDir)
+		fmt.Fprintln(stdin, "OK")
+	}
+	io.Copy(io.Discard, stdout)
+	if err := script.Wait(); err != nil {
+		t.Fatalf("the browser run failed: %v", err)
+	}
+}
+
+// startRunner starts the runner with its output in logFile; cleanup stops
+// it by its PID (SIGTERM, SIGKILL after 30 s) and shows its log if the
+// test failed.
+func startRunner(t *testing.T, logFile, bin string, args ...string) {
+	t.Helper()
+	logf, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(exited) }()
+	t.Cleanup(func() {
+		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Errorf("the runner did not stop on SIGTERM in 30 s; killing it")
+			syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("runner log:\n%s", b)
+		}
+	})
+}
