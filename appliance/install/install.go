@@ -15,7 +15,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,8 +76,6 @@ func (o Options) Args() []string {
 
 // Install runs the steps, printing progress to out.
 func Install(ctx context.Context, out io.Writer, opts Options) error {
-	_, err := os.Stat(filepath.Join(opts.DataDir, "config.json"))
-	installed := err == nil
 	c, err := configure(opts)
 	if err != nil {
 		return err
@@ -107,12 +104,15 @@ func Install(ctx context.Context, out io.Writer, opts Options) error {
 	}
 	if opts.Join != "" && c.JoinToken == "" {
 		step("Joining the cluster of %s as a worker", c.Server)
+		// What the join makes (its keys, the dirs for them) goes again
+		// if the controller refuses: nothing of this host is in the
+		// cluster. What was there before stays.
+		made := firstMissing(c.DataDir, c.PKIDir())
 		joined, resp, err := join.Join(ctx, c, opts.Join)
 		if err != nil {
 			var re *join.RefusedError
-			if errors.As(err, &re) && !installed {
-				// Nothing of this host is in the cluster: nothing kept.
-				os.RemoveAll(c.DataDir)
+			if errors.As(err, &re) && made != "" {
+				os.RemoveAll(made)
 			}
 			return err
 		}
@@ -218,6 +218,17 @@ func configure(opts Options) (config.Config, error) {
 		c.Proxy.CABundle = true
 	}
 	return c, c.Validate()
+}
+
+// firstMissing is the first of dirs (each inside the one before) that does
+// not exist: what making the last would create. Empty: all exist.
+func firstMissing(dirs ...string) string {
+	for _, d := range dirs {
+		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+			return d
+		}
+	}
+	return ""
 }
 
 // joining makes c a worker of token's cluster, unless it is a node

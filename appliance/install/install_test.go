@@ -268,3 +268,20 @@ func TestWaitTimesOut(t *testing.T) {
 		t.Errorf("pending: %q, want %q", got, want)
 	}
 }
+
+// A refused join removes what it made and nothing that was there.
+func TestFirstMissing(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if got := firstMissing(data, filepath.Join(data, "pki")); got != data {
+		t.Errorf("no data dir: %q", got)
+	}
+	os.Mkdir(data, 0o700)
+	if got := firstMissing(data, filepath.Join(data, "pki")); got != filepath.Join(data, "pki") {
+		t.Errorf("a data dir without pki: %q", got)
+	}
+	os.Mkdir(filepath.Join(data, "pki"), 0o700)
+	if got := firstMissing(data, filepath.Join(data, "pki")); got != "" {
+		t.Errorf("both there: %q", got)
+	}
+}
