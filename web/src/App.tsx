@@ -5,6 +5,7 @@ import { SignIn } from "./pages/SignIn";
 import { Runners } from "./pages/Runners";
 import { Environments } from "./pages/Environments";
 import { Apps } from "./pages/Apps";
+import { Exchanges } from "./pages/Exchanges";
 import { ErrorLine, useLoad } from "./ui";
 
 // The pages, by the path they are at.
@@ -12,6 +13,7 @@ const pages = [
   { path: "/runners", title: "Runners" },
   { path: "/environments", title: "Environments" },
   { path: "/apps", title: "Apps" },
+  { path: "/exchanges", title: "Exchanges" },
 ] as const;
 
 function usePath(): [string, (p: string) => void] {
@@ -115,6 +117,7 @@ function Console({ token, theme, onTheme, onSignOut }: { token: string; theme: T
         {current && page.path === "/runners" && <Runners api={api} tenant={current.name} />}
         {current && page.path === "/environments" && <Environments api={api} tenant={current} />}
         {current && page.path === "/apps" && <Apps api={api} tenant={current.name} />}
+        {current && page.path === "/exchanges" && <Exchanges api={api} tenant={current.name} />}
       </main>
     </div>
   );

@@ -153,6 +153,60 @@ export interface Artifact {
   springBoot?: boolean;
 }
 
+export interface ExchangeSummary {
+  id: string;
+  route: string;
+  from?: string;
+  correlation?: string;
+  start: string;
+  durationMicros: number;
+  status: "completed" | "failed" | "handled";
+  redeliveries?: number;
+  errorType?: string;
+  errorMessage?: string;
+  nodeCount?: number;
+}
+
+export interface NodeRun {
+  id: string;
+  type: string;
+  label?: string;
+  route: string;
+  parent: number;
+  exchange?: string;
+  offsetMicros: number;
+  durationMicros: number;
+  failed?: boolean;
+}
+
+export interface ExchangeDetail extends ExchangeSummary {
+  replayOf?: string;
+  replayable?: boolean;
+  body?: string;
+  bodySize?: number;
+  bodyTruncated?: boolean;
+  headers?: Record<string, string>;
+  stack?: string;
+  nodes?: NodeRun[];
+  correlated?: ExchangeSummary[];
+}
+
+export interface Original {
+  exchange: string;
+  failedAt?: { node: string; route: string };
+  until?: string;
+  evicted?: string;
+}
+
+export interface Replay {
+  id: string;
+  exchange: string;
+  replay?: string;
+  status: "running" | "completed" | "failed" | "handled" | "error";
+  error?: string;
+  warning?: string;
+}
+
 export interface Runner {
   id: string;
   name: string;

@@ -1,0 +1,77 @@
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { Api } from "../api";
+import { Exchanges, Timeline, micros, query } from "./Exchanges";
+
+const base = "/api/v1/tenants/acme/environments/dev/apps/deliveries";
+
+// The answers of a control plane with one app, one failed exchange whose
+// original its runner keeps, and a replay that completes.
+function fakeApi(calls: string[]) {
+  return new Api("t", async (url, init) => {
+    const key = `${init?.method ?? "GET"} ${String(url)}`;
+    calls.push(key);
+    if (key === "GET /api/v1/tenants/acme/environments") return Response.json([{ name: "dev", created: "", env: {}, secrets: [] }]);
+    if (key === "GET /api/v1/tenants/acme/environments/dev/apps") return Response.json([{ name: "deliveries", environment: "dev", replicas: 1, phase: "running" }]);
+    if (key.startsWith(`GET ${base}/exchanges?`)) {
+      return Response.json({
+        exchanges: [
+          { id: "X-1", route: "deliveries", start: "2026-12-06T10:00:00Z", durationMicros: 1500, status: "failed", errorType: "java.net.ConnectException" },
+        ],
+      });
+    }
+    if (key === `GET ${base}/exchanges/X-1`) {
+      return Response.json({
+        id: "X-1", route: "deliveries", start: "2026-12-06T10:00:00Z", durationMicros: 1500, status: "failed", replayable: true,
+        errorType: "java.net.ConnectException", errorMessage: "Connection refused", stack: "java.net.ConnectException: Connection refused\n\tat ...",
+        body: '{"id":"d-5","card":"****"}', headers: { CamelHttpMethod: "POST" },
+        nodes: [
+          { id: "map", type: "process", route: "deliveries", parent: -1, offsetMicros: 10, durationMicros: 100 },
+          { id: "post", type: "to", label: "to[direct:post]", route: "deliveries", parent: -1, offsetMicros: 120, durationMicros: 1300, failed: true },
+        ],
+      });
+    }
+    if (key === `GET ${base}/exchanges/X-1/replays`) return Response.json({ original: { exchange: "X-1", failedAt: { node: "post", route: "deliveries" } }, replays: [] });
+    if (key === `POST ${base}/exchanges/X-1/replay`) return Response.json({ id: "r1", exchange: "X-1", replay: "X-2", status: "completed" });
+    return Response.json({ error: "no such path" }, { status: 404 });
+  });
+}
+
+describe("Exchanges", () => {
+  it("finds a failed exchange, shows its timeline, message and exception, and replays it", async () => {
+    const calls: string[] = [];
+    render(<Exchanges api={fakeApi(calls)} tenant="acme" />);
+    await userEvent.selectOptions(screen.getByLabelText("Status"), "failed");
+    await userEvent.click(screen.getByRole("button", { name: "Search" }));
+    await userEvent.click(await screen.findByRole("button", { name: "X-1" }));
+    const x = await screen.findByRole("region", { name: "Exchange X-1" });
+    expect(calls.some((c) => c.includes("/exchanges?status=failed&limit=50"))).toBe(true);
+    expect((await within(x).findByText("to[direct:post]")).closest("li")!.className).toBe("failed");
+    expect(within(x).getByLabelText("Body").textContent).toBe('{"id":"d-5","card":"****"}');
+    expect(within(x).getByText(/Exception: java.net.ConnectException: Connection refused/)).toBeTruthy();
+    await userEvent.click(await within(x).findByRole("button", { name: "Replay at post" }));
+    expect((await within(x).findByRole("status", { name: "Replay" })).textContent).toContain("Replay completed as X-2");
+    expect(calls).toContain(`POST ${base}/exchanges/X-1/replay`);
+  });
+});
+
+describe("pieces", () => {
+  it("builds the API's query", () => {
+    expect(query({ route: "orders", status: "failed", from: "", to: "", q: " X-1 " }, "c2")).toBe("route=orders&status=failed&q=X-1&cursor=c2&limit=50");
+  });
+  it("says durations", () => {
+    expect(micros(850)).toBe("850 µs");
+    expect(micros(1500)).toBe("1.5 ms");
+    expect(micros(2_500_000)).toBe("2.50 s");
+  });
+  it("places each node's run on the exchange's span", () => {
+    render(
+      <Timeline
+        x={{ id: "x", route: "r", start: "", status: "completed", durationMicros: 1000, nodes: [{ id: "a", type: "log", route: "r", parent: -1, offsetMicros: 500, durationMicros: 250 }] }}
+      />,
+    );
+    const bar = document.querySelector<HTMLElement>("li[data-node='a'] .bar")!;
+    expect(bar.style.marginLeft).toBe("50%");
+    expect(bar.style.width).toBe("25%");
+  });
+});
