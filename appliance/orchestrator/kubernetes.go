@@ -265,6 +265,15 @@ type containerState struct {
 // Waiting reasons that do not go away by waiting.
 var stuck = []string{"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
+// isStuck tells whether a container waits for what waiting will not bring.
+// A kubelet that could not read the app's secret yet ("failed to sync
+// secret cache": the node may read a secret only once a pod of it that
+// uses it is bound there, which the apiserver learns moments later, more
+// on a loaded host) tries again by itself.
+func isStuck(reason, message string) bool {
+	return slices.Contains(stuck, reason) && !strings.Contains(message, "failed to sync")
+}
+
 // podTrouble says what keeps a pod of the app's current revision from
 // running, or "". Until the Deployment controller has seen the latest
 // change, the current revision is not known yet: nothing is judged.
@@ -295,7 +304,7 @@ func (k *Kubernetes) podTrouble(ctx context.Context, a App) string {
 	for _, p := range pods.Items {
 		for _, c := range p.Status.ContainerStatuses {
 			w := c.State.Waiting
-			if w == nil || !slices.Contains(stuck, w.Reason) {
+			if w == nil || !isStuck(w.Reason, w.Message) {
 				continue
 			}
 			why := w.Reason
