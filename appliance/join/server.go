@@ -263,8 +263,9 @@ func (s *Server) join(ctx context.Context, auth string, req Request, caPEM []byt
 	if err := validNode(req.Node, req.IP); err != nil {
 		return Response{}, httpjson.Errorf(http.StatusBadRequest, "join: %v", err)
 	}
+	certSet := s.Certs(req.Node, req.IP)
 	keys := map[string]any{}
-	for _, c := range s.Certs(req.Node, req.IP) {
+	for _, c := range certSet {
 		pub, err := csrKey(req.CSRs[c.Name])
 		if err != nil {
 			return Response{}, httpjson.Errorf(http.StatusBadRequest, "join: the request for %s: %v", c.Name, err)
@@ -275,7 +276,8 @@ func (s *Server) join(ctx context.Context, auth string, req Request, caPEM []byt
 	if err != nil {
 		return Response{}, httpjson.Errorf(http.StatusBadRequest, "join: the kubelet's key: %v", err)
 	}
-	keyHash := sha256.Sum256(keyDER)
+	sum := sha256.Sum256(keyDER)
+	keyHash := hex.EncodeToString(sum[:])
 	tok := Token{Role: req.Role, ID: id, Secret: secret}
 	now := s.now()
 	// The token first: who may not join learns nothing of the cluster's
@@ -286,7 +288,7 @@ func (s *Server) join(ctx context.Context, auth string, req Request, caPEM []byt
 	} else if err != nil {
 		return Response{}, err
 	}
-	again, err := check(r, tok, req.Node, hex.EncodeToString(keyHash[:]), now)
+	again, err := check(r, tok, req.Node, keyHash, now)
 	if err != nil {
 		return Response{}, err
 	}
@@ -296,12 +298,12 @@ func (s *Server) join(ctx context.Context, auth string, req Request, caPEM []byt
 		} else if !isStatus(err, http.StatusNotFound) {
 			return Response{}, err
 		}
-		if again, err = s.Tokens.use(ctx, tok, req.Node, hex.EncodeToString(keyHash[:]), now); err != nil {
+		if err := s.Tokens.use(ctx, r, req.Node, keyHash, now); err != nil {
 			return Response{}, err
 		}
 	}
 	resp := Response{CA: string(caPEM), Certs: map[string]string{}, Cluster: s.Cluster, Again: again}
-	for _, c := range s.Certs(req.Node, req.IP) {
+	for _, c := range certSet {
 		cert, err := pki.Sign(s.PKIDir, c, keys[c.Name], now)
 		if err != nil {
 			return Response{}, fmt.Errorf("sign %s: %w", c.Name, err)

@@ -187,26 +187,17 @@ func check(r Record, tok Token, node, keyHash string, now time.Time) (again bool
 	return false, nil
 }
 
-// use marks tok used by node, whose key hashes to keyHash. Two nodes
-// racing for one token: the update of the one that comes second fails on
-// the Secret's resource version, and it is refused.
-func (ts Tokens) use(ctx context.Context, tok Token, node, keyHash string, now time.Time) (again bool, err error) {
-	r, err := ts.get(ctx, tok.ID)
-	if errors.Is(err, ErrUnknown) {
-		return false, &RefusedError{Reason: fmt.Sprintf("token %s is not known to this cluster (revoked, or another cluster's)", tok.ID)}
-	}
-	if err != nil {
-		return false, err
-	}
-	if again, err := check(r, tok, node, keyHash, now); again || err != nil {
-		return again, err
-	}
+// use marks r, read and checked by the caller, used by node, whose key
+// hashes to keyHash. Two nodes racing for one token: the update of the one
+// that comes second fails on the resource version it read, and it is
+// refused.
+func (ts Tokens) use(ctx context.Context, r Record, node, keyHash string, now time.Time) error {
 	r.UsedBy, r.UsedAt, r.usedKey = node, now, keyHash
-	err = ts.API.Do(ctx, http.MethodPut, secretsPath+"/"+secretName(r.ID), "", r.secret(), nil)
+	err := ts.API.Do(ctx, http.MethodPut, secretsPath+"/"+secretName(r.ID), "", r.secret(), nil)
 	if isStatus(err, http.StatusConflict) {
-		return false, &RefusedError{Reason: fmt.Sprintf("token %s was used by another node just now", tok.ID)}
+		return &RefusedError{Reason: fmt.Sprintf("token %s was used by another node just now", r.ID)}
 	}
-	return false, err
+	return err
 }
 
 func isStatus(err error, status int) bool {
