@@ -77,7 +77,8 @@ func (s *Server) controlPlaneAudit(w http.ResponseWriter, r *http.Request) { s.l
 
 // listAudit answers a page of tenant's audit log ("": the control
 // plane's), oldest first, after the record ?after= (0: from the oldest
-// kept), at most ?limit= (100, at most 1000) records.
+// kept), at most ?limit= (100, at most 1000) records; with ?order=newest,
+// newest first, before the record ?before= (none: from the newest).
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, tenant string) {
 	after, err := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 	if err != nil && r.URL.Query().Get("after") != "" {
@@ -91,6 +92,19 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, tenant string
 			return
 		}
 	}
-	recs, err := s.store.Audit(tenant, after, limit)
-	s.answer(w, r, recs, err)
+	switch r.URL.Query().Get("order") {
+	case "", "oldest":
+		recs, err := s.store.Audit(tenant, after, limit)
+		s.answer(w, r, recs, err)
+	case "newest":
+		before, err := strconv.ParseUint(r.URL.Query().Get("before"), 10, 64)
+		if err != nil && r.URL.Query().Get("before") != "" {
+			httpjson.Error(w, http.StatusBadRequest, "before must be a record id")
+			return
+		}
+		recs, err := s.store.AuditNewest(tenant, before, limit)
+		s.answer(w, r, recs, err)
+	default:
+		httpjson.Error(w, http.StatusBadRequest, "order must be oldest or newest")
+	}
 }

@@ -60,6 +60,14 @@ func TestAuditLog(t *testing.T) {
 			t.Errorf("record %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
+	var newest []store.AuditRecord
+	c.do("GET", "/api/v1/tenants/acme/audit?order=newest&limit=2", f.acmeTok.Token, nil, &newest)
+	if len(newest) != 2 || newest[0].ID != recs[2].ID || newest[1].ID != recs[1].ID {
+		t.Errorf("the newest two: %+v, want %d and %d", newest, recs[2].ID, recs[1].ID)
+	}
+	if code := c.do("GET", "/api/v1/tenants/acme/audit?order=sideways", f.acmeTok.Token, nil, nil); code != http.StatusBadRequest {
+		t.Errorf("order=sideways: %d, want 400", code)
+	}
 	raw, _ := json.Marshal(recs)
 	if strings.Contains(string(raw), "marker-of-a-secret") {
 		t.Errorf("a secret is in the audit log: %s", raw)

@@ -104,3 +104,38 @@ func auditLog(tenant string) string {
 func auditKey(id uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, id)
 }
+
+// AuditNewest lists up to limit records of tenant's log ("": the control
+// plane's) before the one with id before (0: from the newest), newest
+// first: what a reader of the log wants to see first.
+func (s *Store) AuditNewest(tenant string, before uint64, limit int) ([]AuditRecord, error) {
+	out := []AuditRecord{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bAudit)
+		if root == nil {
+			return nil
+		}
+		b := root.Bucket([]byte(auditLog(tenant)))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		var k, v []byte
+		if before == 0 {
+			k, v = c.Last()
+		} else if k, v = c.Seek(auditKey(before)); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Prev() {
+			var r AuditRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}

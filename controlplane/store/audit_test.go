@@ -31,6 +31,20 @@ func TestAuditKeepsTheLastAndPages(t *testing.T) {
 	if len(page) != 2 || page[0].ID != 5 || page[1].ID != 6 {
 		t.Errorf("after 4, 2 of them: %+v", page)
 	}
+	newest, _ := s.AuditNewest("acme", 0, 2)
+	if len(newest) != 2 || newest[0].ID != 7 || newest[1].ID != 6 {
+		t.Errorf("the newest 2: %+v", newest)
+	}
+	older, _ := s.AuditNewest("acme", 6, 100)
+	if len(older) != 3 || older[0].ID != 5 || older[2].ID != 3 {
+		t.Errorf("before 6: %+v", older)
+	}
+	if past, _ := s.AuditNewest("acme", 99, 1); len(past) != 1 || past[0].ID != 7 {
+		t.Errorf("before 99: %+v", past)
+	}
+	if none, _ := s.AuditNewest("acme", 3, 100); len(none) != 0 {
+		t.Errorf("before the oldest kept: %+v", none)
+	}
 	cp, _ := s.Audit("", 0, 100)
 	if len(cp) != 1 || cp[0].Action != "POST /api/v1/tenants" {
 		t.Errorf("the control plane's log: %+v", cp)

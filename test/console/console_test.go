@@ -4,10 +4,17 @@
 // (web/e2e/console.e2e.mjs: Debian's Chromium driven by playwright-core)
 // against a real control plane and a real runner on a Docker Engine the
 // test starts. The browser script asks this test, on its stdout, to do
-// what a user does on a host: "REDEEM <token>" registers a runner with the
-// token the page showed and starts it; the test answers "OK" on the
-// script's stdin. Needs root, docker.io and chromium (scripts/deps.sh),
-// and CAMELEER_BIN: `make test-console`.
+// what a user does on a host or what is not the console's to do, one line
+// each, answered "OK" (or "FAILED") on the script's stdin:
+//
+//   - "REDEEM <token>" registers a runner with the token the page showed
+//     and starts it;
+//   - "EGRESS <env>" lets the environment's apps reach the downstream
+//     service the deliveries post to (apptest.Downstream), which is down
+//     until "DOWNSTREAM up".
+//
+// Needs root, docker.io, chromium and Maven (scripts/deps.sh), and
+// CAMELEER_BIN: `make test-console`.
 package console_test
 
 import (
@@ -26,6 +33,7 @@ import (
 	"time"
 
 	"github.com/cameleer/cameleer/internal/testkit/apptest"
+	"github.com/cameleer/cameleer/internal/testkit/camelapps"
 	"github.com/cameleer/cameleer/internal/testkit/cptest"
 	"github.com/cameleer/cameleer/internal/testkit/dockertest"
 	"github.com/cameleer/cameleer/internal/testkit/testutil"
@@ -53,11 +61,16 @@ func TestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	httpPort := testutil.FreePort(t)
+	// A real Camel app (test/apps, built with Maven) whose deliveries
+	// fail while the downstream is down: what the exchanges and the
+	// route diagrams show.
+	camelJar := camelapps.Build(t, camelapps.MainNewest)
+	ds := apptest.NewDownstream(t)
 
 	script := exec.Command("node", "e2e/console.e2e.mjs")
 	script.Dir = "../../web"
 	script.Env = append(os.Environ(), "CONSOLE_URL=https://"+cp.Addr, "ADMIN_TOKEN="+cp.Admin, "CP_CA="+cp.CAFile(),
-		"APP_JAR="+jar, "APP_HTTP_PORT="+strconv.Itoa(httpPort))
+		"APP_JAR="+jar, "APP_HTTP_PORT="+strconv.Itoa(httpPort), "CAMEL_JAR="+camelJar, "DOWNSTREAM_URL="+ds.URL())
 	stdin, err := script.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -70,23 +83,41 @@ func TestConsole(t *testing.T) {
 	if err := script.Start(); err != nil {
 		t.Fatalf("node: %v", err)
 	}
+	answer := func(err error) {
+		if err != nil {
+			t.Error(err)
+			fmt.Fprintln(stdin, "FAILED")
+			return
+		}
+		fmt.Fprintln(stdin, "OK")
+	}
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
 		line := lines.Text()
-		token, ok := strings.CutPrefix(line, "REDEEM ")
-		if !ok {
+		verb, arg, _ := strings.Cut(line, " ")
+		switch verb {
+		case "REDEEM":
+			runnerDir := filepath.Join(dir, "runner")
+			if out, err := exec.Command(bin, "token", "redeem", arg, "--data-dir", runnerDir, "--name", "edge-1").CombinedOutput(); err != nil {
+				answer(fmt.Errorf("token redeem: %v\n%s", err, out))
+				continue
+			}
+			startRunner(t, filepath.Join(dir, "runner.log"), bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
+				"--http-port", strconv.Itoa(httpPort), "--data-dir", runnerDir)
+			answer(nil)
+		case "EGRESS":
+			code, err := cp.Call("PUT", apptest.Base+"/environments/"+arg+"/egress",
+				map[string]any{"allow": []map[string]any{{"cidr": apptest.ReplayAddr + "/32", "ports": []int{ds.Port}}}}, nil)
+			if err == nil && code != http.StatusOK {
+				err = fmt.Errorf("egress of %s: %d", arg, code)
+			}
+			answer(err)
+		case "DOWNSTREAM":
+			ds.Up(t)
+			answer(nil)
+		default:
 			t.Log(line)
-			continue
 		}
-		runnerDir := filepath.Join(dir, "runner")
-		if out, err := exec.Command(bin, "token", "redeem", token, "--data-dir", runnerDir, "--name", "edge-1").CombinedOutput(); err != nil {
-			t.Errorf("token redeem: %v\n%s", err, out)
-			fmt.Fprintln(stdin, "FAILED")
-			continue
-		}
-		startRunner(t, filepath.Join(dir, "runner.log"), bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
-			"--http-port", strconv.Itoa(httpPort), "--data-dir", runnerDir)
-		fmt.Fprintln(stdin, "OK")
 	}
 	io.Copy(io.Discard, stdout)
 	if err := script.Wait(); err != nil {

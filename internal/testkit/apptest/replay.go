@@ -52,7 +52,7 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 	t.Helper()
 	began := time.Now()
 	cp := r.CP
-	ds := newDownstream(t)
+	ds := NewDownstream(t)
 	env := Base + "/environments/dev"
 	var dev struct{ Env map[string]string }
 	cp.Must(t, http.StatusOK, "GET", env+"/config", nil, &dev)
@@ -60,10 +60,10 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 	if cfg == nil {
 		cfg = map[string]string{}
 	}
-	cfg["DOWNSTREAM_URL"] = fmt.Sprintf("http://%s/deliveries", net.JoinHostPort(ReplayAddr, strconv.Itoa(ds.port)))
+	cfg["DOWNSTREAM_URL"] = ds.URL()
 	cfg["DELIVER_COUNT"] = "6"
 	cp.Must(t, http.StatusOK, "PUT", env+"/config", map[string]any{"env": cfg}, nil)
-	cp.Must(t, http.StatusOK, "PUT", env+"/egress", map[string]any{"allow": []map[string]any{{"cidr": ReplayAddr + "/32", "ports": []int{ds.port}}}}, nil)
+	cp.Must(t, http.StatusOK, "PUT", env+"/egress", map[string]any{"allow": []map[string]any{{"cidr": ReplayAddr + "/32", "ports": []int{ds.Port}}}}, nil)
 	t.Cleanup(func() {
 		// As it was for the apps deployed after, and as Egress leaves it.
 		cp.Call("PUT", env+"/config", map[string]any{"env": dev.Env}, nil)
@@ -122,7 +122,7 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 		t.Errorf("%s holds a body in clear", f)
 	}
 
-	ds.up(t)
+	ds.Up(t)
 	replay := func(token, key, exchange string, body any) (int, replayAnswer) {
 		t.Helper()
 		var h http.Header
@@ -177,7 +177,7 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 	t.Logf("from a replay's request to its exchange queryable: %v", queryable)
 	for _, id := range []string{"d-1", "d-2", "d-4", "d-5"} {
 		n := strings.TrimPrefix(id, "d-")
-		got := ds.received(id)
+		got := ds.Received(id)
 		if len(got) != 1 || got[0].Body != "delivery "+n+" qty="+n+" card "+ReplayCards[0] || got[0].Quantity != n {
 			t.Errorf("the downstream got %s %d times: %+v, want once, as it first was", id, len(got), got)
 		}
@@ -189,7 +189,7 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 	if code, out := replay(operator.Token, "", failed["d-1"], nil); code != http.StatusConflict || !strings.Contains(out.Error, "force") {
 		t.Errorf("a completed replay again: %d %+v, want 409 saying force", code, out)
 	}
-	if got := ds.received("d-1"); len(got) != 1 {
+	if got := ds.Received("d-1"); len(got) != 1 {
 		t.Errorf("the downstream got d-1 %d times after the refused repeats", len(got))
 	}
 	// Linked both ways; the one at the node ran that node (and the route
@@ -241,7 +241,7 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 	if code != http.StatusOK || edited.Status != "completed" || !edited.Edited {
 		t.Errorf("an admin's edit: %d %+v", code, edited)
 	}
-	if got := ds.received("d-3"); len(got) != 1 || got[0].Quantity != "3" {
+	if got := ds.Received("d-3"); len(got) != 1 || got[0].Quantity != "3" {
 		t.Errorf("the downstream got d-3 %+v, want the edit once", got)
 	}
 	// Nothing to replay: nothing sent.
@@ -281,7 +281,7 @@ func Replay(t *testing.T, r Runner, dirs ReplayDirs, a camelapps.App, restart fu
 // deleted: the deliveries app deleted by an operator, its instances are
 // gone and its originals with them; a replay of its failed exchange x is
 // refused with a clear error, and nothing reaches the downstream.
-func deleted(t *testing.T, r Runner, ds *downstream, dirs ReplayDirs, operator, x string) {
+func deleted(t *testing.T, r Runner, ds *Downstream, dirs ReplayDirs, operator, x string) {
 	t.Helper()
 	cp := r.CP
 	app := Base + "/environments/dev/apps/deliveries"
@@ -305,7 +305,7 @@ func deleted(t *testing.T, r Runner, ds *downstream, dirs ReplayDirs, operator, 
 	if err != nil || code != http.StatusGone || !strings.Contains(out.Error, "deleted") || !strings.Contains(out.Error, "nothing was sent") {
 		t.Errorf("a replay of the deleted app's exchange: %d %+v %v, want 410 saying it was deleted", code, out, err)
 	}
-	if got := ds.received("d-6"); len(got) != 0 {
+	if got := ds.Received("d-6"); len(got) != 0 {
 		t.Errorf("the downstream got d-6 after the app was deleted: %+v", got)
 	}
 	// The runner said so; the app's traces stay until their retention.
@@ -331,12 +331,12 @@ func originalID(app, exchange string) string {
 
 // bulkReplay: 1000 deliveries fail while the downstream is down; a bulk
 // replay of them, cancelled in the middle and resumed, delivers each once.
-func bulkReplay(t *testing.T, r Runner, ds *downstream, a camelapps.App, cfg map[string]string) {
+func bulkReplay(t *testing.T, r Runner, ds *Downstream, a camelapps.App, cfg map[string]string) {
 	t.Helper()
 	const total = 1000
 	cp := r.CP
 	env := Base + "/environments/dev"
-	ds.down()
+	ds.Down()
 	cfg = maps.Clone(cfg)
 	cfg["DELIVER_COUNT"], cfg["DELIVER_PERIOD"], cfg["DELIVER_BAD_EVERY"], cfg["DELIVER_ID_PREFIX"] = strconv.Itoa(total), "5", "0", "b-"
 	cp.Must(t, http.StatusOK, "PUT", env+"/config", map[string]any{"env": cfg}, nil)
@@ -375,7 +375,7 @@ func bulkReplay(t *testing.T, r Runner, ds *downstream, a camelapps.App, cfg map
 		}
 		return nil
 	})
-	ds.up(t)
+	ds.Up(t)
 	var b struct {
 		ID, State                          string
 		Completed, Failed, Skipped, Errors int
@@ -385,7 +385,7 @@ func bulkReplay(t *testing.T, r Runner, ds *downstream, a camelapps.App, cfg map
 	cp.Must(t, http.StatusAccepted, "POST", app+"/bulk-replays", map[string]any{"route": "deliver", "rate": 50}, &b)
 	bulk := app + "/bulk-replays/" + b.ID
 	testutil.Eventually(t, poll, 2*time.Minute, "a third of the bulk replayed", func() error {
-		if n, _ := ds.count("b-"); n < total/3 {
+		if n, _ := ds.Count("b-"); n < total/3 {
 			return fmt.Errorf("%d delivered", n)
 		}
 		return nil
@@ -393,10 +393,10 @@ func bulkReplay(t *testing.T, r Runner, ds *downstream, a camelapps.App, cfg map
 	cp.Must(t, http.StatusOK, "POST", bulk+"/cancel", nil, &b)
 	// What was being replayed when it was cancelled ends; nothing after it starts.
 	time.Sleep(2 * time.Second)
-	cancelled, _ := ds.count("b-")
+	cancelled, _ := ds.Count("b-")
 	time.Sleep(2 * time.Second)
 	cp.Must(t, http.StatusOK, "GET", bulk, nil, &b)
-	if n, _ := ds.count("b-"); n != cancelled || b.State != "cancelled" || b.Completed != n {
+	if n, _ := ds.Count("b-"); n != cancelled || b.State != "cancelled" || b.Completed != n {
 		t.Fatalf("cancelled at %d delivered: %d delivered 2 s later, bulk %+v", cancelled, n, b)
 	}
 	cp.Must(t, http.StatusOK, "POST", bulk+"/resume", nil, &b)
@@ -408,11 +408,11 @@ func bulkReplay(t *testing.T, r Runner, ds *downstream, a camelapps.App, cfg map
 		return nil
 	})
 	took := time.Since(began)
-	n, twice := ds.count("b-")
+	n, twice := ds.Count("b-")
 	if n != total || len(twice) > 0 || b.Completed != total || b.Failed+b.Skipped+b.Errors != 0 {
 		var missing []string
 		for i := 1; i <= total && len(missing) < 10; i++ {
-			if id := "b-" + strconv.Itoa(i); len(ds.received(id)) == 0 {
+			if id := "b-" + strconv.Itoa(i); len(ds.Received(id)) == 0 {
 				missing = append(missing, id)
 			}
 		}
@@ -441,18 +441,22 @@ func containsAny(s string, subs []string) bool {
 	return slices.ContainsFunc(subs, func(x string) bool { return strings.Contains(s, x) })
 }
 
-// downstream is the service the deliveries post to: down (nothing listens
-// on its port) until up.
-type downstream struct {
-	port int
+// Downstream is the service the deliveries post to (test/apps
+// DeliveryRoutes), at ReplayAddr: down (nothing listens on its Port)
+// until Up.
+type Downstream struct {
+	Port int
 	mu   sync.Mutex
-	got  map[string][]delivery
+	got  map[string][]Delivery
 	srv  *http.Server
 }
 
-type delivery struct{ Body, Quantity string }
+// Delivery is what the downstream took of one delivery.
+type Delivery struct{ Body, Quantity string }
 
-func newDownstream(t *testing.T) *downstream {
+// NewDownstream picks a free port at ReplayAddr, added to this host's
+// loopback interface.
+func NewDownstream(t *testing.T) *Downstream {
 	t.Helper()
 	onLoopback(t, ReplayAddr)
 	l, err := net.Listen("tcp", net.JoinHostPort(ReplayAddr, "0"))
@@ -461,13 +465,13 @@ func newDownstream(t *testing.T) *downstream {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	return &downstream{port: port, got: map[string][]delivery{}}
+	return &Downstream{Port: port, got: map[string][]Delivery{}}
 }
 
-// up serves on the port until the test ends.
-func (d *downstream) up(t *testing.T) {
+// Up serves on the port until the test ends.
+func (d *Downstream) Up(t *testing.T) {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ReplayAddr, strconv.Itoa(d.port)))
+	l, err := net.Listen("tcp", net.JoinHostPort(ReplayAddr, strconv.Itoa(d.Port)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +479,7 @@ func (d *downstream) up(t *testing.T) {
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 		d.mu.Lock()
 		id := r.Header.Get("Delivery-Id")
-		d.got[id] = append(d.got[id], delivery{Body: string(b), Quantity: r.Header.Get("Quantity")})
+		d.got[id] = append(d.got[id], Delivery{Body: string(b), Quantity: r.Header.Get("Quantity")})
 		d.mu.Unlock()
 	})}
 	go srv.Serve(l)
@@ -485,15 +489,15 @@ func (d *downstream) up(t *testing.T) {
 	d.mu.Unlock()
 }
 
-// down stops serving: calls to it are refused.
-func (d *downstream) down() {
+// Down stops serving: calls to it are refused.
+func (d *Downstream) Down() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.srv.Close()
 }
 
-// count is how many deliveries it took of those whose id starts with prefix.
-func (d *downstream) count(prefix string) (n int, twice []string) {
+// Count is how many deliveries it took of those whose id starts with prefix.
+func (d *Downstream) Count(prefix string) (n int, twice []string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, got := range d.got {
@@ -507,8 +511,14 @@ func (d *downstream) count(prefix string) (n int, twice []string) {
 	return n, twice
 }
 
-func (d *downstream) received(id string) []delivery {
+// Received is what it took of the delivery id, in order.
+func (d *Downstream) Received(id string) []Delivery {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.got[id])
+}
+
+// URL is where the deliveries post to.
+func (d *Downstream) URL() string {
+	return fmt.Sprintf("http://%s/deliveries", net.JoinHostPort(ReplayAddr, strconv.Itoa(d.Port)))
 }
