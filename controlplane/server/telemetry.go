@@ -40,13 +40,13 @@ func (s *Server) ingestTelemetry(rc *runners.Conn, w http.ResponseWriter, r *htt
 	httpjson.Write(w, http.StatusOK, ack)
 }
 
-// listExchanges answers GET …/apps/{app}/exchanges: route, status, from,
-// to, q (an exchange id, a correlation id or a header value), correlation,
-// cursor and limit select.
+// listExchanges answers GET …/apps/{app}/exchanges: route, node (failed
+// at), status, from, to, q (an exchange id, a correlation id or a header
+// value), correlation, cursor and limit select.
 func (s *Server) listExchanges(w http.ResponseWriter, r *http.Request, a store.App) {
 	q := r.URL.Query()
 	eq := telemetry.ExchangeQuery{Tenant: a.Tenant, Environment: a.Environment, App: a.Name,
-		Route: q.Get("route"), Status: q.Get("status"), Text: q.Get("q"), Correlation: q.Get("correlation"), Cursor: q.Get("cursor")}
+		Route: q.Get("route"), Node: q.Get("node"), Status: q.Get("status"), Text: q.Get("q"), Correlation: q.Get("correlation"), Cursor: q.Get("cursor")}
 	var err error
 	if eq.From, err = queryTime(q.Get("from")); err == nil {
 		eq.To, err = queryTime(q.Get("to"))

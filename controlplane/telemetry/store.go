@@ -55,12 +55,14 @@ type Write struct {
 }
 
 // StoredExchange is one traced exchange: its summary, the values of its
-// headers (what Text matches beside the ids), and its trace as sent.
+// headers (what Text matches beside the ids), the ids of the nodes whose
+// runs failed (what Node matches), and its trace as sent.
 type StoredExchange struct {
-	Seq     uint64
-	Summary ExchangeSummary
-	Headers []string
-	Trace   json.RawMessage
+	Seq         uint64
+	Summary     ExchangeSummary
+	Headers     []string
+	FailedNodes []string
+	Trace       json.RawMessage
 }
 
 // StatRow is the statistics of one route (Node "") or one of its nodes in

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -155,7 +156,7 @@ func add(w *Write, d decoded) int {
 			sum.ErrorType, sum.ErrorMessage = x.Error.Type, x.Error.Message
 		}
 		w.Exchanges = append(w.Exchanges, StoredExchange{Seq: r.Seq, Summary: sum,
-			Headers: headerValues(x.Headers), Trace: r.Event})
+			Headers: headerValues(x.Headers), FailedNodes: failedNodes(x.Nodes), Trace: r.Event})
 		return len(x.Nodes)
 	case ev.Stats != nil:
 		minute := time.UnixMicro(ev.Stats.Start).UTC().Truncate(time.Minute)
@@ -185,8 +186,8 @@ func (s *Service) Exchanges(ctx context.Context, q ExchangeQuery) (ExchangePage,
 	default:
 		return ExchangePage{}, badRequest("status %q: want %s, %s or %s", q.Status, api.StatusCompleted, api.StatusFailed, api.StatusHandled)
 	}
-	if len(q.Route) > MaxName || len(q.Correlation) > MaxName || len(q.Text) > MaxText {
-		return ExchangePage{}, badRequest("route or correlation over %d bytes, or text over %d", MaxName, MaxText)
+	if len(q.Route) > MaxName || len(q.Node) > MaxName || len(q.Correlation) > MaxName || len(q.Text) > MaxText {
+		return ExchangePage{}, badRequest("route, node or correlation over %d bytes, or text over %d", MaxName, MaxText)
 	}
 	if q.Limit < 0 || q.Limit > MaxLimit {
 		return ExchangePage{}, badRequest("limit %d not in 1..%d", q.Limit, MaxLimit)
@@ -516,4 +517,15 @@ func (s *Service) Expire(ctx context.Context) {
 			s.opts.Log.Error("telemetry retention", "tenant", t, "err", err)
 		}
 	}
+}
+
+// failedNodes are the ids of the nodes whose runs failed, each once.
+func failedNodes(runs []api.NodeRun) []string {
+	var ids []string
+	for _, n := range runs {
+		if n.Failed && !slices.Contains(ids, n.ID) {
+			ids = append(ids, n.ID)
+		}
+	}
+	return ids
 }

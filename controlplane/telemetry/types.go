@@ -40,13 +40,15 @@ func micros(us int64) Time { return Time{time.UnixMicro(us).UTC()} }
 // Route, Status (api.StatusCompleted, StatusFailed, StatusHandled), From
 // (inclusive) and To (exclusive) on the exchange's start, Text (an exchange
 // id, a correlation id or a header value, matched whole), Correlation (the
-// exchanges of one chain). Cursor is a page's Next; Limit is at most
+// exchanges of one chain), Node (those in which a run of the node with
+// that Camel id failed: a route diagram's node's failures). Cursor is a page's Next; Limit is at most
 // MaxLimit (0: DefaultLimit).
 type ExchangeQuery struct {
 	Tenant      string
 	Environment string
 	App         string
 	Route       string
+	Node        string
 	Status      string
 	From, To    time.Time
 	Text        string

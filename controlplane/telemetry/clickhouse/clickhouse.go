@@ -67,7 +67,23 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			return nil, fmt.Errorf("create the telemetry tables in %s: %w", o.URL, err)
 		}
 	}
+	if err := s.addColumn(ctx, "exchanges", "failed_nodes", "Array(String)"); err != nil {
+		return nil, fmt.Errorf("upgrade the telemetry tables in %s: %w", o.URL, err)
+	}
 	return s, nil
+}
+
+// addColumn adds a column that a table made by an older version lacks
+// (ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS).
+func (s *Store) addColumn(ctx context.Context, table, column, typ string) error {
+	n := 0
+	err := s.query(ctx, "SELECT name FROM system.columns WHERE database = "+lit(s.opts.Database)+
+		" AND table = "+lit(table)+" AND name = "+lit(column), func([]byte) error { n++; return nil })
+	if err != nil || n > 0 {
+		return err
+	}
+	_, err = s.exec(ctx, "ALTER TABLE "+s.db+"."+table+" ADD COLUMN "+column+" "+typ, nil)
+	return err
 }
 
 // schema: every table sorts by tenant first; exchanges and stats are
@@ -80,7 +96,8 @@ func (s *Store) schema() []string {
 			tenant String, environment String, app String, start_us Int64, id String,
 			instance String, context String, route String, from_uri String, correlation String, parent String,
 			duration_us Int64, status String, redeliveries UInt32, error_type String, error_message String,
-			node_count UInt32, header_values Array(String), trace String, runner String, seq UInt64
+			node_count UInt32, header_values Array(String), trace String, runner String, seq UInt64,
+			failed_nodes Array(String)
 		) ENGINE = ReplacingMergeTree()
 		PARTITION BY toYYYYMMDD(toDateTime(intDiv(start_us, 1000000)))
 		ORDER BY (tenant, environment, app, start_us, id)`,
@@ -217,6 +234,7 @@ type exchangeRow struct {
 	ErrorMessage string   `json:"error_message"`
 	NodeCount    int      `json:"node_count"`
 	HeaderValues []string `json:"header_values,omitempty"`
+	FailedNodes  []string `json:"failed_nodes,omitempty"`
 	Trace        string   `json:"trace,omitempty"`
 	Runner       string   `json:"runner,omitempty"`
 	Seq          uint64   `json:"seq,omitempty"`
@@ -270,7 +288,7 @@ func (s *Store) Write(ctx context.Context, w telemetry.Write) error {
 			ID: m.ID, Instance: m.Instance, Context: m.Context, Route: m.Route, FromURI: m.From,
 			Correlation: m.Correlation, Parent: m.Parent, DurationUs: m.DurationMicros, Status: m.Status,
 			Redeliveries: m.Redeliveries, ErrorType: m.ErrorType, ErrorMessage: m.ErrorMessage, NodeCount: m.NodeCount,
-			HeaderValues: x.Headers, Trace: string(x.Trace), Runner: w.Runner, Seq: x.Seq}
+			HeaderValues: x.Headers, FailedNodes: x.FailedNodes, Trace: string(x.Trace), Runner: w.Runner, Seq: x.Seq}
 	}
 	ss := make([]statRow, len(w.Stats))
 	for i, r := range w.Stats {
@@ -320,6 +338,9 @@ func (s *Store) Exchanges(ctx context.Context, q telemetry.ExchangeQuery, after 
 	}
 	if q.Status != "" {
 		w = append(w, "status = "+lit(q.Status))
+	}
+	if q.Node != "" {
+		w = append(w, "has(failed_nodes, "+lit(q.Node)+")")
 	}
 	if !q.From.IsZero() {
 		w = append(w, "start_us >= "+num(q.From.UnixMicro()))

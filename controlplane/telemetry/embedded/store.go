@@ -120,6 +120,7 @@ func (s *Store) Mark(_ context.Context, tenant, runner string) (uint64, error) {
 type stored struct {
 	S telemetry.ExchangeSummary `json:"s"`
 	H []string                  `json:"h,omitempty"`
+	F []string                  `json:"f,omitempty"`
 }
 
 // Write stores w and the runner's mark in one atomic, synced batch.
@@ -140,7 +141,7 @@ func (s *Store) Write(_ context.Context, w telemetry.Write) error {
 		apps[[2]string{sm.Environment, sm.App}] = true
 		app := appKey(t, sm.Environment, sm.App)
 		st := inv(sm.Start.UnixMicro())
-		v, err := json.Marshal(stored{S: sm, H: x.Headers})
+		v, err := json.Marshal(stored{S: sm, H: x.Headers, F: x.FailedNodes})
 		if err != nil {
 			return fmt.Errorf("encode exchange %s: %w", sm.ID, err)
 		}
@@ -290,7 +291,8 @@ func (s *Store) Exchanges(_ context.Context, q telemetry.ExchangeQuery, after te
 func match(q telemetry.ExchangeQuery, st *stored) bool {
 	x := &st.S
 	switch {
-	case q.Route != "" && x.Route != q.Route, q.Status != "" && x.Status != q.Status:
+	case q.Route != "" && x.Route != q.Route, q.Status != "" && x.Status != q.Status,
+		q.Node != "" && !slices.Contains(st.F, q.Node):
 		return false
 	case q.Text == "", q.Text == x.ID, q.Text == x.Correlation:
 		return true

@@ -276,6 +276,9 @@ func testFilters(t *testing.T, s *telemetry.Service) {
 		{telemetry.ExchangeQuery{Text: "nothing"}, []string{}},
 		{telemetry.ExchangeQuery{Correlation: "a"}, []string{"k", "a"}},
 		{telemetry.ExchangeQuery{Correlation: "a", Route: "r2"}, []string{"k"}},
+		{telemetry.ExchangeQuery{Node: "n0"}, []string{"h", "b", "old"}}, // failed or handled at n0
+		{telemetry.ExchangeQuery{Node: "n0", Status: api.StatusFailed, Route: "r1"}, []string{"b", "old"}},
+		{telemetry.ExchangeQuery{Node: "n1"}, []string{}},
 	} {
 		if got := list(t, s, c.q); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%+v: got %v, want %v", c.q, got, c.want)
