@@ -8,7 +8,9 @@
 //
 // Env (from test/console): CONSOLE_URL, ADMIN_TOKEN, CP_CA (the control
 // plane's CA), APP_JAR (an app to deploy), APP_HTTP_PORT (where the
-// runner's Traefik serves apps); CHROMIUM (default /usr/bin/chromium),
+// runner's Traefik serves apps), CAMEL_JAR (a real Camel app: test/apps
+// camel-main), DOWNSTREAM_URL (where its deliveries post; down until the
+// script asks "DOWNSTREAM up"); CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOTS (default ../docs/console).
 import { mkdirSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,6 +27,9 @@ const url = need("CONSOLE_URL");
 const admin = need("ADMIN_TOKEN");
 const appJar = need("APP_JAR");
 const appPort = need("APP_HTTP_PORT");
+const camelJar = need("CAMEL_JAR");
+const downstream = need("DOWNSTREAM_URL");
+const card = "5500 0000 0000 0004";
 
 // ask has the test do something on a host, and waits for its answer.
 const answers = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -62,6 +67,9 @@ function getApp(host, path) {
   });
 }
 
+// The pages open, for a screenshot when the run fails.
+const pages = [];
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -73,6 +81,7 @@ async function main() {
     // browser has not been told to trust.
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 }, colorScheme: "light" });
     const page = await context.newPage();
+    pages.push(page);
     const failed = [];
     // A stream the page closes (logs, when it leaves the app) is aborted,
     // not failed.
@@ -171,6 +180,9 @@ async function main() {
     await promotion.locator("ol.phases li.done", { hasText: "running" }).waitFor({ timeout: 120000 });
     assert.match(await eventually("prod answers", () => getApp("invoices.prod.acme.localhost", "/")), /token-length=17/);
     await page.screenshot({ path: join(shots, "apps-promoted.png"), fullPage: true });
+
+    await observe(page);
+
     await page.getByRole("link", { name: "Runners" }).click();
 
     // Dark, and signed out: the token is gone from the tab.
@@ -180,9 +192,202 @@ async function main() {
     await page.getByLabel("API token").waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, "the token stays after sign-out");
     assert.deepEqual(failed, [], "failed requests");
+  } catch (e) {
+    const shot = join(tmpdir(), "console-e2e-failed.png");
+    await pages[0]?.screenshot({ path: shot, fullPage: true }).then(() => console.error("console e2e: the page as it failed:", shot), () => undefined);
+    throw e;
   } finally {
     await browser.close();
   }
+}
+
+// api asks the control plane's API directly, as the admin: what the
+// page's figures are checked against.
+async function api(page, path) {
+  const resp = await page.request.get(url + path, { headers: { Authorization: `Bearer ${admin}` } });
+  assert.ok(resp.ok(), `${path}: ${resp.status()}`);
+  return resp.json();
+}
+
+// addValues sets config values of env on the environments page, after
+// the `had` values it has.
+async function addValues(page, env, had, values) {
+  const region = page.getByRole("region", { name: env });
+  let i = had;
+  for (const [k, v] of Object.entries(values)) {
+    i++;
+    await region.getByRole("button", { name: "Add a value" }).click();
+    await region.getByLabel(`Name of value ${i} in ${env}`).fill(k);
+    await region.getByLabel(`Value of ${k} in ${env}`).fill(v);
+  }
+  await region.getByRole("button", { name: `Save ${env}` }).click();
+  await region.getByRole("status").waitFor();
+}
+
+// observe: a real Camel app (deliveries to a downstream service, and the
+// demo routes) deployed to dev; a delivery that failed while the
+// downstream was down is found, its timeline opened, and replayed once
+// the downstream is up; one whose mapping failed is replayed edited;
+// the rest in bulk; all of it in the audit log; the route diagrams'
+// figures are the API's; a node's click lists its failed exchanges; and
+// the exchanges page's time to interactive with 10,000 exchanges stored.
+async function observe(page) {
+  const base = "/api/v1/tenants/acme/environments";
+  await page.getByRole("link", { name: "Environments" }).click();
+  await addValues(page, "dev", 1, { DOWNSTREAM_URL: downstream });
+  // prod delivers 5000, each traced, for the exchanges page's timing.
+  await addValues(page, "prod", 0, {
+    DOWNSTREAM_URL: downstream,
+    DELIVER_COUNT: "5000",
+    DELIVER_PERIOD: "2",
+    DELIVER_BAD_EVERY: "0",
+    CAMELEER_SAMPLE: "1",
+    CAMELEER_SAMPLE_LIMIT: "0",
+  });
+  await ask("EGRESS dev");
+  await ask("EGRESS prod");
+
+  await page.getByRole("link", { name: "Apps" }).click();
+  const form = page.getByRole("form", { name: "Deploy a JAR" });
+  await form.getByLabel("App").fill("deliveries");
+  await form.getByLabel("JAR").setInputFiles(camelJar);
+  await form.getByRole("button", { name: "Upload and deploy" }).click();
+  await form.locator("ol.phases li.done", { hasText: "running" }).waitFor({ timeout: 240000 });
+
+  // A delivery that failed on the downstream being down.
+  await page.getByRole("link", { name: "Exchanges" }).click();
+  await page.getByLabel("App", { exact: true }).selectOption("deliveries");
+  const filters = page.getByRole("form", { name: "Filter exchanges" });
+  await filters.getByLabel("Route").fill("deliver");
+  await filters.getByLabel("Status").selectOption("failed");
+  const refused = page.locator("tbody tr", { hasText: "ConnectException" });
+  await eventually(
+    "a failed delivery listed",
+    async () => {
+      await filters.getByRole("button", { name: "Search" }).click();
+      return (await refused.count()) >= 4;
+    },
+    180000,
+  );
+  const id = await refused.first().getAttribute("data-exchange");
+  await refused.first().getByRole("button", { name: id }).click();
+  const x = page.getByRole("region", { name: `Exchange ${id}` });
+  const steps = x.getByRole("list", { name: "Timeline" }).locator("li");
+  await steps.first().waitFor();
+  assert.ok((await steps.count()) >= 2, "the timeline has the route's nodes");
+  await x.locator("li.failed[data-node='call-downstream']").waitFor();
+  await x.getByText(/Exception: java\.net\.ConnectException/).waitFor();
+  const body = await x.getByLabel("Body").textContent();
+  assert.match(body, /^delivery \d+ qty=\d+ card /, `the body: ${body}`);
+  assert.ok(!body.includes(card) && !(await page.content()).includes(card), "the card number is on the page");
+  await page.screenshot({ path: join(shots, "exchanges.png"), fullPage: true });
+
+  // Replayed once the downstream is up: the replay completes, and its
+  // exchange says what it replays.
+  await ask("DOWNSTREAM up");
+  await x.getByRole("button", { name: "Replay", exact: true }).click({ timeout: 60000 });
+  const outcome = x.getByRole("status", { name: "Replay" });
+  await outcome.getByText("Replay completed").waitFor({ timeout: 60000 });
+  const again = await outcome.locator("button.mono").textContent();
+  await outcome.getByRole("button", { name: again }).click();
+  const y = page.getByRole("region", { name: `Exchange ${again}` });
+  await y.getByText("completed", { exact: true }).waitFor();
+  await y.getByRole("button", { name: id }).waitFor();
+  await page.screenshot({ path: join(shots, "exchange-replayed.png"), fullPage: true });
+
+  // A delivery whose mapping failed, replayed with its quantity mended.
+  const unmapped = page.locator("tbody tr", { hasText: "NumberFormatException" }).first();
+  const bad = await unmapped.getAttribute("data-exchange");
+  await unmapped.getByRole("button", { name: bad }).click();
+  const z = page.getByRole("region", { name: `Exchange ${bad}` });
+  await z.getByRole("button", { name: "Edit and replay" }).click({ timeout: 60000 });
+  const edit = z.getByRole("form", { name: "Edit and replay" });
+  const was = await edit.getByLabel("Body").inputValue();
+  assert.match(was, /qty=many/, `the body to edit: ${was}`);
+  await edit.getByLabel("Body").fill(was.replace("qty=many", "qty=7"));
+  await page.screenshot({ path: join(shots, "exchange-edit.png"), fullPage: true });
+  await edit.getByRole("button", { name: "Replay edited" }).click();
+  await z.getByRole("status", { name: "Replay" }).getByText("Replay completed").waitFor({ timeout: 60000 });
+
+  // The rest in bulk: what completed before is skipped, the other
+  // unmapped one fails again.
+  const bulk = page.getByRole("region", { name: "Bulk replay" });
+  await bulk.getByRole("button", { name: "Replay all…" }).click();
+  await bulk.getByText(/Replay \d+ failed exchanges of deliver/).waitFor();
+  await bulk.getByRole("button", { name: "Start" }).click();
+  const progress = bulk.getByRole("status", { name: "Bulk replay progress" });
+  await progress.getByText("done", { exact: true }).waitFor({ timeout: 60000 });
+  const counts = await eventually("the bulk replay's counts", async () => {
+    const t = await progress.getByTestId("bulk-counts").textContent();
+    const m = t.match(/^(\d+) of (\d+): (\d+) completed, (\d+) failed again, (\d+) skipped/);
+    return m && m[1] === m[2] ? m : false;
+  });
+  assert.ok(Number(counts[3]) >= 1 && Number(counts[4]) >= 1 && Number(counts[5]) >= 2, `bulk replay: ${counts[0]}`);
+  await page.screenshot({ path: join(shots, "bulk-replay.png"), fullPage: true });
+
+  // The audit log: each replay, the edited one said.
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.locator("tbody tr", { hasText: "edited=true" }).first().waitFor();
+  await page.locator("tbody tr", { hasText: "/bulk-replays" }).first().waitFor();
+  await page.screenshot({ path: join(shots, "audit.png") });
+
+  // The route diagrams: every route of the app, each node's figures as
+  // the API answers them.
+  await page.getByRole("link", { name: "Routes" }).click();
+  await page.getByLabel("App", { exact: true }).selectOption("deliveries");
+  const deliver = page.getByRole("region", { name: "Route deliver", exact: true });
+  await deliver.locator("[data-node='map-delivery']").waitFor();
+  assert.ok((await page.getByRole("region", { name: /^Route / }).count()) >= 5, "several routes on the page");
+  await eventually("the diagram's figures are the API's", async () => {
+    const routes = await api(page, `${base}/dev/apps/deliveries/routes?window=1h`);
+    for (const [route, node] of [["deliver", "map-delivery"], ["post-delivery", "call-downstream"]]) {
+      const stats = routes.find((r) => r.id === route).nodes.find((n) => n.id === node).stats;
+      const shown = await page.getByRole("region", { name: `Route ${route}`, exact: true }).locator(`[data-node='${node}'] [data-testid='node-figures']`).textContent();
+      const pct = stats.count ? (100 * stats.failures) / stats.count : 0;
+      const want = `${stats.count} · ${pct > 0 && pct < 10 ? pct.toFixed(1) : Math.round(pct)} % failed · p95 `;
+      if (!shown.startsWith(want) || stats.count === 0) throw new Error(`${route}/${node}: the page shows "${shown}", the API ${JSON.stringify(stats)}`);
+    }
+    return true;
+  });
+  await page.getByRole("figure", { name: "deliveries: throughput and error rate" }).locator("polyline").first().waitFor();
+  await page.screenshot({ path: join(shots, "routes.png") });
+  await page.getByRole("region", { name: "Route deliver", exact: true }).screenshot({ path: join(shots, "route-deliver.png") });
+  // A node's failed exchanges: those that failed at it.
+  await page.getByRole("region", { name: "Route post-delivery", exact: true }).locator("[data-node='call-downstream']").click();
+  await page.getByRole("heading", { name: "Exchanges" }).waitFor();
+  assert.equal(await page.getByRole("form", { name: "Filter exchanges" }).getByLabel("Failed at node").inputValue(), "call-downstream");
+  await page.locator("tbody tr", { hasText: "ConnectException" }).first().waitFor();
+  assert.equal(await page.locator("tbody tr", { hasText: "NumberFormatException" }).count(), 0, "a mapping failure listed as failed at call-downstream");
+
+  // prod: the app promoted, 5000 deliveries traced (10,000 exchanges);
+  // the exchanges page's time to interactive, five loads.
+  await page.getByRole("link", { name: "Apps" }).click();
+  await page.locator("tr[data-app='deliveries'] button", { hasText: "deliveries" }).click();
+  const app = page.getByRole("region", { name: "App deliveries" });
+  await app.getByRole("button", { name: "Promote" }).click();
+  await app.getByRole("status", { name: "Promotion" }).locator("ol.phases li.done", { hasText: "running" }).waitFor({ timeout: 120000 });
+  const stored = await eventually(
+    "10,000 exchanges of prod's deliveries stored",
+    async () => {
+      let n = 0;
+      let cursor = "";
+      do {
+        const p = await api(page, `${base}/prod/apps/deliveries/exchanges?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+        n += p.exchanges.length;
+        cursor = p.next ?? "";
+      } while (cursor && n < 10000);
+      return n >= 10000 ? n : false;
+    },
+    240000,
+  );
+  await page.goto(`${url}/exchanges?env=prod&app=deliveries`);
+  const tti = [];
+  for (let i = 0; i < 5; i++) {
+    await page.reload();
+    await page.locator("tbody tr").first().waitFor();
+    tti.push(await page.evaluate(() => performance.getEntriesByName("cameleer:exchanges-ready")[0]?.startTime));
+  }
+  console.log(`exchanges page with ${stored}+ exchanges stored, time to interactive (ms):`, tti.map((t) => Math.round(t)).join(" "));
 }
 
 try {

@@ -6,6 +6,8 @@ import { Runners } from "./pages/Runners";
 import { Environments } from "./pages/Environments";
 import { Apps } from "./pages/Apps";
 import { Exchanges } from "./pages/Exchanges";
+import { Routes } from "./pages/Routes";
+import { Audit } from "./pages/Audit";
 import { ErrorLine, useLoad } from "./ui";
 
 // The pages, by the path they are at.
@@ -13,7 +15,9 @@ const pages = [
   { path: "/runners", title: "Runners" },
   { path: "/environments", title: "Environments" },
   { path: "/apps", title: "Apps" },
+  { path: "/routes", title: "Routes" },
   { path: "/exchanges", title: "Exchanges" },
+  { path: "/audit", title: "Audit log" },
 ] as const;
 
 function usePath(): [string, (p: string) => void] {
@@ -117,7 +121,9 @@ function Console({ token, theme, onTheme, onSignOut }: { token: string; theme: T
         {current && page.path === "/runners" && <Runners api={api} tenant={current.name} />}
         {current && page.path === "/environments" && <Environments api={api} tenant={current} />}
         {current && page.path === "/apps" && <Apps api={api} tenant={current.name} />}
-        {current && page.path === "/exchanges" && <Exchanges api={api} tenant={current.name} />}
+        {current && page.path === "/routes" && <Routes api={api} tenant={current.name} onOpen={go} />}
+        {current && page.path === "/exchanges" && <Exchanges key={window.location.search} api={api} tenant={current.name} />}
+        {current && page.path === "/audit" && <Audit api={api} tenant={current.name} />}
       </main>
     </div>
   );

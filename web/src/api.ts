@@ -225,3 +225,72 @@ export interface RunnerToken {
 }
 
 export const tenantPath = (tenant: string) => `/api/v1/tenants/${encodeURIComponent(tenant)}`;
+
+// Aggregate is what ran over a window; percentiles are the upper bound of
+// the histogram bucket they fall in.
+export interface Aggregate {
+  count: number;
+  failures: number;
+  meanMicros: number;
+  p50Micros: number;
+  p95Micros: number;
+  p99Micros: number;
+}
+
+export interface RouteNode {
+  id: string;
+  type?: string;
+  label?: string;
+  parent?: string;
+  order: number;
+  stats: Aggregate;
+}
+
+// RouteView is one route of an app: its model (nodes in the route's order,
+// edges as pairs of node ids) with its figures over the window asked.
+export interface RouteView {
+  context: string;
+  id: string;
+  from: string;
+  description?: string;
+  stats: Aggregate;
+  nodes: RouteNode[];
+  edges: [string, string][];
+}
+
+// Point is one step of a series.
+export interface Point {
+  time: string;
+  count: number;
+  failures: number;
+  throughput: number;
+  errorRate: number;
+}
+
+export interface Bulk {
+  id: string;
+  route: string;
+  status: string;
+  from: string;
+  to: string;
+  rate: number;
+  state: "running" | "paused" | "cancelled" | "done";
+  completed: number;
+  failed: number;
+  skipped: number;
+  errors: number;
+  lastError?: string;
+  created: string;
+  updated: string;
+}
+
+export interface AuditRecord {
+  id: number;
+  time: string;
+  token: string;
+  role: string;
+  action: string;
+  path: string;
+  status: number;
+  detail?: Record<string, string>;
+}

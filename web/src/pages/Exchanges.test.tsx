@@ -1,16 +1,24 @@
-import { render, screen, within } from "@testing-library/react";
+import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Api } from "../api";
-import { Exchanges, Timeline, micros, query } from "./Exchanges";
+import { Exchanges, Timeline, formatHeaders, fromURL, micros, parseHeaders, query } from "./Exchanges";
 
 const base = "/api/v1/tenants/acme/environments/dev/apps/deliveries";
 
 // The answers of a control plane with one app, one failed exchange whose
 // original its runner keeps, and a replay that completes.
-function fakeApi(calls: string[]) {
+function fakeApi(calls: string[], bodies: Record<string, unknown> = {}) {
+  let bulk: Record<string, unknown> | undefined;
   return new Api("t", async (url, init) => {
     const key = `${init?.method ?? "GET"} ${String(url)}`;
     calls.push(key);
+    if (init?.body) bodies[key] = JSON.parse(String(init.body));
+    if (key === `GET ${base}/bulk-replays`) return Response.json(bulk ? [bulk] : []);
+    if (key === `POST ${base}/bulk-replays`) {
+      const b = bodies[key] as { route: string; status: string; from: string; rate: number };
+      bulk = { id: "b1", ...b, to: "0001-01-01T00:00:00Z", state: "done", completed: 1, failed: 0, skipped: 0, errors: 0, created: "", updated: "" };
+      return Response.json(bulk, { status: 202 });
+    }
     if (key === "GET /api/v1/tenants/acme/environments") return Response.json([{ name: "dev", created: "", env: {}, secrets: [] }]);
     if (key === "GET /api/v1/tenants/acme/environments/dev/apps") return Response.json([{ name: "deliveries", environment: "dev", replicas: 1, phase: "running" }]);
     if (key.startsWith(`GET ${base}/exchanges?`)) {
@@ -53,11 +61,53 @@ describe("Exchanges", () => {
     expect((await within(x).findByRole("status", { name: "Replay" })).textContent).toContain("Replay completed as X-2");
     expect(calls).toContain(`POST ${base}/exchanges/X-1/replay`);
   });
+
+  it("replays an exchange edited: its body and headers as written", async () => {
+    const bodies: Record<string, unknown> = {};
+    render(<Exchanges api={fakeApi([], bodies)} tenant="acme" />);
+    await userEvent.click(await screen.findByRole("button", { name: "X-1" }));
+    const x = await screen.findByRole("region", { name: "Exchange X-1" });
+    await userEvent.click(await within(x).findByRole("button", { name: "Edit and replay" }));
+    const form = within(x).getByRole("form", { name: "Edit and replay" });
+    expect((within(form).getByLabelText("Headers, one \"Name: value\" a line") as HTMLTextAreaElement).value).toBe("CamelHttpMethod: POST");
+    await userEvent.clear(within(form).getByLabelText("Body"));
+    await userEvent.type(within(form).getByLabelText("Body"), "fixed");
+    await userEvent.click(within(form).getByRole("button", { name: "Replay edited" }));
+    await within(x).findByRole("status", { name: "Replay" });
+    expect(bodies[`POST ${base}/exchanges/X-1/replay`]).toEqual({ body: "fixed", headers: { CamelHttpMethod: "POST" } });
+  });
+
+  it("takes its filter from a link, and bulk-replays what it counted", async () => {
+    const calls: string[] = [];
+    const bodies: Record<string, unknown> = {};
+    window.history.pushState(null, "", "/exchanges?env=dev&app=deliveries&node=post&status=failed");
+    render(<Exchanges api={fakeApi(calls, bodies)} tenant="acme" />);
+    await screen.findByRole("button", { name: "X-1" });
+    expect(calls).toContain(`GET ${base}/exchanges?node=post&status=failed&limit=50`);
+    const bulk = screen.getByRole("region", { name: "Bulk replay" });
+    await userEvent.type(within(bulk).getByLabelText("Route"), "deliveries");
+    await userEvent.click(within(bulk).getByRole("button", { name: "Replay all…" }));
+    await within(bulk).findByText(/Replay 1 failed exchanges of deliveries, 10 a second/);
+    await userEvent.click(within(bulk).getByRole("button", { name: "Start" }));
+    const progress = await within(bulk).findByRole("status", { name: "Bulk replay progress" });
+    await waitFor(() => expect(within(progress).getByTestId("bulk-counts").textContent).toMatch(/^1 of 1: 1 completed/));
+    const started = bodies[`POST ${base}/bulk-replays`] as { route: string; status: string; rate: number; from: string };
+    expect(started).toMatchObject({ route: "deliveries", status: "failed", rate: 10 });
+    // What was counted is what is replayed: the same start.
+    expect(calls.some((c) => c.startsWith(`GET ${base}/exchanges?route=deliveries&status=failed&limit=500&from=${encodeURIComponent(started.from)}`))).toBe(true);
+    window.history.pushState(null, "", "/");
+  });
 });
 
 describe("pieces", () => {
   it("builds the API's query", () => {
-    expect(query({ route: "orders", status: "failed", from: "", to: "", q: " X-1 " }, "c2")).toBe("route=orders&status=failed&q=X-1&cursor=c2&limit=50");
+    expect(query({ route: "orders", node: "", status: "failed", from: "", to: "", q: " X-1 " }, "c2")).toBe("route=orders&status=failed&q=X-1&cursor=c2&limit=50");
+    expect(query(fromURL("?env=dev&app=a&route=deliver&node=post&status=failed"))).toBe("route=deliver&node=post&status=failed&limit=50");
+  });
+  it("turns headers into lines and back", () => {
+    const h = { "Delivery-Id": "d-3", Note: "a: b" };
+    expect(parseHeaders(formatHeaders(h))).toEqual(h);
+    expect(parseHeaders("\nX-Empty\n  Y :  1 \n")).toEqual({ "X-Empty": "", Y: "1" });
   });
   it("says durations", () => {
     expect(micros(850)).toBe("850 µs");

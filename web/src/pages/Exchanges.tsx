@@ -1,22 +1,32 @@
-import { useState, type FormEvent } from "react";
-import { Api, tenantPath, type App, type Environment, type ExchangeDetail, type ExchangeSummary, type Original, type Replay } from "../api";
+import { useEffect, useState, type FormEvent } from "react";
+import { Api, type ExchangeDetail, type ExchangeSummary, type Original, type Replay } from "../api";
+import { AppChoice, useAppChoice } from "./AppChoice";
+import { BulkReplay } from "./BulkReplay";
 import { ErrorLine, useLoad } from "../ui";
 
-interface Filter {
+export interface Filter {
   route: string;
+  node: string;
   status: string;
   from: string;
   to: string;
   q: string;
 }
 
-const noFilter: Filter = { route: "", status: "", from: "", to: "", q: "" };
+const noFilter: Filter = { route: "", node: "", status: "", from: "", to: "", q: "" };
+
+// fromURL is the filter a link gave (the route diagram's: ?route=&node=&status=).
+export function fromURL(search: string): Filter {
+  const p = new URLSearchParams(search);
+  return { ...noFilter, route: p.get("route") ?? "", node: p.get("node") ?? "", status: p.get("status") ?? "" };
+}
 
 // query is the filter as the exchanges API reads it; times from
 // datetime-local fields are the browser's local time.
 export function query(f: Filter, cursor?: string): string {
   const p = new URLSearchParams();
   if (f.route) p.set("route", f.route);
+  if (f.node) p.set("node", f.node);
   if (f.status) p.set("status", f.status);
   if (f.from) p.set("from", new Date(f.from).toISOString());
   if (f.to) p.set("to", new Date(f.to).toISOString());
@@ -36,22 +46,21 @@ export function micros(us: number): string {
 // status, time and id; one exchange's timeline, message and exception, and
 // its replay.
 export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
-  const envs = useLoad(() => api.get<Environment[]>(`${tenantPath(tenant)}/environments`), [api, tenant]);
-  const [envName, setEnvName] = useState<string>();
-  const env = envName ?? envs.data?.[0]?.name;
-  const envPath = env ? `${tenantPath(tenant)}/environments/${encodeURIComponent(env)}` : undefined;
-  const apps = useLoad(() => (envPath ? api.get<App[]>(`${envPath}/apps`) : Promise.resolve([])), [api, envPath]);
-  const [appName, setAppName] = useState<string>();
-  const app = appName ?? apps.data?.[0]?.name;
-  const appPath = envPath && app ? `${envPath}/apps/${encodeURIComponent(app)}` : undefined;
-  const [draft, setDraft] = useState<Filter>(noFilter);
-  const [filter, setFilter] = useState<Filter>(noFilter);
+  const choice = useAppChoice(api, tenant);
+  const { env, appPath } = choice;
+  const [draft, setDraft] = useState<Filter>(() => fromURL(window.location.search));
+  const [filter, setFilter] = useState<Filter>(draft);
   const [cursors, setCursors] = useState<string[]>([]);
   const page = useLoad(
     () => (appPath ? api.get<{ exchanges: ExchangeSummary[]; next?: string }>(`${appPath}/exchanges?${query(filter, cursors[cursors.length - 1])}`) : Promise.resolve(undefined)),
     [api, appPath, filter, cursors],
   );
   const [open, setOpen] = useState<string>();
+  // Time to interactive, for docs/benchmarks.md: the first page shown.
+  const shown = page.data !== undefined;
+  useEffect(() => {
+    if (shown && performance.getEntriesByName("cameleer:exchanges-ready").length === 0) performance.mark("cameleer:exchanges-ready");
+  }, [shown]);
 
   function search(e: FormEvent) {
     e.preventDefault();
@@ -65,27 +74,15 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
       <header className="page-head">
         <h2 id="ex-title">Exchanges</h2>
         <span>
-          <label>
-            Environment{" "}
-            <select value={env ?? ""} onChange={(e) => (setEnvName(e.target.value), setAppName(undefined), setOpen(undefined))}>
-              {(envs.data ?? []).map((e) => (
-                <option key={e.name}>{e.name}</option>
-              ))}
-            </select>
-          </label>{" "}
-          <label>
-            App{" "}
-            <select value={app ?? ""} onChange={(e) => (setAppName(e.target.value), setOpen(undefined))}>
-              {(apps.data ?? []).map((a) => (
-                <option key={a.name}>{a.name}</option>
-              ))}
-            </select>
-          </label>
+          <AppChoice choice={choice} onChange={() => setOpen(undefined)} />
         </span>
       </header>
       <form className="inline filters" onSubmit={search} aria-label="Filter exchanges">
         <label>
           Route <input value={draft.route} onChange={set("route")} />
+        </label>
+        <label>
+          Failed at node <input value={draft.node} onChange={set("node")} />
         </label>
         <label>
           Status{" "}
@@ -107,8 +104,8 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
         </label>
         <button type="submit">Search</button>
       </form>
-      <ErrorLine error={envs.error ?? apps.error ?? page.error} />
-      {apps.data && apps.data.length === 0 && <p>No app in {env} yet.</p>}
+      <ErrorLine error={choice.error ?? page.error} />
+      {choice.apps && choice.apps.length === 0 && <p>No app in {env} yet.</p>}
       {page.data && page.data.exchanges.length === 0 && <p>No exchange matches.</p>}
       {page.data && page.data.exchanges.length > 0 && (
         <table>
@@ -156,6 +153,7 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
         )}
       </p>
       {appPath && open && <Exchange key={open} api={api} appPath={appPath} id={open} onOpen={setOpen} />}
+      {appPath && <BulkReplay key={`${appPath}?${filter.route}&${filter.status}`} api={api} appPath={appPath} route={filter.route} status={filter.status} />}
     </section>
   );
 }
@@ -174,11 +172,19 @@ function Exchange({ api, appPath, id, onOpen }: { api: Api; appPath: string; id:
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
 
-  async function doReplay(atNode: boolean) {
+  const [edit, setEdit] = useState<{ body: string; headers: string }>();
+
+  async function doReplay(atNode: boolean, edited?: { body: string; headers: string }) {
     setBusy(true);
     setError(undefined);
     try {
-      setReplay(await api.call<Replay>("POST", `${path}/replay`, atNode ? { at: "node" } : {}));
+      const req: Record<string, unknown> = atNode ? { at: "node" } : {};
+      if (edited) {
+        req.body = edited.body;
+        req.headers = parseHeaders(edited.headers);
+      }
+      setReplay(await api.call<Replay>("POST", `${path}/replay`, req));
+      setEdit(undefined);
     } catch (e) {
       setError(e);
     } finally {
@@ -240,8 +246,44 @@ function Exchange({ api, appPath, id, onOpen }: { api: Api; appPath: string; id:
                 <button className="secondary" onClick={() => doReplay(true)} disabled={busy}>
                   Replay at {failedAt}
                 </button>
+              )}{" "}
+              {!edit && (
+                <button className="secondary" onClick={() => setEdit({ body: d.body ?? "", headers: formatHeaders(d.headers) })} disabled={busy}>
+                  Edit and replay
+                </button>
               )}
             </p>
+          )}
+          {edit && (
+            <form
+              className="edit"
+              aria-label="Edit and replay"
+              onSubmit={(e) => {
+                e.preventDefault();
+                doReplay(false, edit);
+              }}
+            >
+              <p className="hint">
+                An edited message replaces the original's body and all its headers, from the route's start (admin role). The
+                trace's values are redacted: write the ones the replay needs.
+              </p>
+              <label>
+                Body
+                <textarea rows={4} value={edit.body} onChange={(e) => setEdit({ ...edit, body: e.target.value })} />
+              </label>
+              <label>
+                Headers, one "Name: value" a line
+                <textarea rows={4} value={edit.headers} onChange={(e) => setEdit({ ...edit, headers: e.target.value })} />
+              </label>
+              <p>
+                <button type="submit" disabled={busy}>
+                  Replay edited
+                </button>{" "}
+                <button type="button" className="secondary" onClick={() => setEdit(undefined)}>
+                  Cancel
+                </button>
+              </p>
+            </form>
           )}
           <ErrorLine error={error} />
           {replay && (
@@ -279,6 +321,25 @@ function Exchange({ api, appPath, id, onOpen }: { api: Api; appPath: string; id:
       )}
     </div>
   );
+}
+
+// formatHeaders and parseHeaders turn headers into "Name: value" lines
+// and back; a line without a colon is a header with an empty value.
+export function formatHeaders(h: Record<string, string> | undefined): string {
+  return Object.entries(h ?? {})
+    .map(([k, v]) => `${k}: ${v}`)
+    .join("\n");
+}
+
+export function parseHeaders(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    const i = line.indexOf(":");
+    if (i < 0) out[line.trim()] = "";
+    else out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+  }
+  return out;
 }
 
 // Timeline draws each node's run as a bar at its offset, as long as it
