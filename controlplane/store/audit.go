@@ -120,13 +120,15 @@ func (s *Store) AuditNewest(tenant string, before uint64, limit int) ([]AuditRec
 			return nil
 		}
 		c := b.Cursor()
-		var k, v []byte
-		if before == 0 {
-			k, v = c.Last()
-		} else if k, v = c.Seek(auditKey(before)); k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
+		// The first record below before: the one before where before would
+		// be, or the last when every record is below it.
+		k, v := c.Last()
+		if before != 0 {
+			if at, _ := c.Seek(auditKey(before)); at != nil {
+				k, v = c.Prev()
+			} else {
+				k, v = c.Last()
+			}
 		}
 		for ; k != nil && len(out) < limit; k, v = c.Prev() {
 			var r AuditRecord

@@ -39,7 +39,7 @@ func TestAuditKeepsTheLastAndPages(t *testing.T) {
 	if len(older) != 3 || older[0].ID != 5 || older[2].ID != 3 {
 		t.Errorf("before 6: %+v", older)
 	}
-	if past, _ := s.AuditNewest("acme", 99, 1); len(past) != 1 || past[0].ID != 7 {
+	if past, _ := s.AuditNewest("acme", 99, 100); len(past) != 5 || past[0].ID != 7 || past[4].ID != 3 {
 		t.Errorf("before 99: %+v", past)
 	}
 	if none, _ := s.AuditNewest("acme", 3, 100); len(none) != 0 {
