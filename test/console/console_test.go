@@ -111,6 +111,12 @@ func TestConsole(t *testing.T) {
 			if err == nil && code != http.StatusOK {
 				err = fmt.Errorf("egress of %s: %d", arg, code)
 			}
+			if err == nil {
+				// Answered once applied: the runner makes the environment's
+				// network again, and the browser drops requests in flight
+				// while the host's interfaces change.
+				err = waitLog(filepath.Join(dir, "runner.log"), `msg="egress applied" component=egress env=`+arg+` revision=1 rules=1`)
+			}
 			answer(err)
 		case "DOWNSTREAM":
 			ds.Up(t)
@@ -123,6 +129,16 @@ func TestConsole(t *testing.T) {
 	if err := script.Wait(); err != nil {
 		t.Fatalf("the browser run failed: %v", err)
 	}
+}
+
+// waitLog waits up to a minute for a line of file that holds s.
+func waitLog(file, s string) error {
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if b, err := os.ReadFile(file); err == nil && strings.Contains(string(b), s) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: no %q after a minute", file, s)
 }
 
 // startRunner starts the runner with its output in logFile; cleanup stops

@@ -294,3 +294,24 @@ export interface AuditRecord {
   status: number;
   detail?: Record<string, string>;
 }
+
+// RunnerStatus is what a runner says of itself through its tunnel (GET
+// .../runners/{id}/proxy/status); node is its engine's, when it runs one.
+export interface RunnerStatus {
+  runnerId: string;
+  name: string;
+  version: string;
+  hostname: string;
+  engine: boolean;
+  orchestrator?: string;
+  since: string;
+  node?: {
+    ready: boolean;
+    since: string;
+    role: string;
+    node?: { type: string; status: string; reason?: string; message?: string };
+    components: { name: string; state: string; ready: boolean; restarts: number; message?: string }[];
+    lastUpgrade?: { from: string; to: string; started: string; finished?: string; result: string; reason?: string };
+    nodes?: { name: string; role: string; ip: string; ready: string; version: string; unschedulable?: boolean }[];
+  };
+}

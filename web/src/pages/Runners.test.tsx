@@ -15,6 +15,19 @@ function fakeApi(calls: string[]) {
         { id: "r2", name: "edge-2", connected: false, lastSeen: "2026-12-01T00:00:00Z", certificateExpiry: "2027-12-01T00:00:00Z" },
       ]);
     }
+    if (key === "GET /api/v1/tenants/acme/runners/r1/proxy/status") {
+      return Response.json({
+        runnerId: "r1", name: "edge-1", version: "v1.2.0", hostname: "c1", engine: true, orchestrator: "kubernetes", since: "2026-12-06T10:00:00Z",
+        node: {
+          ready: false, since: "2026-12-06T10:00:00Z", role: "controller", node: { type: "Ready", status: "True" },
+          components: [{ name: "kine", state: "running", ready: true, restarts: 0 }, { name: "traefik", state: "starting", ready: false, restarts: 2 }],
+          nodes: [
+            { name: "c1", role: "controller", ip: "10.0.0.1", ready: "True", version: "v1.34.1" },
+            { name: "w1", role: "worker", ip: "10.0.0.2", ready: "Unknown", version: "v1.34.1", unschedulable: true },
+          ],
+        },
+      });
+    }
     if (key === "POST /api/v1/tenants/acme/runner-tokens") {
       return Response.json(
         { token: "cmlr1.x", expires: "2026-12-07T00:00:00Z", command: "cameleer token redeem cmlr1.x", install: "curl -sfL https://cp/install.sh | sh -s - --token cmlr1.x" },
@@ -38,6 +51,16 @@ describe("Runners", () => {
     await userEvent.click(screen.getByRole("button", { name: "Add a runner" }));
     await waitFor(() => expect(screen.getByTestId("install-command").textContent).toBe("curl -sfL https://cp/install.sh | sh -s - --token cmlr1.x"));
     expect(calls).toContain("POST /api/v1/tenants/acme/runner-tokens");
+  });
+
+  it("shows a runner's engine health and the nodes of its cluster", async () => {
+    render(<Runners api={fakeApi([])} tenant="acme" />);
+    await userEvent.click(await screen.findByRole("button", { name: "edge-1" }));
+    const d = await screen.findByRole("region", { name: "Runner edge-1" });
+    expect((await within(d).findByTestId("engine-health")).textContent).toBe("not ready");
+    expect(within(d).getByRole("list", { name: "Components" }).textContent).toContain("traefik: starting (2 restarts)");
+    const w1 = within(d).getByRole("table", { name: "Nodes of the cluster" }).querySelector("tr[data-node='w1']")!;
+    expect(w1.textContent).toBe("w1worker10.0.0.2Unknownv1.34.1drained");
   });
 
   it("shows the API's error in one line", async () => {

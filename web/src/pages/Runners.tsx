@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { Api, tenantPath, type Runner, type RunnerToken } from "../api";
+import { Api, tenantPath, type Runner, type RunnerStatus, type RunnerToken } from "../api";
 import { ErrorLine, ago, until, useLoad } from "../ui";
 
 // Runners: each of the tenant's runners, connected or not and since when,
@@ -9,6 +9,7 @@ export function Runners({ api, tenant }: { api: Api; tenant: string }) {
   const runners = useLoad(() => api.get<Runner[]>(`${tenantPath(tenant)}/runners`), [api, tenant], 5000);
   const [token, setToken] = useState<RunnerToken>();
   const [error, setError] = useState<unknown>();
+  const [open, setOpen] = useState<Runner>();
 
   async function add() {
     setError(undefined);
@@ -61,7 +62,9 @@ export function Runners({ api, tenant }: { api: Api; tenant: string }) {
             {list.map((r) => (
               <tr key={r.id} data-runner={r.name}>
                 <td>
-                  {r.name}
+                  <button className="link" onClick={() => setOpen(r)} aria-expanded={open?.id === r.id}>
+                    {r.name}
+                  </button>
                   <div className="sub">{r.id}</div>
                 </td>
                 <td>
@@ -81,7 +84,80 @@ export function Runners({ api, tenant }: { api: Api; tenant: string }) {
           </tbody>
         </table>
       )}
+      {open && <RunnerDetail key={open.id} api={api} tenant={tenant} runner={open} />}
     </section>
+  );
+}
+
+// RunnerDetail is what a connected runner says of itself: its host, how it
+// runs apps, its engine's health and the nodes of its cluster.
+function RunnerDetail({ api, tenant, runner }: { api: Api; tenant: string; runner: Runner }) {
+  const st = useLoad(
+    () => api.get<RunnerStatus>(`${tenantPath(tenant)}/runners/${encodeURIComponent(runner.id)}/proxy/status`),
+    [api, tenant, runner.id],
+    5000,
+  );
+  const s = st.data;
+  const n = s?.node;
+  return (
+    <div className="panel" role="region" aria-label={`Runner ${runner.name}`}>
+      <h3>{runner.name}</h3>
+      <ErrorLine error={st.error} />
+      {s && (
+        <p>
+          {s.hostname} · {s.version} · up since {new Date(s.since).toLocaleString()} · apps run by{" "}
+          <strong>{s.orchestrator || "nothing (no engine)"}</strong>
+        </p>
+      )}
+      {n && (
+        <>
+          <p>
+            Engine:{" "}
+            <span className={`badge ${n.ready ? "ok" : "bad"}`} data-testid="engine-health">
+              {n.ready ? "ready" : "not ready"}
+            </span>
+            {n.node && n.node.status !== "True" && ` (node ${n.node.reason ?? n.node.status}${n.node.message ? `: ${n.node.message}` : ""})`} · role {n.role}
+            {n.lastUpgrade && ` · last upgrade ${n.lastUpgrade.from} → ${n.lastUpgrade.to}: ${n.lastUpgrade.result}${n.lastUpgrade.reason ? ` (${n.lastUpgrade.reason})` : ""}`}
+          </p>
+          <ul className="components" aria-label="Components">
+            {n.components.map((c) => (
+              <li key={c.name} className={c.ready ? "ok" : "bad"} title={c.message}>
+                {c.name}: {c.ready ? "ready" : c.state}
+                {c.restarts > 0 ? ` (${c.restarts} restarts)` : ""}
+              </li>
+            ))}
+          </ul>
+          {n.nodes && n.nodes.length > 0 && (
+            <table aria-label="Nodes of the cluster">
+              <thead>
+                <tr>
+                  <th scope="col">Node</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Address</th>
+                  <th scope="col">Ready</th>
+                  <th scope="col">Kubelet</th>
+                  <th scope="col">Scheduling</th>
+                </tr>
+              </thead>
+              <tbody>
+                {n.nodes.map((k) => (
+                  <tr key={k.name} data-node={k.name}>
+                    <td>{k.name}</td>
+                    <td>{k.role}</td>
+                    <td className="mono">{k.ip}</td>
+                    <td>
+                      <span className={`badge ${k.ready === "True" ? "ok" : "bad"}`}>{k.ready === "True" ? "ready" : k.ready || "unknown"}</span>
+                    </td>
+                    <td>{k.version}</td>
+                    <td>{k.unschedulable ? "drained" : "on"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+    </div>
   );
 }
 
