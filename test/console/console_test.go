@@ -21,14 +21,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,12 +42,7 @@ func TestConsole(t *testing.T) {
 	if bin == "" || os.Geteuid() != 0 {
 		t.Fatal("needs root and CAMELEER_BIN: run `make test-console`")
 	}
-	// The runner's registry has a fixed port.
-	if l, err := net.Listen("tcp", "127.0.0.1:5000"); err != nil {
-		t.Fatalf("the runner's registry needs 127.0.0.1:5000, which is taken (a node running?): %v", err)
-	} else {
-		l.Close()
-	}
+	dockertest.RegistryFree(t)
 	daemon := dockertest.Start(t)
 	t.Cleanup(func() { dockertest.RemoveFences(t) })
 	cp := cptest.Start(t, t)
@@ -102,8 +95,8 @@ func TestConsole(t *testing.T) {
 				answer(fmt.Errorf("token redeem: %v\n%s", err, out))
 				continue
 			}
-			startRunner(t, filepath.Join(dir, "runner.log"), bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
-				"--http-port", strconv.Itoa(httpPort), "--data-dir", runnerDir)
+			daemon.StartRunner(t, filepath.Join(dir, "runner.log"), exec.Command(bin, "run", "--orchestrator", "docker",
+				"--docker-socket", daemon.Socket, "--http-port", strconv.Itoa(httpPort), "--data-dir", runnerDir))
 			answer(nil)
 		case "EGRESS":
 			code, err := cp.Call("PUT", apptest.Base+"/environments/"+arg+"/egress",
@@ -139,36 +132,4 @@ func waitLog(file, s string) error {
 		}
 	}
 	return fmt.Errorf("%s: no %q after a minute", file, s)
-}
-
-// startRunner starts the runner with its output in logFile; cleanup stops
-// it by its PID (SIGTERM, SIGKILL after 30 s) and shows its log if the
-// test failed.
-func startRunner(t *testing.T, logFile, bin string, args ...string) {
-	t.Helper()
-	logf, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			t.Errorf("the runner did not stop on SIGTERM in 30 s; killing it")
-			syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile)
-			t.Logf("runner log:\n%s", b)
-		}
-	})
 }

@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,11 +42,7 @@ func TestRunnerOnDocker(t *testing.T) {
 		t.Skip("CAMELEER_BIN is unset: run `make test-docker`, which builds bin/cameleer and points here")
 	}
 	// The runner's registry has a fixed port.
-	if l, err := net.Listen("tcp", "127.0.0.1:5000"); err != nil {
-		t.Fatalf("the runner's registry needs 127.0.0.1:5000, which is taken (a node running?): %v", err)
-	} else {
-		l.Close()
-	}
+	dockertest.RegistryFree(t)
 
 	daemon := dockertest.Start(t)
 	cp := cptest.Start(t, t)
@@ -76,7 +71,7 @@ func TestRunnerOnDocker(t *testing.T) {
 		Connected bool
 	}
 	testutil.Eventually(t, poll, 3*time.Minute, "the runner connected", func() error {
-		if err := r.alive(); err != nil {
+		if err := r.Alive(); err != nil {
 			t.Fatal(err)
 		}
 		cp.Call("GET", base+"/runners", nil, &runners)
@@ -100,7 +95,7 @@ func TestRunnerOnDocker(t *testing.T) {
 		URL:         func(host string) string { return fmt.Sprintf("http://%s:%d/", host, port) },
 		ImagePrefix: "127.0.0.1:5000/acme/invoices@sha256:",
 		Instances:   func(t *testing.T, env, app string) []string { return containers(t, daemon, env, app) },
-		Alive:       func() error { return r.alive() }, // r is replaced when the runner restarts
+		Alive:       func() error { return r.Alive() }, // r is replaced when the runner restarts
 		SetHost: func(t *testing.T, name, addr string) {
 			writeHosts(t, hosts, addr+" "+name)
 		},
@@ -112,15 +107,14 @@ func TestRunnerOnDocker(t *testing.T) {
 	apptest.Egress(t, ar)
 	apptest.Observe(t, ar, []string{filepath.Join(dataDir, "telemetry"), cp.DataDir()}, camelapps.MainNewest, camelapps.Boot4)
 	runnerAway := func(d time.Duration) {
-		syscall.Kill(r.cmd.Process.Pid, syscall.SIGKILL)
-		<-r.exited
+		r.Kill()
 		time.Sleep(d)
 		r = startRunner(t, daemon, hosts, bin, "run", "--orchestrator", "docker", "--docker-socket", daemon.Socket,
 			"--http-port", strconv.Itoa(port), "--data-dir", dataDir)
 	}
 	restartRunner := func() { runnerAway(5 * time.Second) }
 	apptest.Replay(t, ar, apptest.ReplayDirs{Originals: filepath.Join(dataDir, "originals"),
-		Elsewhere: []string{filepath.Join(dataDir, "telemetry"), cp.DataDir(), cp.LogFile, r.logFile}}, camelapps.MainNewest, restartRunner)
+		Elsewhere: []string{filepath.Join(dataDir, "telemetry"), cp.DataDir(), cp.LogFile, r.LogFile}}, camelapps.MainNewest, restartRunner)
 	agentsRefuseStrangers(t, daemon, apptest.CamelApp(camelapps.MainNewest))
 	survivesOutages(t, cp, ar, restartRunner)
 	dropsAreCounted(t, cp, ar, runnerAway)
@@ -133,7 +127,7 @@ func TestRunnerOnDocker(t *testing.T) {
 	// shows to whoever may inspect the container (docs/apps.md says so);
 	// neither the runner nor the control plane writes it in its log, and
 	// no container's labels (which `docker ps` lists) have it.
-	for _, f := range []string{r.logFile, cp.LogFile} {
+	for _, f := range []string{r.LogFile, cp.LogFile} {
 		if b, err := os.ReadFile(f); err != nil || strings.Contains(string(b), secret) {
 			t.Errorf("%s: has the secret's value, or cannot be read (%v)", f, err)
 		}
@@ -293,67 +287,17 @@ func agentDrops(t *testing.T, cp *cptest.ControlPlane) float64 {
 	return sum
 }
 
-// runner is a `cameleer run` child process.
-type runner struct {
-	cmd     *exec.Cmd
-	logFile string
-	exited  chan struct{}
-}
-
-// startRunner starts the runner with its output in a file, in a mount
-// namespace of its own where the file hosts is its /etc/hosts (written with
-// writeHosts: the names the test gives it). Cleanup stops it by its PID
-// (SIGTERM, then SIGKILL after 30 s), shows its log if the test failed,
-// and leaves its containers to the daemon's cleanup, which removes every
-// container before the daemon stops.
-func startRunner(t *testing.T, daemon *dockertest.Daemon, hosts, bin string, args ...string) *runner {
+// startRunner starts the runner in a mount namespace of its own where the
+// file hosts is its /etc/hosts (written with writeHosts: the names the
+// test gives it).
+func startRunner(t *testing.T, daemon *dockertest.Daemon, hosts, bin string, args ...string) *dockertest.Runner {
 	t.Helper()
-	r := &runner{logFile: filepath.Join(t.TempDir(), "runner.log"), exited: make(chan struct{})}
-	logf, err := os.Create(r.logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	writeHosts(t, hosts)
 	// unshare and sh exec what follows: the PID is the runner's.
 	script := `mount --bind "$CAMELEER_TEST_HOSTS" /etc/hosts && exec "$0" "$@"`
-	r.cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, bin}, args...)...)
-	r.cmd.Env = append(os.Environ(), "CAMELEER_TEST_HOSTS="+hosts)
-	r.cmd.Stdout, r.cmd.Stderr = logf, logf
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.cmd.Wait(); logf.Close(); close(r.exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(r.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-r.exited:
-		case <-time.After(30 * time.Second):
-			t.Errorf("the runner did not stop on SIGTERM in 30 s; killing it")
-			syscall.Kill(r.cmd.Process.Pid, syscall.SIGKILL)
-			<-r.exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(r.logFile)
-			t.Logf("runner log:\n%s", b)
-			if cs, err := daemon.Containers(context.Background()); err == nil {
-				for _, c := range cs {
-					t.Logf("container %v: %s %s", c.Names, c.Image, c.State)
-				}
-			}
-		}
-	})
-	return r
-}
-
-// alive says why the runner is no more, if it is not.
-func (r *runner) alive() error {
-	select {
-	case <-r.exited:
-		b, _ := os.ReadFile(r.logFile)
-		return fmt.Errorf("the runner exited (%v):\n%s", r.cmd.ProcessState, b)
-	default:
-		return nil
-	}
+	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, bin}, args...)...)
+	cmd.Env = append(os.Environ(), "CAMELEER_TEST_HOSTS="+hosts)
+	return daemon.StartRunner(t, filepath.Join(t.TempDir(), "runner.log"), cmd)
 }
 
 // containers lists the IDs of an app's containers in an environment.
