@@ -9,9 +9,10 @@
 //
 //   - "REDEEM <token>" registers a runner with the token the page showed
 //     and starts it;
-//   - "EGRESS <env>" lets the environment's apps reach the downstream
-//     service the deliveries post to (apptest.Downstream), which is down
-//     until "DOWNSTREAM up".
+//   - "EGRESS <env>" waits until the runner applied the egress the page
+//     gave the environment (to reach the downstream service the
+//     deliveries post to, apptest.Downstream);
+//   - "DOWNSTREAM up" starts that service, down until then.
 //
 // Needs root, docker.io, chromium and Maven (scripts/deps.sh), and
 // CAMELEER_BIN: `make test-console`.
@@ -99,18 +100,10 @@ func TestConsole(t *testing.T) {
 				"--docker-socket", daemon.Socket, "--http-port", strconv.Itoa(httpPort), "--data-dir", runnerDir))
 			answer(nil)
 		case "EGRESS":
-			code, err := cp.Call("PUT", apptest.Base+"/environments/"+arg+"/egress",
-				map[string]any{"allow": []map[string]any{{"cidr": apptest.ReplayAddr + "/32", "ports": []int{ds.Port}}}}, nil)
-			if err == nil && code != http.StatusOK {
-				err = fmt.Errorf("egress of %s: %d", arg, code)
-			}
-			if err == nil {
-				// Answered once applied: the runner makes the environment's
-				// network again, and the browser drops requests in flight
-				// while the host's interfaces change.
-				err = waitLog(filepath.Join(dir, "runner.log"), `msg="egress applied" component=egress env=`+arg+` revision=1 rules=1`)
-			}
-			answer(err)
+			// Answered once the runner applied the egress the page saved:
+			// it makes the environment's network again, and the browser
+			// drops requests in flight while the host's interfaces change.
+			answer(waitLog(filepath.Join(dir, "runner.log"), `msg="egress applied" component=egress env=`+arg+` revision=1 rules=1`))
 		case "DOWNSTREAM":
 			ds.Up(t)
 			answer(nil)

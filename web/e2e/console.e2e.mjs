@@ -12,7 +12,7 @@
 // camel-main), DOWNSTREAM_URL (where its deliveries post; down until the
 // script asks "DOWNSTREAM up"); CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOTS (default ../docs/console).
-import { mkdirSync, writeFileSync, mkdtempSync } from "node:fs";
+import { mkdirSync, writeFileSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { request as httpRequest } from "node:http";
@@ -127,7 +127,18 @@ async function main() {
     console.log("runners page, time to interactive (ms):", tti.map((t) => Math.round(t)).join(" "));
     // What the runner says of itself, through its tunnel.
     await row.getByRole("button", { name: "edge-1", exact: true }).click();
-    await page.getByRole("region", { name: "Runner edge-1" }).getByText("docker", { exact: true }).waitFor();
+    const detail = page.getByRole("region", { name: "Runner edge-1" });
+    await detail.getByText("docker", { exact: true }).waitFor();
+    // Its support bundle, downloaded through the tunnel; an upgrade,
+    // refused in one line: this control plane serves no runner binary (and
+    // a runner on Docker has no node of its own to upgrade).
+    const [bundle] = await Promise.all([page.waitForEvent("download"), detail.getByRole("button", { name: "Download a support bundle" }).click()]);
+    assert.match(bundle.suggestedFilename(), /^cameleer-support-.*\.tar\.gz$/);
+    assert.equal(await bundle.failure(), null);
+    assert.ok(statSync(await bundle.path()).size > 1024, "the bundle has its files");
+    page.once("dialog", (d) => d.accept());
+    await detail.getByRole("button", { name: "Upgrade" }).click();
+    await detail.getByRole("alert").getByText(/serves no cameleer binary|runs no node of its own/).waitFor();
 
     // Environments: two made from the page, a value and a secret set;
     // after a reload the value is there and the secret only by its name.
@@ -188,6 +199,28 @@ async function main() {
     await page.screenshot({ path: join(shots, "apps-promoted.png"), fullPage: true });
 
     await observe(page);
+
+    // Access: a token made with a role, shown once, listed by its id.
+    await page.getByRole("link", { name: "Access" }).click();
+    const tokens = page.getByRole("region", { name: "API tokens" });
+    await tokens.getByLabel("Role").selectOption("operator");
+    await tokens.getByRole("button", { name: "Make a token" }).click();
+    const made = await tokens.getByTestId("new-token").textContent();
+    assert.match(made, /^cmla_/, `a new token: ${made}`);
+    const madeId = (await tokens.getByRole("status").textContent()).match(/Token (\S+) /)[1];
+    await tokens.locator(`tr[data-token='${madeId}']`, { hasText: "operator" }).waitFor();
+    await page.screenshot({ path: join(shots, "access.png") });
+
+    // An app deleted: gone from its environment, its deployments listed
+    // before.
+    await page.getByRole("link", { name: "Apps" }).click();
+    await page.locator("tr[data-app='invoices'] button", { hasText: "invoices" }).click();
+    const invoices = page.getByRole("region", { name: "App invoices" });
+    await invoices.getByText("Deployments (1)").click();
+    await invoices.getByRole("table", { name: "Deployments of invoices" }).getByText(/^upload /).waitFor();
+    page.once("dialog", (d) => d.accept());
+    await invoices.getByRole("button", { name: "Delete" }).click();
+    await page.locator("tr[data-app='invoices']").waitFor({ state: "detached" });
 
     await page.getByRole("link", { name: "Runners" }).click();
 
@@ -250,8 +283,18 @@ async function observe(page) {
     CAMELEER_SAMPLE: "1",
     CAMELEER_SAMPLE_LIMIT: "0",
   });
-  await ask("EGRESS dev");
-  await ask("EGRESS prod");
+  // Both may reach the downstream service, and only it.
+  const { hostname, port } = new URL(downstream);
+  for (const env of ["dev", "prod"]) {
+    const egress = page.getByRole("group", { name: `Egress of ${env}` });
+    await egress.getByRole("button", { name: "Add a rule" }).click();
+    await egress.getByLabel(`Destination of rule 1 in ${env}`).fill(hostname);
+    await egress.getByLabel(`Ports of rule 1 in ${env}`).fill(port);
+    await egress.getByRole("button", { name: `Save egress of ${env}` }).click();
+    await egress.getByRole("status").waitFor();
+    await ask(`EGRESS ${env}`);
+  }
+  await page.screenshot({ path: join(shots, "environments-egress.png"), fullPage: true });
 
   await page.getByRole("link", { name: "Apps" }).click();
   const form = page.getByRole("form", { name: "Deploy a JAR" });

@@ -8,6 +8,7 @@ import { Apps } from "./pages/Apps";
 import { Exchanges } from "./pages/Exchanges";
 import { Routes } from "./pages/Routes";
 import { Audit } from "./pages/Audit";
+import { Access } from "./pages/Access";
 import { ErrorLine, useLoad } from "./ui";
 
 // The pages, by the path they are at.
@@ -18,6 +19,7 @@ const pages = [
   { path: "/routes", title: "Routes" },
   { path: "/exchanges", title: "Exchanges" },
   { path: "/audit", title: "Audit log" },
+  { path: "/access", title: "Access" },
 ] as const;
 
 function usePath(): [string, (p: string) => void] {
@@ -124,6 +126,7 @@ function Console({ token, theme, onTheme, onSignOut }: { token: string; theme: T
         {current && page.path === "/routes" && <Routes api={api} tenant={current.name} onOpen={go} />}
         {current && page.path === "/exchanges" && <Exchanges key={window.location.search} api={api} tenant={current.name} />}
         {current && page.path === "/audit" && <Audit api={api} tenant={current.name} />}
+        {current && page.path === "/access" && <Access key={current.name} api={api} tenant={current} onChanged={tenants.reload} />}
       </main>
     </div>
   );

@@ -52,6 +52,20 @@ export class Api {
     return this.call<T>("GET", path);
   }
 
+  // download answers a file the API serves, with the name it gives
+  // (Content-Disposition) or fallback.
+  async download(path: string, fallback: string): Promise<{ blob: Blob; name: string }> {
+    let resp: Response;
+    try {
+      resp = await this.fetcher(path, { headers: { Authorization: `Bearer ${this.token}` } });
+    } catch (e) {
+      throw new ApiError(0, `the control plane cannot be reached (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (!resp.ok) throw new ApiError(resp.status, errorLine(resp.status, await resp.text()));
+    const name = resp.headers.get("Content-Disposition")?.match(/filename="([^"]+)"/)?.[1] ?? fallback;
+    return { blob: await resp.blob(), name };
+  }
+
   // upload sends file as the multipart form the artifacts API takes,
   // telling onProgress how much of it went (0 to 1). XMLHttpRequest, not
   // fetch: only it reports an upload's progress.
@@ -93,6 +107,7 @@ export class Api {
 export interface Tenant {
   name: string;
   tier: string;
+  retentionDays?: number;
 }
 
 export interface Environment {
@@ -123,8 +138,10 @@ export interface Deployment {
   id: string;
   app: string;
   environment: string;
+  artifact?: string;
   image?: string;
   promotedFrom?: string;
+  created?: string;
   replicas: number;
   phase: Phase;
   reason?: string;

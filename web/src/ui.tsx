@@ -61,3 +61,24 @@ export function until(iso: string, now = Date.now()): string {
   if (s < 86400) return `in ${Math.floor(s / 3600)} h`;
   return `in ${Math.floor(s / 86400)} d`;
 }
+
+// Head is a table's header row: a column per name; a last, unnamed column
+// of buttons when hidden is given (its name for screen readers only).
+export function Head({ cols, hidden }: { cols: string[]; hidden?: string }) {
+  return (
+    <thead>
+      <tr>
+        {cols.map((c) => (
+          <th key={c} scope="col">
+            {c}
+          </th>
+        ))}
+        {hidden && (
+          <th scope="col">
+            <span className="sr-only">{hidden}</span>
+          </th>
+        )}
+      </tr>
+    </thead>
+  );
+}

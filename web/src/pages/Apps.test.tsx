@@ -1,7 +1,7 @@
 import { act, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Api, ApiError } from "../api";
-import { Apps, Logs, Phases, shortImage } from "./Apps";
+import { Apps, History, Logs, Phases, shortImage } from "./Apps";
 
 // An API with one environment and no app; uploads refused as the
 // control plane refuses a JAR that is not one.
@@ -74,5 +74,23 @@ describe("Logs", () => {
     await waitFor(() => expect(box.textContent).toContain("orders served /b"));
     await userEvent.type(screen.getByLabelText("Search"), "served");
     expect(box.textContent).toBe("orders served /a\norders served /b");
+  });
+});
+
+describe("History", () => {
+  it("lists an app's deployments, newest first, what each deployed", async () => {
+    const api = new Api("t", async () =>
+      Response.json([
+        { id: "d1", app: "orders", environment: "prod", replicas: 1, phase: "running", artifact: "0123456789abcdef", created: "2026-12-06T10:00:00Z" },
+        { id: "d2", app: "orders", environment: "prod", replicas: 1, phase: "failed", reason: "no Main-Class", promotedFrom: "dev", created: "2026-12-06T11:00:00Z" },
+        { id: "d3", app: "billing", environment: "prod", replicas: 1, phase: "running", created: "2026-12-06T12:00:00Z" },
+      ]),
+    );
+    render(<History api={api} envPath="/api/v1/tenants/acme/environments/prod" app="orders" />);
+    await screen.findByText("Deployments (2)");
+    const rows = within(screen.getByRole("table", { name: "Deployments of orders" })).getAllByRole("row");
+    expect(rows[1].getAttribute("data-deployment")).toBe("d2");
+    expect(rows[1].textContent).toContain("promoted from dev");
+    expect(rows[2].textContent).toContain("upload 0123456789ab");
   });
 });

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { Api, tenantPath, type App, type AppStatus, type Artifact, type Deployment, type Environment, type Phase } from "../api";
-import { ErrorLine, ago, useLoad } from "../ui";
+import { ago, ErrorLine, Head, useLoad } from "../ui";
 
 // The order a deployment goes through, as the runner reports it.
 const phases: Phase[] = ["validating", "building", "pushing", "rolling-out", "running"];
@@ -34,15 +34,7 @@ export function Apps({ api, tenant }: { api: Api; tenant: string }) {
       {envPath && <DeployForm api={api} tenant={tenant} envPath={envPath} onDeployed={(a) => (apps.reload(), setSelected(a))} />}
       {(apps.data ?? []).length > 0 && (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">App</th>
-              <th scope="col">Phase</th>
-              <th scope="col">Replicas</th>
-              <th scope="col">Image</th>
-              <th scope="col">Updated</th>
-            </tr>
-          </thead>
+          <Head cols={["App", "Phase", "Replicas", "Image", "Updated"]} />
           <tbody>
             {apps.data!.map((a) => (
               <tr key={a.name} data-app={a.name} aria-selected={a.name === selected}>
@@ -63,7 +55,16 @@ export function Apps({ api, tenant }: { api: Api; tenant: string }) {
         </table>
       )}
       {envPath && selected && env && (
-        <AppDetail key={`${env}/${selected}`} api={api} envPath={envPath} env={env} app={selected} envs={envs.data ?? []} tenant={tenant} />
+        <AppDetail
+          key={`${env}/${selected}`}
+          api={api}
+          envPath={envPath}
+          env={env}
+          app={selected}
+          envs={envs.data ?? []}
+          tenant={tenant}
+          onDeleted={() => (setSelected(undefined), apps.reload())}
+        />
       )}
     </section>
   );
@@ -182,7 +183,23 @@ function DeployForm({ api, tenant, envPath, onDeployed }: { api: Api; tenant: st
   );
 }
 
-function AppDetail({ api, tenant, envPath, env, app, envs }: { api: Api; tenant: string; envPath: string; env: string; app: string; envs: Environment[] }) {
+function AppDetail({
+  api,
+  tenant,
+  envPath,
+  env,
+  app,
+  envs,
+  onDeleted,
+}: {
+  api: Api;
+  tenant: string;
+  envPath: string;
+  env: string;
+  app: string;
+  envs: Environment[];
+  onDeleted: () => void;
+}) {
   const appPath = `${envPath}/apps/${encodeURIComponent(app)}`;
   const status = useLoad(() => api.get<AppStatus>(`${appPath}/status`), [api, appPath], 5000);
   const [error, setError] = useState<unknown>();
@@ -202,6 +219,16 @@ function AppDetail({ api, tenant, envPath, env, app, envs }: { api: Api; tenant:
       setError(e);
     } finally {
       setBusy(undefined);
+    }
+  }
+  async function remove() {
+    if (!window.confirm(`Delete ${app} from ${env}? Its instances stop and go; its exchanges stay until their retention, its originals for replay go.`)) return;
+    setError(undefined);
+    try {
+      await api.call("DELETE", appPath);
+      onDeleted();
+    } catch (e) {
+      setError(e);
     }
   }
   async function promote() {
@@ -268,7 +295,10 @@ function AppDetail({ api, tenant, envPath, env, app, envs }: { api: Api; tenant:
               Promote
             </button>
           </>
-        )}
+        )}{" "}
+        <button className="danger" onClick={remove}>
+          Delete
+        </button>
       </p>
       {promoted.d && (
         <div role="status" aria-label="Promotion">
@@ -280,8 +310,38 @@ function AppDetail({ api, tenant, envPath, env, app, envs }: { api: Api; tenant:
           <Phases d={promoted.d} />
         </div>
       )}
+      <History api={api} envPath={envPath} app={app} />
       <Logs api={api} path={`${appPath}/logs`} />
     </div>
+  );
+}
+
+// History lists an app's deployments in its environment, newest first:
+// what each deployed (an upload, or a promotion from where), its image and
+// how it ended.
+export function History({ api, envPath, app }: { api: Api; envPath: string; app: string }) {
+  const ds = useLoad(() => api.get<Deployment[]>(`${envPath}/deployments`), [api, envPath], 10000);
+  const mine = (ds.data ?? []).filter((d) => d.app === app).sort((a, b) => (b.created ?? "").localeCompare(a.created ?? ""));
+  return (
+    <details>
+      <summary>Deployments ({mine.length})</summary>
+      <ErrorLine error={ds.error} />
+      <table aria-label={`Deployments of ${app}`}>
+        <Head cols={["When", "What", "Image", "Phase"]} />
+        <tbody>
+          {mine.map((d) => (
+            <tr key={d.id} data-deployment={d.id}>
+              <td>{d.created ? new Date(d.created).toLocaleString() : ""}</td>
+              <td>{d.promotedFrom ? `promoted from ${d.promotedFrom}` : `upload ${d.artifact?.slice(0, 12) ?? ""}`}</td>
+              <td className="mono">{shortImage(d.image)}</td>
+              <td>
+                <PhaseBadge phase={d.phase} reason={d.reason} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </details>
   );
 }
 

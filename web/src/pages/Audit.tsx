@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { Api, tenantPath, type AuditRecord } from "../api";
-import { ErrorLine, useLoad } from "../ui";
+import { ErrorLine, Head, useLoad } from "../ui";
 
 const pageSize = 50;
 
@@ -32,15 +32,7 @@ export function Audit({ api, tenant }: { api: Api; tenant: string }) {
       {recs.data && rows.length === 0 && <p>Nothing yet.</p>}
       {rows.length > 0 && (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Who</th>
-              <th scope="col">What</th>
-              <th scope="col">Answer</th>
-              <th scope="col">Detail</th>
-            </tr>
-          </thead>
+          <Head cols={["When", "Who", "What", "Answer", "Detail"]} />
           <tbody>
             {rows.map((r) => (
               <tr key={r.id} data-audit={r.id}>

@@ -16,6 +16,15 @@ function fakeApi(puts: unknown[]) {
       puts.push(body);
       return Response.json({ name: "prod", created: "2026-12-01T00:00:00Z", env: body.env, secrets: [...body.keepSecrets, ...Object.keys(body.secrets)].sort() });
     }
+    if (key === "GET /api/v1/tenants/acme/environments/prod/egress") return Response.json({ allow: [{ host: "api.partner.example", ports: [443], protocol: "tcp" }] });
+    if (key === "PUT /api/v1/tenants/acme/environments/prod/egress") {
+      const body = JSON.parse(String(init?.body));
+      puts.push(body);
+      if (body.allow.some((r: { ports: number[] }) => r.ports.some((p) => p > 65535))) {
+        return Response.json({ error: "allow[1]: port 70000 is out of range 1-65535" }, { status: 400 });
+      }
+      return Response.json(body);
+    }
     if (key === "POST /api/v1/tenants/acme/environments") {
       return Response.json({ error: 'tier mid allows only the environments dev, prod; "qa" needs a higher tier' }, { status: 403 });
     }
@@ -43,6 +52,29 @@ describe("Environments", () => {
     // The secret just set is a name now, its value gone from the page.
     expect(within(prod).queryByDisplayValue("pw")).toBeNull();
     expect(within(prod).getAllByText("secret, set")).toHaveLength(2);
+  });
+
+  it("edits the egress: an address becomes a /32, a host stays a host, a refusal is one line", async () => {
+    const puts: unknown[] = [];
+    render(<Environments api={fakeApi(puts)} tenant={{ name: "acme", tier: "mid" }} />);
+    const egress = await screen.findByRole("group", { name: "Egress of prod" });
+    expect(((await within(egress).findByLabelText("Destination of rule 1 in prod")) as HTMLInputElement).value).toBe("api.partner.example");
+    await userEvent.click(within(egress).getByRole("button", { name: "Add a rule" }));
+    await userEvent.type(within(egress).getByLabelText("Destination of rule 2 in prod"), "10.20.30.40");
+    await userEvent.type(within(egress).getByLabelText("Ports of rule 2 in prod"), "514, 70000");
+    await userEvent.selectOptions(within(egress).getByLabelText("Protocol of rule 2 in prod"), "udp");
+    await userEvent.click(within(egress).getByRole("button", { name: "Save egress of prod" }));
+    expect((await within(egress).findByRole("alert")).textContent).toBe("allow[1]: port 70000 is out of range 1-65535");
+    await userEvent.clear(within(egress).getByLabelText("Ports of rule 2 in prod"));
+    await userEvent.type(within(egress).getByLabelText("Ports of rule 2 in prod"), "514");
+    await userEvent.click(within(egress).getByRole("button", { name: "Save egress of prod" }));
+    await within(egress).findByRole("status");
+    expect(puts[1]).toEqual({
+      allow: [
+        { host: "api.partner.example", ports: [443], protocol: "tcp" },
+        { cidr: "10.20.30.40/32", ports: [514], protocol: "udp" },
+      ],
+    });
   });
 
   it("says the tier's refusal in one line", async () => {

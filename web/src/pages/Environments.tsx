@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { Api, tenantPath, type Environment, type Tenant } from "../api";
-import { ErrorLine, useLoad } from "../ui";
+import { Egress } from "./Egress";
+import { ErrorLine, Head, useLoad } from "../ui";
 
 // What each tier allows, as the control plane enforces it
 // (controlplane/environments): said before someone meets the refusal.
@@ -45,7 +46,7 @@ export function Environments({ api, tenant }: { api: Api; tenant: Tenant }) {
       </form>
       <ErrorLine error={error ?? envs.error} />
       {(envs.data ?? []).map((e) => (
-        <Overlay key={e.name} api={api} path={`${path}/${encodeURIComponent(e.name)}/config`} env={e} onSaved={envs.reload} />
+        <Overlay key={e.name} api={api} path={`${path}/${encodeURIComponent(e.name)}`} env={e} onSaved={envs.reload} />
       ))}
     </section>
   );
@@ -75,7 +76,7 @@ function Overlay({ api, path, env, onSaved }: { api: Api; path: string; env: Env
       keepSecrets: kept.filter((k) => !newSecrets.some((r) => r.name === k)),
     };
     try {
-      const next = await api.call<Environment>("PUT", path, body);
+      const next = await api.call<Environment>("PUT", `${path}/config`, body);
       setKept(next.secrets);
       setNewSecrets([]);
       setSaved(true);
@@ -91,15 +92,7 @@ function Overlay({ api, path, env, onSaved }: { api: Api; path: string; env: Env
       <h3 id={id}>{env.name}</h3>
       <table>
         <caption className="sr-only">Values of {env.name}</caption>
-        <thead>
-          <tr>
-            <th scope="col">Variable</th>
-            <th scope="col">Value</th>
-            <th scope="col">
-              <span className="sr-only">Remove</span>
-            </th>
-          </tr>
-        </thead>
+        <Head cols={["Variable", "Value"]} hidden="Remove" />
         <tbody>
           {values.map((r, i) => (
             <tr key={i}>
@@ -174,6 +167,7 @@ function Overlay({ api, path, env, onSaved }: { api: Api; path: string; env: Env
         <button onClick={save}>Save {env.name}</button> {saved && <span role="status">Saved: apps get it when they are next deployed.</span>}
       </p>
       <ErrorLine error={error} />
+      <Egress api={api} path={`${path}/egress`} env={env.name} />
     </div>
   );
 }

@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { Api, type ExchangeDetail, type ExchangeSummary, type Original, type Replay } from "../api";
 import { AppChoice, useAppChoice } from "./AppChoice";
 import { BulkReplay } from "./BulkReplay";
-import { ErrorLine, useLoad } from "../ui";
+import { ErrorLine, Head, useLoad } from "../ui";
 
 export interface Filter {
   route: string;
@@ -109,15 +109,7 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
       {page.data && page.data.exchanges.length === 0 && <p>No exchange matches.</p>}
       {page.data && page.data.exchanges.length > 0 && (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Started</th>
-              <th scope="col">Route</th>
-              <th scope="col">Status</th>
-              <th scope="col">Duration</th>
-              <th scope="col">Exchange</th>
-            </tr>
-          </thead>
+          <Head cols={["Started", "Route", "Status", "Duration", "Exchange"]} />
           <tbody>
             {page.data.exchanges.map((x) => (
               <tr key={x.id} data-exchange={x.id} aria-selected={x.id === open}>

@@ -1,5 +1,6 @@
 import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
+import { vi } from "vitest";
 import { Api } from "../api";
 import { Runners } from "./Runners";
 
@@ -27,6 +28,12 @@ function fakeApi(calls: string[]) {
           ],
         },
       });
+    }
+    if (key === "POST /api/v1/tenants/acme/runners/r1/upgrade") {
+      return Response.json({ error: "this runner runs no node of its own to upgrade (--no-engine, or Docker)" }, { status: 501 });
+    }
+    if (key === "GET /api/v1/tenants/acme/runners/r1/support-bundle") {
+      return new Response(new Uint8Array(2048), { headers: { "Content-Disposition": 'attachment; filename="cameleer-support-20261206.tar.gz"' } });
     }
     if (key === "POST /api/v1/tenants/acme/runner-tokens") {
       return Response.json(
@@ -61,6 +68,21 @@ describe("Runners", () => {
     expect(within(d).getByRole("list", { name: "Components" }).textContent).toContain("traefik: starting (2 restarts)");
     const w1 = within(d).getByRole("table", { name: "Nodes of the cluster" }).querySelector("tr[data-node='w1']")!;
     expect(w1.textContent).toBe("w1worker10.0.0.2Unknownv1.34.1drained");
+  });
+
+  it("downloads a runner's support bundle, and says why an upgrade is refused", async () => {
+    const calls: string[] = [];
+    vi.spyOn(window, "confirm").mockReturnValue(true);
+    URL.createObjectURL = vi.fn(() => "blob:x");
+    URL.revokeObjectURL = vi.fn();
+    render(<Runners api={fakeApi(calls)} tenant="acme" />);
+    await userEvent.click(await screen.findByRole("button", { name: "edge-1" }));
+    const d = await screen.findByRole("region", { name: "Runner edge-1" });
+    await userEvent.click(within(d).getByRole("button", { name: "Download a support bundle" }));
+    expect((await within(d).findByRole("status")).textContent).toBe("Support bundle cameleer-support-20261206.tar.gz downloaded (2 KB).");
+    await userEvent.click(within(d).getByRole("button", { name: "Upgrade" }));
+    expect((await within(d).findByRole("alert")).textContent).toContain("runs no node of its own");
+    expect(calls).toContain("POST /api/v1/tenants/acme/runners/r1/upgrade");
   });
 
   it("shows the API's error in one line", async () => {

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { Api, tenantPath, type Runner, type RunnerStatus, type RunnerToken } from "../api";
-import { ErrorLine, ago, until, useLoad } from "../ui";
+import { ago, ErrorLine, Head, until, useLoad } from "../ui";
 
 // Runners: each of the tenant's runners, connected or not and since when,
 // its version and certificate; "add a runner" makes a one-time token and
@@ -47,17 +47,7 @@ export function Runners({ api, tenant }: { api: Api; tenant: string }) {
       {runners.data && list.length === 0 && <p>No runner yet: add one, and run the command it shows on a Linux host.</p>}
       {list.length > 0 && (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">State</th>
-              <th scope="col">Version</th>
-              <th scope="col">Certificate</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <Head cols={["Name", "State", "Version", "Certificate"]} hidden="Actions" />
           <tbody>
             {list.map((r) => (
               <tr key={r.id} data-runner={r.name}>
@@ -99,10 +89,55 @@ function RunnerDetail({ api, tenant, runner }: { api: Api; tenant: string; runne
   );
   const s = st.data;
   const n = s?.node;
+  const [busy, setBusy] = useState(false);
+  const [said, setSaid] = useState<string>();
+  const [error, setError] = useState<unknown>();
+  const path = `${tenantPath(tenant)}/runners/${encodeURIComponent(runner.id)}`;
+
+  async function run(f: () => Promise<string>) {
+    setBusy(true);
+    setError(undefined);
+    setSaid(undefined);
+    try {
+      setSaid(await f());
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }
+  const upgrade = () => {
+    if (!window.confirm(`Upgrade ${runner.name} to the cameleer this control plane serves? Its node restarts on it, and rolls back by itself if it does not come up healthy.`)) return;
+    run(async () => {
+      const a = await api.call<{ from: string; to: string }>("POST", `${path}/upgrade`, {});
+      return `Upgrade from ${a.from} to ${a.to} begun: its outcome shows here as the last upgrade.`;
+    });
+  };
+  const bundle = () =>
+    run(async () => {
+      const { blob, name } = await api.download(`${path}/support-bundle`, `cameleer-support-${runner.name}.tar.gz`);
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = name;
+      a.click();
+      URL.revokeObjectURL(a.href);
+      return `Support bundle ${name} downloaded (${Math.round(blob.size / 1024)} KB).`;
+    });
+
   return (
     <div className="panel" role="region" aria-label={`Runner ${runner.name}`}>
       <h3>{runner.name}</h3>
       <ErrorLine error={st.error} />
+      <p>
+        <button className="secondary" onClick={bundle} disabled={busy || !runner.connected}>
+          Download a support bundle
+        </button>{" "}
+        <button className="secondary" onClick={upgrade} disabled={busy || !runner.connected}>
+          Upgrade
+        </button>{" "}
+        {said && <span role="status">{said}</span>}
+      </p>
+      <ErrorLine error={error} />
       {s && (
         <p>
           {s.hostname} · {s.version} · up since {new Date(s.since).toLocaleString()} · apps run by{" "}
@@ -129,16 +164,7 @@ function RunnerDetail({ api, tenant, runner }: { api: Api; tenant: string; runne
           </ul>
           {n.nodes && n.nodes.length > 0 && (
             <table aria-label="Nodes of the cluster">
-              <thead>
-                <tr>
-                  <th scope="col">Node</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Address</th>
-                  <th scope="col">Ready</th>
-                  <th scope="col">Kubelet</th>
-                  <th scope="col">Scheduling</th>
-                </tr>
-              </thead>
+              <Head cols={["Node", "Role", "Address", "Ready", "Kubelet", "Scheduling"]} />
               <tbody>
                 {n.nodes.map((k) => (
                   <tr key={k.name} data-node={k.name}>
