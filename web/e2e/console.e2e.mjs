@@ -12,12 +12,13 @@
 // camel-main), DOWNSTREAM_URL (where its deliveries post; down until the
 // script asks "DOWNSTREAM up"); CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOTS (default ../docs/console).
-import { mkdirSync, writeFileSync, mkdtempSync, statSync } from "node:fs";
+import { mkdirSync, writeFileSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { request as httpRequest } from "node:http";
 import { createInterface } from "node:readline";
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -30,6 +31,20 @@ const appPort = need("APP_HTTP_PORT");
 const camelJar = need("CAMEL_JAR");
 const downstream = need("DOWNSTREAM_URL");
 const card = "5500 0000 0000 0004";
+
+// axe-core checks a page for what WCAG 2 A and AA ask (labels, names,
+// contrast, structure). Evaluated through the browser's debugging
+// protocol, which the console's content policy does not govern.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const axeFindings = [];
+async function accessible(page, what) {
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+    return r.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0].target.join(" ")}: ${v.nodes[0].failureSummary.split("\n").slice(0, 2).join(" ")}`);
+  });
+  axeFindings.push(...found.map((f) => `${what}: ${f}`));
+}
 
 // ask has the test do something on a host, and waits for its answer.
 const answers = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -99,6 +114,7 @@ async function main() {
     const alert = await page.getByRole("alert").textContent();
     assert.match(alert, /token/i, `a wrong token says: ${alert}`);
     await page.screenshot({ path: join(shots, "signin.png") });
+    await accessible(page, "sign-in");
     await page.getByLabel("API token").fill(admin);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Runners" }).waitFor();
@@ -116,6 +132,7 @@ async function main() {
     const row = page.locator("tr[data-runner='edge-1']");
     await row.getByText("connected", { exact: true }).waitFor({ timeout: 120000 });
     await page.screenshot({ path: join(shots, "runners.png") });
+    await accessible(page, "runners");
     // Time to interactive of the runners page: from the navigation's start
     // to the list shown, the token already in the tab; five loads.
     const tti = [];
@@ -165,6 +182,7 @@ async function main() {
     assert.equal(await page.getByLabel("Value of GREETING in dev").inputValue(), "hello-dev");
     assert.ok(!(await page.content()).includes("prod-s3cr3t-token"), "a secret's value is on the page");
     await page.screenshot({ path: join(shots, "environments.png"), fullPage: true });
+    await accessible(page, "environments");
 
     // Apps: a file that is not a JAR is refused where it was uploaded; the
     // app's JAR goes to dev phase by phase and answers; its logs follow;
@@ -191,6 +209,7 @@ async function main() {
     await getApp(devHost, "/followed");
     await logs.filter({ hasText: "orders served /followed" }).waitFor({ timeout: 30000 });
     await page.screenshot({ path: join(shots, "apps.png"), fullPage: true });
+    await accessible(page, "apps");
     await app.getByRole("button", { name: "Promote" }).click();
     const promotion = app.getByRole("status", { name: "Promotion" });
     await promotion.getByText("(the digest running here)").waitFor({ timeout: 30000 });
@@ -210,6 +229,7 @@ async function main() {
     const madeId = (await tokens.getByRole("status").textContent()).match(/Token (\S+) /)[1];
     await tokens.locator(`tr[data-token='${madeId}']`, { hasText: "operator" }).waitFor();
     await page.screenshot({ path: join(shots, "access.png") });
+    await accessible(page, "access");
 
     // An app deleted: gone from its environment, its deployments listed
     // before.
@@ -227,10 +247,12 @@ async function main() {
     // Dark, and signed out: the token is gone from the tab.
     await page.getByRole("button", { name: /dark theme/i }).click();
     await page.screenshot({ path: join(shots, "runners-dark.png") });
+    await accessible(page, "runners, dark");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("API token").waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, "the token stays after sign-out");
     assert.deepEqual(failed, [], "failed requests");
+    assert.deepEqual(axeFindings, [], "accessibility (axe-core, WCAG 2.1 A and AA)");
   } catch (e) {
     const shot = join(tmpdir(), "console-e2e-failed.png");
     await pages[0]?.screenshot({ path: shot, fullPage: true }).then(() => console.error("console e2e: the page as it failed:", shot), () => undefined);
@@ -295,6 +317,7 @@ async function observe(page) {
     await ask(`EGRESS ${env}`);
   }
   await page.screenshot({ path: join(shots, "environments-egress.png"), fullPage: true });
+  await accessible(page, "egress");
 
   await page.getByRole("link", { name: "Apps" }).click();
   const form = page.getByRole("form", { name: "Deploy a JAR" });
@@ -330,6 +353,7 @@ async function observe(page) {
   assert.match(body, /^delivery \d+ qty=\d+ card /, `the body: ${body}`);
   assert.ok(!body.includes(card) && !(await page.content()).includes(card), "the card number is on the page");
   await page.screenshot({ path: join(shots, "exchanges.png"), fullPage: true });
+  await accessible(page, "exchanges");
 
   // Replayed once the downstream is up: the replay completes, and its
   // exchange says what it replays.
@@ -373,12 +397,14 @@ async function observe(page) {
   });
   assert.ok(Number(counts[3]) >= 1 && Number(counts[4]) >= 1 && Number(counts[5]) >= 2, `bulk replay: ${counts[0]}`);
   await page.screenshot({ path: join(shots, "bulk-replay.png"), fullPage: true });
+  await accessible(page, "bulk replay");
 
   // The audit log: each replay, the edited one said.
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.locator("tbody tr", { hasText: "edited=true" }).first().waitFor();
   await page.locator("tbody tr", { hasText: "/bulk-replays" }).first().waitFor();
   await page.screenshot({ path: join(shots, "audit.png") });
+  await accessible(page, "audit log");
 
   // The route diagrams: every route of the app, each node's figures as
   // the API answers them.
@@ -400,9 +426,11 @@ async function observe(page) {
   });
   await page.getByRole("figure", { name: "deliveries: throughput and error rate" }).locator("polyline").first().waitFor();
   await page.screenshot({ path: join(shots, "routes.png") });
+  await accessible(page, "routes");
   await page.getByRole("region", { name: "Route deliver", exact: true }).screenshot({ path: join(shots, "route-deliver.png") });
-  // A node's failed exchanges: those that failed at it.
-  await page.getByRole("region", { name: "Route post-delivery", exact: true }).locator("[data-node='call-downstream']").click();
+  // A node's failed exchanges: those that failed at it; by the keyboard.
+  await page.getByRole("region", { name: "Route post-delivery", exact: true }).locator("[data-node='call-downstream']").focus();
+  await page.keyboard.press("Enter");
   await page.getByRole("heading", { name: "Exchanges" }).waitFor();
   assert.equal(await page.getByRole("form", { name: "Filter exchanges" }).getByLabel("Failed at node").inputValue(), "call-downstream");
   await page.locator("tbody tr", { hasText: "ConnectException" }).first().waitFor();

@@ -210,7 +210,11 @@ function Exchange({ api, appPath, id, onOpen }: { api: Api; appPath: string; id:
               <summary>
                 Exception: {d.errorType}: {d.errorMessage}
               </summary>
-              {d.stack && <pre className="loglines">{d.stack}</pre>}
+              {d.stack && (
+                <pre className="loglines" tabIndex={0} aria-label="Stack">
+                  {d.stack}
+                </pre>
+              )}
             </details>
           )}
           <h4>Message, as it entered the route (redacted in the app)</h4>

@@ -87,7 +87,7 @@ describe("Routes", () => {
     const opened: string[] = [];
     render(<Routes api={fakeApi(calls)} tenant="acme" onOpen={(p) => opened.push(p)} />);
     const route = await screen.findByRole("region", { name: "Route orders" });
-    const small = await within(route).findByRole("button", { name: /\(small\): 6 · 17 % failed · p95 1\.2 ms, open its failed exchanges/ });
+    const small = await within(route).findByRole("button", { name: "otherwise otherwise small 6 · 17 % failed · p95 1.2 ms, open its failed exchanges" });
     expect(within(route).getAllByRole("button", { name: /^(from|choice|when|otherwise|log)/ })).toHaveLength(5);
     await waitFor(() => expect(screen.getByRole("figure", { name: "shop: throughput and error rate" }).textContent).toContain("up to 2.00/s"));
     expect(calls).toContain("GET /api/v1/tenants/acme/environments/dev/apps/shop/series?window=1h&step=1m");

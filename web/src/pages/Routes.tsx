@@ -180,6 +180,8 @@ export function Diagram({ route, onNode }: { route: RouteView; onNode: (id: stri
             const stats = n.type === "from" ? route.stats : n.stats;
             const failing = stats.failures > 0;
             const open = () => onNode(n.type === "from" ? undefined : n.id);
+            // What the box shows, its accessible name too (and what a click does).
+            const lines = [clip(n.label || n.type || n.id, 26), clip(`${n.type ?? ""} ${n.id}`.trim(), 30), figures(stats)];
             return (
               <g
                 key={n.id}
@@ -188,20 +190,21 @@ export function Diagram({ route, onNode }: { route: RouteView; onNode: (id: stri
                 data-node={n.id}
                 role="button"
                 tabIndex={0}
-                aria-label={`${n.label || n.type || n.id} (${n.id}): ${figures(stats)}${failing ? ", open its failed exchanges" : ""}`}
+                aria-label={`${lines.join(" ")}${failing ? ", open its failed exchanges" : ""}`}
                 onClick={open}
                 onKeyDown={(e) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), open())}
               >
-                <title>{`${n.label || n.type} (${n.id})`}</title>
                 <rect width={box.w} height={box.h} rx={6} />
-                <text x={8} y={18} className="node-label">
-                  {clip(n.label || n.type || n.id, 26)}
-                </text>
-                <text x={8} y={34} className="node-id">
-                  {clip(`${n.type ?? ""} ${n.id}`.trim(), 30)}
-                </text>
-                <text x={8} y={50} className="node-figures" data-testid="node-figures">
-                  {figures(stats)}
+                {/* One text, its lines apart by a space, so that what it
+                    reads is what its name says. */}
+                <text x={8} y={18}>
+                  <tspan className="node-label">{lines[0]}</tspan>{" "}
+                  <tspan x={8} dy={16} className="node-id">
+                    {lines[1]}
+                  </tspan>{" "}
+                  <tspan x={8} dy={16} className="node-figures" data-testid="node-figures">
+                    {lines[2]}
+                  </tspan>
                 </text>
               </g>
             );
