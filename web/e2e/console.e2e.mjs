@@ -248,6 +248,14 @@ async function main() {
     await page.getByRole("button", { name: /dark theme/i }).click();
     await page.screenshot({ path: join(shots, "runners-dark.png") });
     await accessible(page, "runners, dark");
+    await page.getByRole("link", { name: "Routes" }).click();
+    await page.getByLabel("App", { exact: true }).selectOption("deliveries");
+    await page.getByRole("region", { name: "Route deliver", exact: true }).locator("[data-node='map-delivery']").waitFor();
+    await page.getByRole("region", { name: "Route deliver", exact: true }).screenshot({ path: join(shots, "route-deliver-dark.png") });
+    await accessible(page, "routes, dark");
+    await page.getByRole("link", { name: "Exchanges" }).click();
+    await page.locator("tbody tr").first().waitFor();
+    await accessible(page, "exchanges, dark");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("API token").waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, "the token stays after sign-out");
