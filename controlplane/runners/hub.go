@@ -74,7 +74,9 @@ func (h *Hub) Collectors() []prometheus.Collector {
 type Conn struct {
 	ID, Tenant string
 	// Serial is the certificate the runner connected with.
-	Serial  string
+	Serial string
+	// Since is when its tunnel opened.
+	Since   time.Time
 	session *tunnel.Session
 	client  *http.Client
 	proxy   *httputil.ReverseProxy
@@ -153,7 +155,8 @@ func (h *Hub) Serve(ctx context.Context, c net.Conn, r store.Runner, serial stri
 	h.serving.Add(1)
 	defer h.serving.Done()
 	sess := tunnel.Server(c, h.log.With("runner", r.ID))
-	rc := &Conn{ID: r.ID, Tenant: r.Tenant, Serial: serial, session: sess, lastSeen: time.Now().UTC(), version: r.Version}
+	now := time.Now().UTC()
+	rc := &Conn{ID: r.ID, Tenant: r.Tenant, Serial: serial, Since: now, session: sess, lastSeen: now, version: r.Version}
 	rc.api.Store(1)
 	// A runner that connects with its renewed certificate holds it.
 	h.RetirePrevious(r.ID, serial)

@@ -455,6 +455,7 @@ type runnerView struct {
 	ID                string    `json:"id"`
 	Name              string    `json:"name"`
 	Connected         bool      `json:"connected"`
+	ConnectedSince    time.Time `json:"connectedSince,omitzero"`
 	LastSeen          time.Time `json:"lastSeen,omitzero"`
 	Version           string    `json:"version,omitempty"`
 	CertificateExpiry time.Time `json:"certificateExpiry"`
@@ -464,7 +465,7 @@ type runnerView struct {
 func (s *Server) view(r store.Runner) runnerView {
 	v := runnerView{ID: r.ID, Name: r.Name, LastSeen: r.LastSeen, Version: r.Version, CertificateExpiry: r.NotAfter, Revoked: r.Revoked}
 	if rc := s.runners.Live(r.ID); rc != nil {
-		v.Connected = true
+		v.Connected, v.ConnectedSince = true, rc.Since
 		v.LastSeen, v.Version = rc.Seen()
 	}
 	return v

@@ -228,6 +228,7 @@ export interface Runner {
   id: string;
   name: string;
   connected: boolean;
+  connectedSince?: string;
   lastSeen?: string;
   version?: string;
   certificateExpiry: string;

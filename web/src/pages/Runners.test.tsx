@@ -12,7 +12,7 @@ function fakeApi(calls: string[]) {
     calls.push(key);
     if (key === "GET /api/v1/tenants/acme/runners") {
       return Response.json([
-        { id: "r1", name: "edge-1", connected: true, version: "v1.2.0", certificateExpiry: "2027-12-01T00:00:00Z" },
+        { id: "r1", name: "edge-1", connected: true, connectedSince: new Date(Date.now() - 120_000).toISOString(), version: "v1.2.0", certificateExpiry: "2027-12-01T00:00:00Z" },
         { id: "r2", name: "edge-2", connected: false, lastSeen: "2026-12-01T00:00:00Z", certificateExpiry: "2027-12-01T00:00:00Z" },
       ]);
     }
@@ -51,6 +51,7 @@ describe("Runners", () => {
     render(<Runners api={fakeApi(calls)} tenant="acme" />);
     const row1 = (await screen.findByText("edge-1")).closest("tr")!;
     expect(within(row1).getByText("connected")).toBeTruthy();
+    expect(within(row1).getByText("since 2 min ago")).toBeTruthy();
     expect(within(row1).getByText("v1.2.0")).toBeTruthy();
     const row2 = screen.getByText("edge-2").closest("tr")!;
     expect(within(row2).getByText(/not connected · last seen/)).toBeTruthy();

@@ -189,7 +189,18 @@ function RunnerDetail({ api, tenant, runner }: { api: Api; tenant: string; runne
 
 function State({ runner }: { runner: Runner }) {
   if (runner.revoked) return <span className="badge bad">revoked</span>;
-  if (runner.connected) return <span className="badge ok">connected</span>;
+  if (runner.connected) {
+    return (
+      <>
+        <span className="badge ok">connected</span>
+        {runner.connectedSince && (
+          <div className="sub" title={runner.connectedSince}>
+            since {ago(runner.connectedSince)}
+          </div>
+        )}
+      </>
+    );
+  }
   return (
     <span className="badge idle" title={runner.lastSeen}>
       not connected · last seen {ago(runner.lastSeen)}
