@@ -28,8 +28,12 @@ export function handled(b: Bulk): number {
 // time range at a rate, with its progress, pause, resume and cancel; one
 // at a time per app, as the control plane runs them.
 export function BulkReplay({ api, appPath, route, status }: { api: Api; appPath: string; route: string; status: string }) {
-  const bulks = useLoad(() => api.get<Bulk[]>(`${appPath}/bulk-replays`), [api, appPath], 1000);
+  // Asked every second while one runs, every 10 s otherwise.
+  const [running, setRunning] = useState(false);
+  const bulks = useLoad(() => api.get<Bulk[]>(`${appPath}/bulk-replays`), [api, appPath], running ? 1000 : 10000);
   const current = bulks.data?.[0];
+  const nowRunning = current?.state === "running";
+  useEffect(() => setRunning(nowRunning), [nowRunning]);
   const [form, setForm] = useState({ route, status: status === "handled" ? "handled" : "failed", from: "", rate: "10" });
   const [confirm, setConfirm] = useState<{ n: number; from: string }>();
   // What the bulk replay shown walks: counted when it starts, or when the
