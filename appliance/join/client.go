@@ -3,16 +3,13 @@ package join
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,7 +62,7 @@ func Join(ctx context.Context, c config.Config, token string) (config.Config, Re
 	if err != nil {
 		return c, Response{}, err
 	}
-	if sha256.Sum256(pemDER([]byte(resp.CA))) != tok.CAHash {
+	if certs.PEMSum([]byte(resp.CA)) != tok.CAHash {
 		return c, Response{}, errors.New("the controller sent a CA that does not match the token")
 	}
 	files := map[string][]byte{"ca.crt": []byte(resp.CA)}
@@ -103,25 +100,17 @@ func fetchCA(ctx context.Context, tok Token) ([]byte, error) {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("reach the controller at %s: %w", tok.Server, unwrapURL(err))
+		return nil, fmt.Errorf("reach the controller at %s: %w", tok.Server, httpjson.Unwrap(err))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("the controller at %s sent no CA (%s)", tok.Server, resp.Status)
 	}
-	if sha256.Sum256(pemDER(b)) != tok.CAHash {
+	if certs.PEMSum(b) != tok.CAHash {
 		return nil, fmt.Errorf("the server at %s is not the cluster this token is for (its CA does not match the token)", tok.Server)
 	}
 	return b, nil
-}
-
-func pemDER(b []byte) []byte {
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil
-	}
-	return blk.Bytes
 }
 
 // clusterClient trusts caPEM alone, presenting cert if not nil. Proxies
@@ -150,7 +139,7 @@ func call(ctx context.Context, hc *http.Client, method, url, bearer string, in, 
 	if errors.As(err, &se) {
 		return errors.New(se.Msg)
 	}
-	return unwrapURL(err)
+	return httpjson.Unwrap(err)
 }
 
 type bearerTransport struct {
@@ -162,14 +151,6 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+b.bearer)
 	return b.rt.RoundTrip(r)
-}
-
-func unwrapURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // Drain asks the controller of worker c to move c's pods away and send it

@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -181,9 +180,9 @@ func Redeem(ctx context.Context, dataDir, token, controlPlane, name string) (Ide
 		}
 		return id, fmt.Errorf("the control plane refused the token: %s", cmp.Or(se.Msg, fmt.Sprintf("%d %s", se.Status, http.StatusText(se.Status))))
 	case err != nil:
-		return id, fmt.Errorf("redeem: %w", unwrap(err))
+		return id, fmt.Errorf("redeem: %w", httpjson.Unwrap(err))
 	}
-	if sha256.Sum256(pemDER(er.CA)) != tok.CAHash {
+	if certs.PEMSum([]byte(er.CA)) != tok.CAHash {
 		return id, errors.New("the control plane sent a CA that does not match the token")
 	}
 	id.RunnerID, id.Tenant, id.Name, id.URL, id.Token = er.RunnerID, er.Tenant, er.Name, cp, tok.SecretHash()
@@ -243,14 +242,6 @@ func (id Identity) settle() error {
 	return atomicfile.SyncDir(id.Dir)
 }
 
-func pemDER(s string) []byte {
-	b, _ := pem.Decode([]byte(s))
-	if b == nil {
-		return nil
-	}
-	return b.Bytes
-}
-
 // pinnedTLS trusts exactly the CA with the given SHA-256: the server's chain
 // must verify against a CA certificate it presents with that hash, or the
 // certificate it presents must itself have that hash. Nothing is sent
@@ -283,12 +274,4 @@ func pinnedTLS(pin [sha256.Size]byte) *tls.Config {
 			return errors.New("the control plane's CA does not match the one pinned in the token")
 		},
 	}
-}
-
-func unwrap(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

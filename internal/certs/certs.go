@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -128,4 +129,14 @@ func CSR(key *ecdsa.PrivateKey, cn string) ([]byte, error) {
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+// PEMSum is the SHA-256 of the DER of the first PEM block in b (zero if
+// there is none): how a token pins a CA certificate.
+func PEMSum(b []byte) [sha256.Size]byte {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return [sha256.Size]byte{}
+	}
+	return sha256.Sum256(blk.Bytes)
 }

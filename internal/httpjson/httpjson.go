@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -138,4 +139,14 @@ func Call(ctx context.Context, c *http.Client, method, url string, in, out any) 
 		return fmt.Errorf("%s %s: the answer: %w", method, url, err)
 	}
 	return nil
+}
+
+// Unwrap is err without the *url.Error net/http wraps a failed call in
+// (its method and URL): for one-line messages that name the peer already.
+func Unwrap(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

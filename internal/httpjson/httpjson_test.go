@@ -83,3 +83,17 @@ func TestCall(t *testing.T) {
 		t.Errorf("a text answer: %v", err)
 	}
 }
+
+func TestUnwrap(t *testing.T) {
+	_, err := http.Get("http://127.0.0.1:1/x")
+	if err == nil {
+		t.Skip("something answers on port 1")
+	}
+	if got := Unwrap(err).Error(); strings.Contains(got, "127.0.0.1:1/x") || !strings.Contains(got, "refused") {
+		t.Errorf("Unwrap = %q, want the dial's error without the method and URL", got)
+	}
+	plain := errors.New("plain")
+	if Unwrap(plain) != plain {
+		t.Errorf("Unwrap changed an error that is no *url.Error")
+	}
+}
