@@ -1,4 +1,5 @@
-import { render, screen, waitFor, within } from "@testing-library/react";
+import { act, render, screen, waitFor, within } from "@testing-library/react";
+import { vi } from "vitest";
 import userEvent from "@testing-library/user-event";
 import { Api } from "../api";
 import { Exchanges, Timeline, formatHeaders, fromURL, micros, parseHeaders, query } from "./Exchanges";
@@ -96,6 +97,24 @@ describe("Exchanges", () => {
     // What was counted is what is replayed: the same start.
     expect(calls.some((c) => c.startsWith(`GET ${base}/exchanges?route=deliveries&status=failed&limit=500&from=${encodeURIComponent(started.from)}`))).toBe(true);
     window.history.pushState(null, "", "/");
+  });
+
+  it("follows new exchanges on the newest page when asked", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      const calls: string[] = [];
+      render(<Exchanges api={fakeApi(calls)} tenant="acme" />);
+      await screen.findByRole("button", { name: "X-1" });
+      const lists = () => calls.filter((c) => c.startsWith(`GET ${base}/exchanges?`)).length;
+      const before = lists();
+      await act(() => vi.advanceTimersByTimeAsync(6000));
+      expect(lists()).toBe(before);
+      await userEvent.click(screen.getByLabelText("Follow new ones"));
+      await act(() => vi.advanceTimersByTimeAsync(6000));
+      await waitFor(() => expect(lists()).toBeGreaterThan(before));
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -51,9 +51,13 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
   const [draft, setDraft] = useState<Filter>(() => fromURL(window.location.search));
   const [filter, setFilter] = useState<Filter>(draft);
   const [cursors, setCursors] = useState<string[]>([]);
+  // Following, the newest page is asked again every 5 s; an older page
+  // stays as it was read.
+  const [follow, setFollow] = useState(false);
   const page = useLoad(
     () => (appPath ? api.get<{ exchanges: ExchangeSummary[]; next?: string }>(`${appPath}/exchanges?${query(filter, cursors[cursors.length - 1])}`) : Promise.resolve(undefined)),
     [api, appPath, filter, cursors],
+    follow && cursors.length === 0 ? 5000 : undefined,
   );
   const [open, setOpen] = useState<string>();
   // Time to interactive, for docs/benchmarks.md: the first page shown.
@@ -103,6 +107,9 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
           Id or header <input value={draft.q} onChange={set("q")} placeholder="exchange, correlation or header value" />
         </label>
         <button type="submit">Search</button>
+        <label>
+          <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> Follow new ones
+        </label>
       </form>
       <ErrorLine error={choice.error ?? page.error} />
       {choice.apps && choice.apps.length === 0 && <p>No app in {env} yet.</p>}
