@@ -396,7 +396,7 @@ async function observe(page) {
   await bulk.getByRole("button", { name: "Replay all…" }).click();
   await bulk.getByText(/Replay \d+ failed exchanges of deliver/).waitFor();
   await bulk.getByRole("button", { name: "Start" }).click();
-  const progress = bulk.getByRole("status", { name: "Bulk replay progress" });
+  const progress = bulk.getByRole("group", { name: "Bulk replay progress" });
   await progress.getByText("done", { exact: true }).waitFor({ timeout: 60000 });
   const counts = await eventually("the bulk replay's counts", async () => {
     const t = await progress.getByTestId("bulk-counts").textContent();

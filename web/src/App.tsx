@@ -120,12 +120,13 @@ function Console({ token, theme, onTheme, onSignOut }: { token: string; theme: T
       <main>
         <ErrorLine error={tenants.error} />
         {tenants.data && tenants.data.length === 0 && <p>No tenant yet: an admin makes one with the API (POST /api/v1/tenants).</p>}
-        {current && page.path === "/runners" && <Runners api={api} tenant={current.name} />}
-        {current && page.path === "/environments" && <Environments api={api} tenant={current} />}
-        {current && page.path === "/apps" && <Apps api={api} tenant={current.name} />}
-        {current && page.path === "/routes" && <Routes api={api} tenant={current.name} onOpen={go} />}
-        {current && page.path === "/exchanges" && <Exchanges key={window.location.search} api={api} tenant={current.name} />}
-        {current && page.path === "/audit" && <Audit api={api} tenant={current.name} />}
+        {/* Keyed by tenant: nothing a page holds of one tenant is asked of another. */}
+        {current && page.path === "/runners" && <Runners key={current.name} api={api} tenant={current.name} />}
+        {current && page.path === "/environments" && <Environments key={current.name} api={api} tenant={current} />}
+        {current && page.path === "/apps" && <Apps key={current.name} api={api} tenant={current.name} />}
+        {current && page.path === "/routes" && <Routes key={current.name} api={api} tenant={current.name} onOpen={go} />}
+        {current && page.path === "/exchanges" && <Exchanges key={current.name + window.location.search} api={api} tenant={current.name} />}
+        {current && page.path === "/audit" && <Audit key={current.name} api={api} tenant={current.name} />}
         {current && page.path === "/access" && <Access key={current.name} api={api} tenant={current} onChanged={tenants.reload} />}
       </main>
     </div>

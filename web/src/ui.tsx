@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { ApiError } from "./api";
 
 // ErrorLine shows what went wrong in one line, where it happened.
@@ -13,12 +13,20 @@ export function ErrorLine({ error }: { error: unknown }) {
 }
 
 // useLoad runs load when deps change (and every refreshMs, if given), and
-// keeps its last result and error: a failed refresh keeps what was shown.
+// keeps its last result and error: a failed refresh keeps what was shown;
+// new deps (another app, another window) clear it, so nothing of the
+// old ones shows under the new.
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[], refreshMs?: number) {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<unknown>();
   const [tick, setTick] = useState(0);
+  const last = useRef<unknown[]>(deps);
   useEffect(() => {
+    if (last.current.length !== deps.length || deps.some((d, i) => !Object.is(d, last.current[i]))) {
+      last.current = deps;
+      setData(undefined);
+      setError(undefined);
+    }
     let live = true;
     load().then(
       (d) => {

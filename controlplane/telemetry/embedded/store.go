@@ -248,9 +248,12 @@ func (s *Store) Exchanges(_ context.Context, q telemetry.ExchangeQuery, after te
 	defer it.Close()
 	// A row that Text matches holds it as a JSON string (the same encoder
 	// wrote it): the rows without those bytes are not decoded.
-	var needle []byte
+	var needle, node []byte
 	if q.Text != "" {
 		needle, _ = json.Marshal(q.Text)
+	}
+	if q.Node != "" {
+		node, _ = json.Marshal(q.Node)
 	}
 	var out []telemetry.ExchangeSummary
 	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
@@ -271,7 +274,7 @@ func (s *Store) Exchanges(_ context.Context, q telemetry.ExchangeQuery, after te
 			}
 			v = row
 		}
-		if needle != nil && !bytes.Contains(v, needle) {
+		if (needle != nil && !bytes.Contains(v, needle)) || (node != nil && !bytes.Contains(v, node)) {
 			continue
 		}
 		var st stored

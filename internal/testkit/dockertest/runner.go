@@ -49,7 +49,9 @@ func (d *Daemon) StartRunner(t *testing.T, logFile string, cmd *exec.Cmd) *Runne
 	}
 	go func() { cmd.Wait(); logf.Close(); close(r.exited) }()
 	t.Cleanup(func() {
-		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		// Through Process: it signals nothing once the runner was reaped
+		// (its PID may be another process's by then).
+		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-r.exited:
 		case <-time.After(30 * time.Second):
@@ -71,7 +73,7 @@ func (d *Daemon) StartRunner(t *testing.T, logFile string, cmd *exec.Cmd) *Runne
 
 // Kill kills the runner (SIGKILL) and waits for it to end.
 func (r *Runner) Kill() {
-	syscall.Kill(r.Cmd.Process.Pid, syscall.SIGKILL)
+	r.Cmd.Process.Kill()
 	<-r.exited
 }
 

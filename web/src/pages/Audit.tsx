@@ -29,7 +29,7 @@ export function Audit({ api, tenant }: { api: Api; tenant: string }) {
         <span className="hint">Every call that changed something or tried to, newest first; the control plane keeps the last 10,000.</span>
       </header>
       <ErrorLine error={recs.error} />
-      {recs.data && rows.length === 0 && <p>Nothing yet.</p>}
+      {recs.data && rows.length === 0 && <p>{befores.length > 0 ? "No older record." : "Nothing yet."}</p>}
       {rows.length > 0 && (
         <table>
           <Head cols={["When", "Who", "What", "Answer", "Detail"]} />

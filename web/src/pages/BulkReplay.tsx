@@ -102,8 +102,8 @@ export function BulkReplay({ api, appPath, route, status }: { api: Api; appPath:
       <h3>Bulk replay</h3>
       <ErrorLine error={bulks.error ?? error} />
       {current && (
-        <div role="status" aria-label="Bulk replay progress">
-          <p>
+        <div aria-label="Bulk replay progress" role="group">
+          <p role="status">
             {current.id}: {current.status} exchanges of <strong>{current.route}</strong>, {current.rate}/s, <strong>{current.state}</strong>
           </p>
           <progress max={total || 1} value={total ? Math.min(handled(current), total) : 0} aria-label="Replayed">

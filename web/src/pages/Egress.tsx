@@ -32,6 +32,11 @@ function toRow(r: EgressRule): Row {
   return { to: r.cidr ?? r.host ?? "", ports: r.ports.join(", "), protocol: r.protocol || "tcp" };
 }
 
+// ruleNumbers says the control plane's allow[i] as the page numbers rules.
+export function ruleNumbers(msg: string): string {
+  return msg.replace(/\ballow\[(\d+)\]/g, (_, i: string) => `rule ${Number(i) + 1}`);
+}
+
 // Egress edits what an environment's apps may reach outside it: nothing
 // but what is listed (and DNS). The control plane checks each rule; its
 // refusal is one line.
@@ -47,11 +52,13 @@ export function Egress({ api, path, env }: { api: Api; path: string; env: string
     setError(undefined);
     setSaved(false);
     try {
-      const next = await api.call<{ allow: EgressRule[] }>("PUT", path, { allow: shown.filter((r) => r.to.trim() !== "").map(toRule) });
+      // Every row goes, empty ones too, so that the control plane's
+      // allow[i] is the page's rule i+1.
+      const next = await api.call<{ allow: EgressRule[] }>("PUT", path, { allow: shown.map(toRule) });
       setRows(next.allow.map(toRow));
       setSaved(true);
     } catch (e) {
-      setError(e);
+      setError(e instanceof Error ? new Error(ruleNumbers(e.message)) : e);
     }
   }
 

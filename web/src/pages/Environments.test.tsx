@@ -2,6 +2,7 @@ import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Api } from "../api";
 import { Environments } from "./Environments";
+import { ruleNumbers } from "./Egress";
 
 // A control plane's answers for one environment with a value and a
 // secret; what the page PUTs is kept.
@@ -64,7 +65,7 @@ describe("Environments", () => {
     await userEvent.type(within(egress).getByLabelText("Ports of rule 2 in prod"), "514, 70000");
     await userEvent.selectOptions(within(egress).getByLabelText("Protocol of rule 2 in prod"), "udp");
     await userEvent.click(within(egress).getByRole("button", { name: "Save egress of prod" }));
-    expect((await within(egress).findByRole("alert")).textContent).toBe("allow[1]: port 70000 is out of range 1-65535");
+    expect((await within(egress).findByRole("alert")).textContent).toBe("rule 2: port 70000 is out of range 1-65535");
     await userEvent.clear(within(egress).getByLabelText("Ports of rule 2 in prod"));
     await userEvent.type(within(egress).getByLabelText("Ports of rule 2 in prod"), "514");
     await userEvent.click(within(egress).getByRole("button", { name: "Save egress of prod" }));
@@ -82,5 +83,12 @@ describe("Environments", () => {
     await userEvent.type(screen.getByLabelText("New environment"), "qa");
     await userEvent.click(screen.getByRole("button", { name: "Create" }));
     expect((await screen.findByRole("alert")).textContent).toContain("needs a higher tier");
+  });
+});
+
+describe("ruleNumbers", () => {
+  it("says the control plane's allow[i] as the page's rule i+1", () => {
+    expect(ruleNumbers('allow[0]: cidr "10.1.2.3/24" has bits set past its prefix length')).toBe('rule 1: cidr "10.1.2.3/24" has bits set past its prefix length');
+    expect(ruleNumbers("more than 100 rules")).toBe("more than 100 rules");
   });
 });

@@ -90,7 +90,7 @@ describe("Exchanges", () => {
     await userEvent.click(within(bulk).getByRole("button", { name: "Replay all…" }));
     await within(bulk).findByText(/Replay 1 failed exchanges of deliveries, 10 a second/);
     await userEvent.click(within(bulk).getByRole("button", { name: "Start" }));
-    const progress = await within(bulk).findByRole("status", { name: "Bulk replay progress" });
+    const progress = await within(bulk).findByRole("group", { name: "Bulk replay progress" });
     await waitFor(() => expect(within(progress).getByTestId("bulk-counts").textContent).toMatch(/^1 of 1: 1 completed/));
     const started = bodies[`POST ${base}/bulk-replays`] as { route: string; status: string; rate: number; from: string };
     expect(started).toMatchObject({ route: "deliveries", status: "failed", rate: 10 });

@@ -78,7 +78,7 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
       <header className="page-head">
         <h2 id="ex-title">Exchanges</h2>
         <span>
-          <AppChoice choice={choice} onChange={() => setOpen(undefined)} />
+          <AppChoice choice={choice} onChange={() => (setOpen(undefined), setCursors([]))} />
         </span>
       </header>
       <form className="inline filters" onSubmit={search} aria-label="Filter exchanges">
@@ -268,8 +268,15 @@ function Exchange({ api, appPath, id, onOpen }: { api: Api; appPath: string; id:
             >
               <p className="hint">
                 An edited message replaces the original's body and all its headers, from the route's start (admin role). The
-                trace's values are redacted: write the ones the replay needs.
+                trace's values are redacted, and headers it did not keep are not here: write what the replay needs.
               </p>
+              {(d.bodyTruncated || d.body === undefined) && (
+                <p className="error">
+                  {d.body === undefined
+                    ? "The trace kept no body: the body sent is what you write here."
+                    : `The trace's body is cut at the agent's bound (${d.bodySize} bytes in all): the body sent is only what is here.`}
+                </p>
+              )}
               <label>
                 Body
                 <textarea rows={4} value={edit.body} onChange={(e) => setEdit({ ...edit, body: e.target.value })} />

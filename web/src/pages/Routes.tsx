@@ -64,7 +64,7 @@ export function layout(r: RouteView): { placed: Map<string, Placed>; width: numb
     const rowWidth = row.length * box.w + (row.length - 1) * box.gapX;
     row.forEach((id, j) => placed.set(id, { id, x: (width - rowWidth) / 2 + j * (box.w + box.gapX), y: i * (box.h + box.gapY) }));
   });
-  return { placed, width, height: dense.length * box.h + (dense.length - 1) * box.gapY };
+  return { placed, width, height: dense.length === 0 ? 0 : dense.length * box.h + (dense.length - 1) * box.gapY };
 }
 
 export function percent(a: Aggregate): string {
@@ -136,7 +136,7 @@ export function Routes({ api, tenant, onOpen }: { api: Api; tenant: string; onOp
                 </button>
               )}
             </p>
-            <Diagram route={r} onNode={(node) => failedOf(r.id, node)} />
+            {r.nodes.length > 0 && <Diagram route={r} onNode={(node) => failedOf(r.id, node)} />}
             <Chart api={api} path={`${appPath}/series?route=${encodeURIComponent(r.id)}&window=${win}&step=${steps[win]}`} title={`${r.id}: throughput and error rate`} small />
           </div>
         ))}

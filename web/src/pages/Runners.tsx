@@ -9,7 +9,8 @@ export function Runners({ api, tenant }: { api: Api; tenant: string }) {
   const runners = useLoad(() => api.get<Runner[]>(`${tenantPath(tenant)}/runners`), [api, tenant], 5000);
   const [token, setToken] = useState<RunnerToken>();
   const [error, setError] = useState<unknown>();
-  const [open, setOpen] = useState<Runner>();
+  const [openId, setOpenId] = useState<string>();
+  const open = runners.data?.find((r) => r.id === openId);
 
   async function add() {
     setError(undefined);
@@ -52,7 +53,7 @@ export function Runners({ api, tenant }: { api: Api; tenant: string }) {
             {list.map((r) => (
               <tr key={r.id} data-runner={r.name}>
                 <td>
-                  <button className="link" onClick={() => setOpen(r)} aria-expanded={open?.id === r.id}>
+                  <button className="link" onClick={() => setOpenId(r.id)} aria-expanded={openId === r.id}>
                     {r.name}
                   </button>
                   <div className="sub">{r.id}</div>
@@ -119,8 +120,11 @@ function RunnerDetail({ api, tenant, runner }: { api: Api; tenant: string; runne
       const a = document.createElement("a");
       a.href = URL.createObjectURL(blob);
       a.download = name;
+      document.body.append(a);
       a.click();
-      URL.revokeObjectURL(a.href);
+      a.remove();
+      // Later: a browser may still be reading it when click returns.
+      setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
       return `Support bundle ${name} downloaded (${Math.round(blob.size / 1024)} KB).`;
     });
 
