@@ -71,6 +71,12 @@ func (s *Store) AppendAudit(r AuditRecord, keep int) (AuditRecord, error) {
 // Audit lists up to limit records of tenant's log ("": the control
 // plane's) after the one with id after, oldest first.
 func (s *Store) Audit(tenant string, after uint64, limit int) ([]AuditRecord, error) {
+	return s.readAudit(tenant, limit, func(c *bolt.Cursor) ([]byte, []byte) { return c.Seek(auditKey(after + 1)) }, (*bolt.Cursor).Next)
+}
+
+// readAudit reads up to limit records of tenant's log from where first
+// puts the cursor, going on with next.
+func (s *Store) readAudit(tenant string, limit int, first, next func(*bolt.Cursor) ([]byte, []byte)) ([]AuditRecord, error) {
 	out := []AuditRecord{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bAudit)
@@ -82,7 +88,7 @@ func (s *Store) Audit(tenant string, after uint64, limit int) ([]AuditRecord, er
 			return nil
 		}
 		c := b.Cursor()
-		for k, v := c.Seek(auditKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+		for k, v := first(c); k != nil && len(out) < limit; k, v = next(c) {
 			var r AuditRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
@@ -109,35 +115,14 @@ func auditKey(id uint64) []byte {
 // plane's) before the one with id before (0: from the newest), newest
 // first: what a reader of the log wants to see first.
 func (s *Store) AuditNewest(tenant string, before uint64, limit int) ([]AuditRecord, error) {
-	out := []AuditRecord{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bAudit)
-		if root == nil {
-			return nil
-		}
-		b := root.Bucket([]byte(auditLog(tenant)))
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		// The first record below before: the one before where before would
-		// be, or the last when every record is below it.
-		k, v := c.Last()
+	return s.readAudit(tenant, limit, func(c *bolt.Cursor) ([]byte, []byte) {
+		// The first record below before: the one before where before
+		// would be, or the last when every record is below it.
 		if before != 0 {
 			if at, _ := c.Seek(auditKey(before)); at != nil {
-				k, v = c.Prev()
-			} else {
-				k, v = c.Last()
+				return c.Prev()
 			}
 		}
-		for ; k != nil && len(out) < limit; k, v = c.Prev() {
-			var r AuditRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
-	})
-	return out, err
+		return c.Last()
+	}, (*bolt.Cursor).Prev)
 }
