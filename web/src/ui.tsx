@@ -90,3 +90,55 @@ export function Head({ cols, hidden }: { cols: string[]; hidden?: string }) {
     </thead>
   );
 }
+
+// useAction runs what a user asked for, one at a time: busy while it
+// runs, its error kept (one line, ErrorLine) until the next.
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  async function run(f: () => Promise<void>) {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await f();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { busy, error, run };
+}
+
+// usePages is where a list read a page at a time, newest first, stands:
+// start is where the page shown starts (undefined: the newest page),
+// older and newer move by one page.
+export function usePages<C>() {
+  const [starts, setStarts] = useState<C[]>([]);
+  return {
+    start: starts[starts.length - 1] as C | undefined,
+    newest: starts.length === 0,
+    older: (next: C) => setStarts([...starts, next]),
+    newer: () => setStarts(starts.slice(0, -1)),
+    reset: () => setStarts([]),
+  };
+}
+
+// Pager is the Newer and Older buttons of pages; next is where the older
+// page starts, undefined when there is none.
+export function Pager<C>({ pages, next }: { pages: ReturnType<typeof usePages<C>>; next: C | undefined }) {
+  return (
+    <p>
+      {!pages.newest && (
+        <button className="secondary" onClick={pages.newer}>
+          Newer
+        </button>
+      )}{" "}
+      {next !== undefined && (
+        <button className="secondary" onClick={() => pages.older(next)}>
+          Older
+        </button>
+      )}
+    </p>
+  );
+}

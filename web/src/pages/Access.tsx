@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { Api, tenantPath, type Tenant } from "../api";
-import { ErrorLine, Head, useLoad } from "../ui";
+import { ErrorLine, Head, useAction, useLoad } from "../ui";
 
 interface TokenView {
   id: string;
@@ -24,18 +24,10 @@ export function Access({ api, tenant, onChanged }: { api: Api; tenant: Tenant; o
   const tokens = useLoad(() => api.get<TokenView[]>(path), [api, path]);
   const [role, setRole] = useState<(typeof roles)[number]>("viewer");
   const [made, setMade] = useState<{ token: string; id: string; role: string }>();
-  const [error, setError] = useState<unknown>();
+  const { error, run } = useAction();
   const [days, setDays] = useState(String(tenant.retentionDays ?? ""));
   const [savedDays, setSavedDays] = useState(false);
 
-  async function run(f: () => Promise<void>) {
-    setError(undefined);
-    try {
-      await f();
-    } catch (e) {
-      setError(e);
-    }
-  }
   const create = (e: FormEvent) => {
     e.preventDefault();
     run(async () => {

@@ -1,6 +1,5 @@
-import { useState } from "react";
 import { Api, tenantPath, type AuditRecord } from "../api";
-import { ErrorLine, Head, useLoad } from "../ui";
+import { ErrorLine, Head, Pager, useLoad, usePages } from "../ui";
 
 const pageSize = 50;
 
@@ -13,9 +12,9 @@ export function shortAction(action: string): string {
 // tried to change what, and how it ended; a replay's record says which
 // exchange, its outcome and whether it was edited (admin role).
 export function Audit({ api, tenant }: { api: Api; tenant: string }) {
-  // The ids the pages shown start before: [] is the newest page.
-  const [befores, setBefores] = useState<number[]>([]);
-  const before = befores[befores.length - 1];
+  // A page starts before a record's id.
+  const pages = usePages<number>();
+  const before = pages.start;
   const recs = useLoad(
     () => api.get<AuditRecord[]>(`${tenantPath(tenant)}/audit?order=newest&limit=${pageSize}${before ? `&before=${before}` : ""}`),
     [api, tenant, before],
@@ -29,7 +28,7 @@ export function Audit({ api, tenant }: { api: Api; tenant: string }) {
         <span className="hint">Every call that changed something or tried to, newest first; the control plane keeps the last 10,000.</span>
       </header>
       <ErrorLine error={recs.error} />
-      {recs.data && rows.length === 0 && <p>{befores.length > 0 ? "No older record." : "Nothing yet."}</p>}
+      {recs.data && rows.length === 0 && <p>{pages.newest ? "Nothing yet." : "No older record."}</p>}
       {rows.length > 0 && (
         <table>
           <Head cols={["When", "Who", "What", "Answer", "Detail"]} />
@@ -57,18 +56,7 @@ export function Audit({ api, tenant }: { api: Api; tenant: string }) {
           </tbody>
         </table>
       )}
-      <p>
-        {befores.length > 0 && (
-          <button className="secondary" onClick={() => setBefores(befores.slice(0, -1))}>
-            Newer
-          </button>
-        )}{" "}
-        {rows.length === pageSize && (
-          <button className="secondary" onClick={() => setBefores([...befores, rows[rows.length - 1].id])}>
-            Older
-          </button>
-        )}
-      </p>
+      <Pager pages={pages} next={rows.length === pageSize ? rows[rows.length - 1].id : undefined} />
     </section>
   );
 }

@@ -1,6 +1,6 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { Api, type Bulk, type ExchangeSummary } from "../api";
-import { ErrorLine, useLoad } from "../ui";
+import { ErrorLine, useAction, useLoad } from "../ui";
 
 // countMatching counts the exchanges a bulk replay would walk (route,
 // status, from..to), 500 a page, stopping at most: what its progress is
@@ -39,8 +39,7 @@ export function BulkReplay({ api, appPath, route, status }: { api: Api; appPath:
   // What the bulk replay shown walks: counted when it starts, or when the
   // page finds one it did not start.
   const [totals, setTotals] = useState<Record<string, number>>({});
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
+  const { busy, error, run } = useAction();
   const total = current ? totals[current.id] : undefined;
 
   const unknown = current && total === undefined ? current : undefined;
@@ -54,18 +53,6 @@ export function BulkReplay({ api, appPath, route, status }: { api: Api; appPath:
     );
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [api, appPath, unknown?.id]);
-
-  async function run(f: () => Promise<void>) {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await f();
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  }
 
   function ask(e: FormEvent) {
     e.preventDefault();

@@ -55,6 +55,10 @@ describe("Exchanges", () => {
     await userEvent.click(await screen.findByRole("button", { name: "X-1" }));
     const x = await screen.findByRole("region", { name: "Exchange X-1" });
     expect(calls.some((c) => c.includes("/exchanges?status=failed&limit=50"))).toBe(true);
+    // The same search again asks again: what came since is listed.
+    const asked = calls.filter((c) => c.includes("/exchanges?status=failed&limit=50")).length;
+    await userEvent.click(screen.getByRole("button", { name: "Search" }));
+    await waitFor(() => expect(calls.filter((c) => c.includes("/exchanges?status=failed&limit=50")).length).toBe(asked + 1));
     expect((await within(x).findByText("to[direct:post]")).closest("li")!.className).toBe("failed");
     expect(within(x).getByLabelText("Body").textContent).toBe('{"id":"d-5","card":"****"}');
     expect(within(x).getByText(/Exception: java.net.ConnectException: Connection refused/)).toBeTruthy();

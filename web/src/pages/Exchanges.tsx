@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { Api, type ExchangeDetail, type ExchangeSummary, type Original, type Replay } from "../api";
 import { AppChoice, useAppChoice } from "./AppChoice";
 import { BulkReplay } from "./BulkReplay";
-import { ErrorLine, Head, useLoad } from "../ui";
+import { ErrorLine, Head, Pager, useAction, useLoad, usePages } from "../ui";
 
 export interface Filter {
   route: string;
@@ -50,14 +50,14 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
   const { env, appPath } = choice;
   const [draft, setDraft] = useState<Filter>(() => fromURL(window.location.search));
   const [filter, setFilter] = useState<Filter>(draft);
-  const [cursors, setCursors] = useState<string[]>([]);
+  const pages = usePages<string>();
   // Following, the newest page is asked again every 5 s; an older page
   // stays as it was read.
   const [follow, setFollow] = useState(false);
   const page = useLoad(
-    () => (appPath ? api.get<{ exchanges: ExchangeSummary[]; next?: string }>(`${appPath}/exchanges?${query(filter, cursors[cursors.length - 1])}`) : Promise.resolve(undefined)),
-    [api, appPath, filter, cursors],
-    follow && cursors.length === 0 ? 5000 : undefined,
+    () => (appPath ? api.get<{ exchanges: ExchangeSummary[]; next?: string }>(`${appPath}/exchanges?${query(filter, pages.start)}`) : Promise.resolve(undefined)),
+    [api, appPath, filter, pages.start],
+    follow && pages.newest ? 5000 : undefined,
   );
   const [open, setOpen] = useState<string>();
   // Time to interactive, for docs/benchmarks.md: the first page shown.
@@ -68,8 +68,9 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
 
   function search(e: FormEvent) {
     e.preventDefault();
-    setCursors([]);
-    setFilter(draft);
+    pages.reset();
+    // A copy: searching again with the same filter asks again.
+    setFilter({ ...draft });
   }
   const set = (k: keyof Filter) => (e: { target: { value: string } }) => setDraft({ ...draft, [k]: e.target.value });
 
@@ -78,7 +79,7 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
       <header className="page-head">
         <h2 id="ex-title">Exchanges</h2>
         <span>
-          <AppChoice choice={choice} onChange={() => (setOpen(undefined), setCursors([]))} />
+          <AppChoice choice={choice} onChange={() => (setOpen(undefined), pages.reset())} />
         </span>
       </header>
       <form className="inline filters" onSubmit={search} aria-label="Filter exchanges">
@@ -139,18 +140,7 @@ export function Exchanges({ api, tenant }: { api: Api; tenant: string }) {
           </tbody>
         </table>
       )}
-      <p>
-        {cursors.length > 0 && (
-          <button className="secondary" onClick={() => setCursors(cursors.slice(0, -1))}>
-            Newer
-          </button>
-        )}{" "}
-        {page.data?.next && (
-          <button className="secondary" onClick={() => setCursors([...cursors, page.data!.next!])}>
-            Older
-          </button>
-        )}
-      </p>
+      <Pager pages={pages} next={page.data?.next || undefined} />
       {appPath && open && <Exchange key={open} api={api} appPath={appPath} id={open} onOpen={setOpen} />}
       {appPath && <BulkReplay key={`${appPath}?${filter.route}&${filter.status}`} api={api} appPath={appPath} route={filter.route} status={filter.status} />}
     </section>
@@ -168,15 +158,11 @@ function Exchange({ api, appPath, id, onOpen }: { api: Api; appPath: string; id:
   const kept = useLoad(() => api.get<{ original: Original | null; replays: Replay[] }>(`${path}/replays`), [api, path], 5000);
   const failedAt = kept.data?.original?.failedAt?.node;
   const [replay, setReplay] = useState<Replay>();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
-
+  const { busy, error, run } = useAction();
   const [edit, setEdit] = useState<{ body: string; headers: string }>();
 
-  async function doReplay(atNode: boolean, edited?: { body: string; headers: string }) {
-    setBusy(true);
-    setError(undefined);
-    try {
+  const doReplay = (atNode: boolean, edited?: { body: string; headers: string }) =>
+    run(async () => {
       const req: Record<string, unknown> = atNode ? { at: "node" } : {};
       if (edited) {
         req.body = edited.body;
@@ -184,12 +170,7 @@ function Exchange({ api, appPath, id, onOpen }: { api: Api; appPath: string; id:
       }
       setReplay(await api.call<Replay>("POST", `${path}/replay`, req));
       setEdit(undefined);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  }
+    });
 
   const d = x.data;
   return (

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { Api, tenantPath, type Runner, type RunnerStatus, type RunnerToken } from "../api";
-import { ago, ErrorLine, Head, until, useLoad } from "../ui";
+import { ago, ErrorLine, Head, until, useAction, useLoad } from "../ui";
 
 // Runners: each of the tenant's runners, connected or not and since when,
 // its version and certificate; "add a runner" makes a one-time token and
@@ -90,23 +90,16 @@ function RunnerDetail({ api, tenant, runner }: { api: Api; tenant: string; runne
   );
   const s = st.data;
   const n = s?.node;
-  const [busy, setBusy] = useState(false);
+  const action = useAction();
+  const { busy, error } = action;
   const [said, setSaid] = useState<string>();
-  const [error, setError] = useState<unknown>();
   const path = `${tenantPath(tenant)}/runners/${encodeURIComponent(runner.id)}`;
 
-  async function run(f: () => Promise<string>) {
-    setBusy(true);
-    setError(undefined);
+  // run runs f, which says in a line what it did.
+  const run = (f: () => Promise<string>) => {
     setSaid(undefined);
-    try {
-      setSaid(await f());
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  }
+    return action.run(async () => setSaid(await f()));
+  };
   const upgrade = () => {
     if (!window.confirm(`Upgrade ${runner.name} to the cameleer this control plane serves? Its node restarts on it, and rolls back by itself if it does not come up healthy.`)) return;
     run(async () => {
